@@ -1,0 +1,24 @@
+import type { ResolutionError } from '../errors.js';
+import type { Target } from '../pool/target.js';
+
+/** What a discovery source reports after each lookup. */
+export type DiscoveryUpdate =
+  /** The current set of targets (never empty). */
+  | { readonly kind: 'targets'; readonly targets: readonly Target[]; readonly ttlMs: number; readonly queries: number; readonly durationMs: number }
+  /** An authoritative statement that the service has no ready endpoints (after any grace period). */
+  | { readonly kind: 'empty'; readonly reason: string; readonly queries: number; readonly durationMs: number }
+  /** The lookup failed; the last known targets still stand. */
+  | { readonly kind: 'error'; readonly error: ResolutionError; readonly retryInMs: number; readonly durationMs: number };
+
+/**
+ * Where endpoints come from. DNS is the first source and a static list the second; a
+ * Kubernetes EndpointSlice watcher can be added later by implementing this interface.
+ */
+export interface DiscoverySource {
+  /** Starts discovery; `onUpdate` is called after every lookup. */
+  start(onUpdate: (update: DiscoveryUpdate) => void): void;
+  /** Looks up now (joining a lookup already in flight) and resolves when it is done. */
+  refresh(): Promise<void>;
+  /** Stops timers and cancels work in flight. */
+  close(): void;
+}

@@ -1,0 +1,39 @@
+export { Balancer, createBalancer } from './balancer.js';
+export type { BalancerEvents, BalancerStats, DiscoveryStats, ReadyOptions, ResolveEvent } from './balancer.js';
+export type {
+  AddressDiscoveryOptions,
+  BalancerOptions,
+  LatencyOptions,
+  PickerOption,
+  RefreshOptions,
+  RetryDefaults,
+  RunOptions,
+  SrvDiscoveryOptions,
+  StaticEndpoint,
+  StaticOptions,
+} from './options.js';
+export type { AddressFamily } from './discovery/dns-resolver.js';
+export type { DiscoverySource, DiscoveryUpdate } from './discovery/source.js';
+export { Endpoint } from './pool/endpoint.js';
+export type { Outcome } from './pool/endpoint.js';
+export type { PoolChange } from './pool/pool.js';
+export type { Target } from './pool/target.js';
+export type { Picker, PickRequest } from './pickers/picker.js';
+export type { PickerName } from './pickers/index.js';
+export { RoundRobinPicker } from './pickers/round-robin.js';
+export { RandomPicker } from './pickers/random.js';
+export type { AttemptContext, AttemptFunction } from './retry/failover.js';
+export { classifyFailure } from './retry/classify.js';
+export type { FailureKind } from './retry/classify.js';
+export {
+  AttemptTimeoutError,
+  BalancerClosedError,
+  DeadlineExceededError,
+  HeadlessLbError,
+  InvalidOptionError,
+  NoEndpointsError,
+  NotSentError,
+  ResolutionError,
+  RetryableError,
+} from './errors.js';
+export type { ResolutionFailure } from './errors.js';

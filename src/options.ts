@@ -1,0 +1,190 @@
+import { isIP } from 'node:net';
+import type { Clock } from './clock.js';
+import type { AddressFamily } from './discovery/dns-resolver.js';
+import { InvalidOptionError } from './errors.js';
+import type { PickerName } from './pickers/index.js';
+import type { Picker } from './pickers/picker.js';
+
+/** An endpoint of a static list. */
+export interface StaticEndpoint {
+  readonly address: string;
+  readonly port: number;
+  /** Stable name (e.g. the pod name): the identity, and what shard keys hash on. */
+  readonly name?: string;
+  /** Relative weight for weighted pickers; default 1. */
+  readonly weight?: number;
+}
+
+/** How a picker is chosen: a built-in name, your own Picker. */
+export type PickerOption = PickerName | Picker;
+
+export interface RefreshOptions {
+  /** Floor of the refresh interval (and first failure backoff), ms. Default 1000. */
+  readonly minMs?: number;
+  /** Ceiling of the refresh interval (and of the failure backoff), ms. Default 30000. */
+  readonly maxMs?: number;
+  /** Up to this fraction of the interval a refresh is brought forward at random. Default 0.1. */
+  readonly jitter?: number;
+}
+
+export interface LatencyOptions {
+  /** Time constant of the peak-EWMA decay, ms. Default 10000. */
+  readonly decayMs?: number;
+  /** Latency assumed for an endpoint before its first response, ms. Default 30. */
+  readonly defaultRttMs?: number;
+}
+
+/** Defaults for every `run()` of the balancer; each call can override them. */
+export interface RetryDefaults {
+  /** Retries after the first attempt. Default 2. */
+  readonly retries?: number;
+  /** First backoff ceiling for retries of requests that may have been sent, ms. Default 25. */
+  readonly backoffBaseMs?: number;
+  /** Backoff cap, ms. Default 250. */
+  readonly backoffMaxMs?: number;
+}
+
+interface CommonOptions {
+  /** Picker by name or your own. Default 'round-robin'. */
+  readonly picker?: PickerOption;
+  readonly latency?: LatencyOptions;
+  readonly retry?: RetryDefaults;
+  /** Milliseconds from a monotonic origin; for tests. Default performance.now. */
+  readonly clock?: Clock;
+  /** Uniform random in [0, 1); for tests. Default Math.random. */
+  readonly random?: () => number;
+}
+
+interface DnsOptions extends CommonOptions {
+  /** Name of the headless Service: a FQDN, or a short name expanded with the search list. */
+  readonly service: string;
+  /** DNS servers as 'ip' or 'ip:port'. Default: the system resolvers (/etc/resolv.conf). */
+  readonly dnsServers?: readonly string[];
+  /** Timeout of one DNS message, ms. Default 1000. */
+  readonly dnsTimeoutMs?: number;
+  /** Rounds over the DNS servers before a lookup fails. Default 2. */
+  readonly dnsAttempts?: number;
+  /** Search domains for short names. Default: from /etc/resolv.conf. */
+  readonly search?: readonly string[];
+  /** Names with fewer dots are tried with the search domains first. Default: from /etc/resolv.conf (1 if absent). */
+  readonly ndots?: number;
+  /** Address records to use: 4, 6, or 'auto' (A, else AAAA). Default 'auto'. */
+  readonly family?: AddressFamily;
+  readonly refresh?: RefreshOptions;
+  /** How long an authoritative empty answer must last before the pool empties, ms. Default 0. */
+  readonly emptyGraceMs?: number;
+  readonly endpoints?: never;
+}
+
+/** A/AAAA discovery: one endpoint per address, all on `port`. */
+export interface AddressDiscoveryOptions extends DnsOptions {
+  readonly port: number;
+  readonly portName?: never;
+}
+
+/** SRV discovery: `_<portName>._<protocol>.<service>` gives pod names, ports and weights. */
+export interface SrvDiscoveryOptions extends DnsOptions {
+  readonly portName: string;
+  /** Default 'tcp'. */
+  readonly protocol?: 'tcp' | 'udp' | 'sctp';
+  readonly port?: never;
+}
+
+/** A fixed list of endpoints (no DNS). */
+export interface StaticOptions extends CommonOptions {
+  readonly endpoints: readonly StaticEndpoint[];
+  /** A label for errors and stats. Default 'static'. */
+  readonly service?: string;
+}
+
+export type BalancerOptions = AddressDiscoveryOptions | SrvDiscoveryOptions | StaticOptions;
+
+/** Options of one `run()` call. */
+export interface RunOptions {
+  /** Shard key, for key-aware pickers. */
+  readonly key?: string;
+  /** Aborts the call and every attempt. */
+  readonly signal?: AbortSignal;
+  /** The call may be sent twice: also retry resets, timeouts and RetryableErrors. Default false. */
+  readonly idempotent?: boolean;
+  /** Deadline for the whole call, all attempts together, ms. */
+  readonly timeoutMs?: number;
+  /** Deadline for each attempt, ms. */
+  readonly attemptTimeoutMs?: number;
+  /** Retries after the first attempt (default from the balancer's `retry.retries`). */
+  readonly retries?: number;
+}
+
+export const DEFAULTS = {
+  picker: 'round-robin',
+  refresh: { minMs: 1000, maxMs: 30_000, jitter: 0.1 },
+  latency: { decayMs: 10_000, defaultRttMs: 30 },
+  retry: { retries: 2, backoffBaseMs: 25, backoffMaxMs: 250 },
+  dnsTimeoutMs: 1000,
+  dnsAttempts: 2,
+  emptyGraceMs: 0,
+  family: 'auto',
+  protocol: 'tcp',
+  readyTimeoutMs: 10_000,
+} as const;
+
+// ---- validation helpers: each names the field and the value ----
+
+export function checkObject(value: unknown, field: string): Record<string, unknown> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidOptionError(field, value, 'an object');
+  return value as Record<string, unknown>;
+}
+
+export function checkNumber(value: unknown, field: string, { min, max, integer = false }: { min: number; max?: number; integer?: boolean }): number {
+  const ok = typeof value === 'number' && Number.isFinite(value) && value >= min && (max === undefined || value <= max) && (!integer || Number.isInteger(value));
+  if (!ok) {
+    const range = max === undefined ? `>= ${min}` : `${min}..${max}`;
+    throw new InvalidOptionError(field, value, `${integer ? 'an integer' : 'a number'} ${range}`);
+  }
+  return value as number;
+}
+
+export function optionalNumber(value: unknown, field: string, fallback: number, range: { min: number; max?: number; integer?: boolean }): number {
+  return value === undefined ? fallback : checkNumber(value, field, range);
+}
+
+export function checkPort(value: unknown, field: string): number {
+  return checkNumber(value, field, { min: 1, max: 65535, integer: true });
+}
+
+/** A DNS name (RFC 1123 labels; underscores allowed for SRV-style labels), optional trailing dot. */
+export function checkDnsName(value: unknown, field: string): string {
+  const expected = "a DNS name such as 'web-headless.default.svc.cluster.local' or 'web-headless'";
+  if (typeof value !== 'string' || value.length === 0 || value.length > 254) throw new InvalidOptionError(field, value, expected);
+  if (isIP(value) !== 0) throw new InvalidOptionError(field, value, `${expected}; for fixed addresses use the 'endpoints' option`);
+  const name = value.endsWith('.') ? value.slice(0, -1) : value;
+  const labels = name.split('.');
+  const valid = labels.every((label) => /^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/.test(label));
+  if (!valid) throw new InvalidOptionError(field, value, expected);
+  return value;
+}
+
+export function checkBoolean(value: unknown, field: string): boolean {
+  if (typeof value !== 'boolean') throw new InvalidOptionError(field, value, 'true or false');
+  return value;
+}
+
+export function checkFunction<T>(value: unknown, field: string): T {
+  if (typeof value !== 'function') throw new InvalidOptionError(field, value, 'a function');
+  return value as T;
+}
+
+export function checkSignal(value: unknown, field: string): AbortSignal {
+  if (!(value instanceof AbortSignal)) throw new InvalidOptionError(field, value, 'an AbortSignal');
+  return value;
+}
+
+/** Rejects keys that no option has: a typo should not be silently ignored. */
+export function checkKnownKeys(value: Record<string, unknown>, known: readonly string[], field: string): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      const path = field === '' ? key : `${field}.${key}`;
+      throw new InvalidOptionError(path, value[key], `no such option; known: ${known.join(', ')}`);
+    }
+  }
+}

@@ -1,0 +1,165 @@
+import type { Clock } from '../clock.js';
+import { PeakEwma } from './peak-ewma.js';
+import type { Target } from './target.js';
+
+/** Load-metric settings shared by every endpoint of a balancer. */
+export interface EndpointMetricsOptions {
+  /** Time constant of the peak-EWMA latency decay, ms. */
+  readonly decayMs: number;
+  /** Latency assumed for an endpoint before its first response, ms. */
+  readonly defaultRttMs: number;
+}
+
+/** The outcome of one request, as recorded on an endpoint. */
+export type Outcome = 'success' | 'failure' | 'cancelled';
+
+/**
+ * A backend (one pod) in the pool. The object lives as long as the pod does: it keeps its
+ * identity and load statistics across DNS refreshes, even when the pod's IP changes (SRV mode).
+ * Pickers read the load fields; they never mutate them.
+ */
+export class Endpoint {
+  readonly id: string;
+  /** When the endpoint joined the pool (clock ms). */
+  readonly addedAt: number;
+  private target: Target;
+  private readonly clock: Clock;
+  private readonly ewma: PeakEwma;
+  private inflightCount = 0;
+  private successCount = 0;
+  private failureCount = 0;
+  private consecutive = 0;
+  private lastLatency: number | undefined;
+
+  /** @internal */
+  constructor(target: Target, clock: Clock, metrics: EndpointMetricsOptions) {
+    this.id = target.id;
+    this.target = target;
+    this.clock = clock;
+    this.addedAt = clock();
+    this.ewma = new PeakEwma(metrics.decayMs, metrics.defaultRttMs, this.addedAt);
+  }
+
+  get address(): string {
+    return this.target.address;
+  }
+  get addresses(): readonly string[] {
+    return this.target.addresses;
+  }
+  get port(): number {
+    return this.target.port;
+  }
+  get family(): 4 | 6 {
+    return this.target.family;
+  }
+  /** The pod's DNS name in SRV mode (or as given in a static list). */
+  get name(): string | undefined {
+    return this.target.name;
+  }
+  get weight(): number {
+    return this.target.weight;
+  }
+  get priority(): number {
+    return this.target.priority;
+  }
+  /** `address:port`, bracketed for IPv6: ready for a URL. */
+  get host(): string {
+    return this.target.family === 6 ? `[${this.target.address}]:${this.target.port}` : `${this.target.address}:${this.target.port}`;
+  }
+
+  /** Requests now in flight on this endpoint. */
+  get inflight(): number {
+    return this.inflightCount;
+  }
+  get successes(): number {
+    return this.successCount;
+  }
+  get failures(): number {
+    return this.failureCount;
+  }
+  /** Failures since the last success. */
+  get consecutiveFailures(): number {
+    return this.consecutive;
+  }
+  /** Latency of the last successful request, ms. */
+  get lastLatencyMs(): number | undefined {
+    return this.lastLatency;
+  }
+  /** Peak-EWMA latency estimate now, ms (the default RTT until the first response). */
+  get latencyMs(): number {
+    return this.ewma.value(this.clock());
+  }
+  /** Whether a latency sample was observed yet. */
+  get hasLatency(): boolean {
+    return this.ewma.hasSamples;
+  }
+
+  /**
+   * Marks the start of a request; returns its start time for `finish`.
+   * @internal
+   */
+  start(): number {
+    this.inflightCount++;
+    return this.clock();
+  }
+
+  /**
+   * Marks the end of a request started with `start`.
+   * @internal
+   */
+  finish(startedAt: number, outcome: Outcome): void {
+    if (this.inflightCount > 0) this.inflightCount--;
+    if (outcome === 'cancelled') return;
+    const now = this.clock();
+    if (outcome === 'success') {
+      const latency = now - startedAt;
+      this.successCount++;
+      this.consecutive = 0;
+      this.lastLatency = latency;
+      this.ewma.observe(latency, now);
+    } else {
+      this.failureCount++;
+      this.consecutive++;
+    }
+  }
+
+  /**
+   * Replaces the addressing data (same identity, e.g. a pod restarted with a new IP).
+   * Returns true when anything changed.
+   * @internal
+   */
+  update(target: Target): boolean {
+    const prev = this.target;
+    const changed =
+      prev.address !== target.address ||
+      prev.port !== target.port ||
+      prev.family !== target.family ||
+      prev.name !== target.name ||
+      prev.weight !== target.weight ||
+      prev.priority !== target.priority ||
+      !sameList(prev.addresses, target.addresses);
+    if (changed) this.target = target;
+    return changed;
+  }
+
+  toJSON(): Record<string, unknown> {
+    return {
+      id: this.id,
+      address: this.address,
+      port: this.port,
+      family: this.family,
+      name: this.name,
+      weight: this.weight,
+      inflight: this.inflight,
+      successes: this.successes,
+      failures: this.failures,
+      latencyMs: this.latencyMs,
+    };
+  }
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
