@@ -1,13 +1,19 @@
 import { EventEmitter } from 'eventemitter3';
-import type { Clock } from './clock.js';
 import { resolveConfig, type BalancerConfig } from './config.js';
+import { channels, type AttemptEndMessage, type AttemptStartMessage } from './diagnostics.js';
 import type { DiscoveryUpdate } from './discovery/source.js';
-import { BalancerClosedError, InvalidOptionError, NoEndpointsError, ResolutionError } from './errors.js';
-import { DEFAULTS, checkBoolean, checkNumber, checkObject, checkSignal, checkKnownKeys, type BalancerOptions, type RunOptions } from './options.js';
+import { BalancerClosedError, InvalidOptionError, NoEndpointsError, type ResolutionError } from './errors.js';
+import { DEFAULTS, checkBoolean, checkKnownKeys, checkNumber, checkObject, checkSignal, type BalancerOptions, type RunOptions } from './options.js';
 import type { Picker } from './pickers/picker.js';
-import type { Endpoint } from './pool/endpoint.js';
+import type { Endpoint, EndpointState } from './pool/endpoint.js';
+import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js';
 import { EndpointPool, type PoolChange } from './pool/pool.js';
-import { runWithFailover, type AttemptFunction } from './retry/failover.js';
+import { Budget } from './retry/budget.js';
+import { classifyFailure } from './retry/classify.js';
+import { runWithFailover, type AttemptFunction, type AttemptOutcome, type FailoverHost, type FailoverPlan } from './retry/failover.js';
+import { LatencyHistogram } from './retry/latency-histogram.js';
+import { markBudgetExhausted } from './retry/marks.js';
+import { SlowStart } from './pool/slow-start.js';
 
 /** A successful lookup. */
 export interface ResolveEvent {
@@ -16,6 +22,12 @@ export interface ResolveEvent {
   readonly ttlMs: number;
   /** DNS messages sent for this lookup. */
   readonly queries: number;
+  readonly durationMs: number;
+}
+
+export interface EjectEvent {
+  readonly endpoint: Endpoint;
+  readonly reason: EjectionReason;
   readonly durationMs: number;
 }
 
@@ -29,6 +41,16 @@ export interface BalancerEvents {
   empty: [event: { readonly reason: string }];
   /** A lookup failed; the last known pool is kept and discovery retries with backoff. */
   'resolve-error': [error: ResolutionError];
+  /** An endpoint was ejected by outlier detection. */
+  eject: [event: EjectEvent];
+  /** An ejected endpoint's time is up: it takes traffic again, on probation. */
+  return: [endpoint: Endpoint];
+  /** An endpoint on probation succeeded: healthy again. */
+  recover: [endpoint: Endpoint];
+  /** Panic mode started (`active: true`) or ended: too few healthy endpoints, so all are used. */
+  panic: [event: { readonly active: boolean; readonly healthy: number; readonly total: number }];
+  /** A retry was refused because the retry budget is spent; the original error is returned. */
+  'budget-exhausted': [event: { readonly error: unknown }];
   /** Any background error (today: the same failures as 'resolve-error'). Never thrown. */
   error: [error: Error];
   /** The balancer was closed. */
@@ -52,49 +74,104 @@ export interface DiscoveryStats {
   readonly lastErrorAt: number | undefined;
 }
 
+/** One endpoint in `stats()`. */
+export interface EndpointStats {
+  readonly id: string;
+  readonly address: string;
+  readonly port: number;
+  readonly name: string | undefined;
+  readonly weight: number;
+  readonly state: EndpointState;
+  readonly inflight: number;
+  readonly latencyMs: number;
+  readonly successes: number;
+  readonly failures: number;
+  readonly ejections: number;
+}
+
 export interface BalancerStats {
   readonly service: string;
   readonly picker: string;
-  readonly endpoints: readonly ReturnType<Endpoint['toJSON']>[];
+  readonly size: number;
+  readonly healthy: number;
+  readonly panic: boolean;
+  /** Retries the budget allows now (Infinity without a budget). */
+  readonly retryBudgetLeft: number;
+  readonly calls: number;
+  readonly retries: number;
+  readonly hedges: number;
+  readonly endpoints: readonly EndpointStats[];
   readonly discovery: DiscoveryStats;
 }
 
-const RUN_KEYS = ['key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries'] as const;
+const RUN_KEYS = ['key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries', 'hedge'] as const;
+const MIN_HEDGE_DELAY_MS = 1;
 
 /**
  * A client-side load balancer over the pods of one headless Service (or a static list):
- * discovery feeds the endpoint pool, the picker chooses per request, `run` executes with failover.
+ * discovery feeds the endpoint pool, outlier detection keeps failing pods out, the picker
+ * chooses per request, and `run` executes with failover, budgets and deadlines.
  */
 export class Balancer extends EventEmitter<BalancerEvents> {
   readonly service: string;
   private readonly config: BalancerConfig;
   private readonly pool: EndpointPool;
   private readonly picker: Picker;
+  private readonly detector: OutlierDetector | undefined;
+  private readonly slowStart: SlowStart | undefined;
+  private readonly retryBudget: Budget | undefined;
+  private readonly hedgeBudget: Budget;
+  private readonly latencies: LatencyHistogram;
+  /** Endpoints a request may go to now: the healthy ones, or all of them in panic mode. */
+  private candidates: readonly Endpoint[] = [];
+  private healthyCount = 0;
+  private panicking = false;
+  private candidatesStale = true;
   private closed = false;
   private emptyReason = 'no lookup has completed yet';
   private firstLookupDone = false;
   private readonly firstLookupWaiters = new Set<() => void>();
+  private counters = { calls: 0, retries: 0, hedges: 0 };
   private discoveryStats: DiscoveryStats = { lookups: 0, failures: 0, queries: 0, lastSuccessAt: undefined, lastError: undefined, lastErrorAt: undefined };
 
   /** Use `createBalancer`. */
   constructor(options: BalancerOptions) {
     super();
-    this.config = resolveConfig(options);
-    this.service = this.config.service;
-    this.picker = this.config.picker;
-    this.pool = new EndpointPool(this.config.clock, this.config.metrics);
+    const config = resolveConfig(options);
+    this.config = config;
+    this.service = config.service;
+    this.picker = config.picker;
+    this.pool = new EndpointPool(config.clock, config.metrics);
+    this.retryBudget = config.retryBudget === undefined ? undefined : new Budget(config.retryBudget, config.clock);
+    this.hedgeBudget = new Budget(config.hedgeBudget, config.clock);
+    this.latencies = new LatencyHistogram(10_000, config.clock);
+    this.slowStart = config.slowStart.windowMs > 0 ? new SlowStart(config.slowStart, config.random) : undefined;
+    this.detector =
+      config.outlierDetection === undefined
+        ? undefined
+        : new OutlierDetector(config.outlierDetection, config.clock, config.random, () => this.pool.size, {
+            onEject: (endpoint, reason, durationMs) => {
+              this.candidatesStale = true;
+              this.emit('eject', { endpoint, reason, durationMs });
+            },
+            onReturn: (endpoint) => {
+              this.candidatesStale = true;
+              this.emit('return', endpoint);
+            },
+            onRecover: (endpoint) => this.emit('recover', endpoint),
+          });
     this.picker.update?.(this.pool.endpoints);
-    this.config.discovery.start((update) => this.onDiscovery(update));
+    config.discovery.start((update) => this.onDiscovery(update));
   }
 
-  /** The current endpoints. */
+  /** The current endpoints (all of them, whatever their health). */
   endpoints(): readonly Endpoint[] {
     return this.pool.endpoints;
   }
 
   /**
    * Resolves once the pool has at least one endpoint. Rejects on timeout (with the last lookup
-   * error or empty answer as the cause), on abort, or when the balancer closes.
+   * error as the cause), on abort, or when the balancer closes.
    */
   ready(options: ReadyOptions = {}): Promise<void> {
     const input = checkObject(options, 'options');
@@ -125,7 +202,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       };
       const timer = setTimeout(() => {
         cleanup();
-        reject(this.noEndpoints(`not ready after ${timeoutMs} ms`));
+        reject(this.noEndpoints(`not ready after ${timeoutMs} ms (${this.emptyReason})`));
       }, timeoutMs);
       timer.unref();
       if (signal?.aborted) return onAbort();
@@ -135,7 +212,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     });
   }
 
-  /** Chooses an endpoint for one request. Throws NoEndpointsError when the pool is empty. */
+  /** Chooses an endpoint for one request. Throws NoEndpointsError when there is none. */
   pick(options: { readonly key?: string } = {}): Endpoint {
     if (this.closed) throw new BalancerClosedError();
     const key = options.key;
@@ -163,10 +240,28 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   }
 
   stats(): BalancerStats {
+    this.refreshCandidates();
     return {
       service: this.service,
       picker: this.picker.name,
-      endpoints: this.pool.endpoints.map((e) => e.toJSON()),
+      size: this.pool.size,
+      healthy: this.healthyCount,
+      panic: this.panicking,
+      retryBudgetLeft: this.retryBudget?.available() ?? Number.POSITIVE_INFINITY,
+      ...this.counters,
+      endpoints: this.pool.endpoints.map((e) => ({
+        id: e.id,
+        address: e.address,
+        port: e.port,
+        name: e.name,
+        weight: e.weight,
+        state: e.state,
+        inflight: e.inflight,
+        latencyMs: e.latencyMs,
+        successes: e.successes,
+        failures: e.failures,
+        ejections: e.ejections,
+      })),
       discovery: this.discoveryStats,
     };
   }
@@ -190,44 +285,137 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     return this.closed;
   }
 
-  private readonly failoverHost = {
-    pickFor: (key: string | undefined, tried: Set<Endpoint>, attempt: number): Endpoint => this.pickFor(key, tried, attempt),
-    clock: (): number => this.config.clock(),
-    random: (): number => this.config.random(),
-  } satisfies { pickFor: unknown; clock: Clock; random: () => number };
+  private readonly failoverHost: FailoverHost = {
+    pickFor: (key, tried, attempt) => this.pickFor(key, tried, attempt),
+    attemptStarted: (endpoint, attempt, hedged) => {
+      if (attempt > 1 && !hedged) this.counters.retries++;
+      if (hedged) this.counters.hedges++;
+      if (channels.attemptStart.hasSubscribers) {
+        channels.attemptStart.publish({ service: this.service, endpoint, attempt, hedged } satisfies AttemptStartMessage);
+      }
+      return endpoint.start();
+    },
+    attemptEnded: (endpoint, startedAt, outcome, attempt, hedged) => this.attemptEnded(endpoint, startedAt, outcome, attempt, hedged),
+    callStarted: () => {
+      this.counters.calls++;
+      this.retryBudget?.deposit();
+      this.hedgeBudget.deposit();
+    },
+    allowRetry: (error) => {
+      if (this.retryBudget === undefined || this.retryBudget.tryWithdraw()) return true;
+      markBudgetExhausted(error);
+      this.emit('budget-exhausted', { error });
+      return false;
+    },
+    allowHedge: () => this.hedgeBudget.tryWithdraw(),
+    random: () => this.config.random(),
+  };
+
+  private attemptEnded(endpoint: Endpoint, startedAt: number, outcome: AttemptOutcome, attempt: number, hedged: boolean): void {
+    let result: 'success' | 'failure' | 'cancelled';
+    if (outcome.kind === 'cancelled') result = 'cancelled';
+    else if (outcome.kind === 'success' || !this.config.isFailure(outcome.error)) result = 'success';
+    else result = 'failure';
+    endpoint.finish(startedAt, result);
+    if (result === 'success') {
+      if (endpoint.lastLatencyMs !== undefined) this.latencies.record(endpoint.lastLatencyMs);
+      this.detector?.onSuccess(endpoint);
+    } else if (result === 'failure' && outcome.kind === 'error') {
+      this.detector?.onFailure(endpoint, classifyFailure(outcome.error));
+    }
+    if (channels.attemptEnd.hasSubscribers) {
+      channels.attemptEnd.publish({
+        service: this.service,
+        endpoint,
+        attempt,
+        hedged,
+        outcome: result,
+        durationMs: this.config.clock() - startedAt,
+        error: outcome.kind === 'error' ? outcome.error : undefined,
+      } satisfies AttemptEndMessage);
+    }
+  }
 
   private pickFor(key: string | undefined, tried: Set<Endpoint> | undefined, attempt: number): Endpoint {
     if (this.closed) throw new BalancerClosedError();
-    const endpoints = this.pool.endpoints;
-    if (endpoints.length === 0) throw this.noEndpoints(this.emptyReason);
-    let chosen = this.picker.pick(endpoints, { key, tried, attempt });
+    this.refreshCandidates();
+    const candidates = this.candidates;
+    if (candidates.length === 0) throw this.noEndpoints(this.emptyReason);
+    let chosen = this.picker.pick(candidates, { key, tried, attempt });
     if (chosen === undefined && tried !== undefined && tried.size > 0) {
       // Every endpoint was tried: start a new round rather than fail while retries remain.
       tried.clear();
-      chosen = this.picker.pick(endpoints, { key, tried, attempt });
+      chosen = this.picker.pick(candidates, { key, tried, attempt });
     }
     if (chosen === undefined) throw this.noEndpoints(`picker '${this.picker.name}' found no acceptable endpoint`);
+    if (this.slowStart !== undefined) chosen = this.slowStart.admit(chosen, candidates, this.picker, { key, tried, attempt }, this.config.clock());
     return chosen;
+  }
+
+  /**
+   * Rebuilds the candidate list when health or the pool changed: the endpoints not ejected, of
+   * the best SRV priority present; all endpoints when too few are healthy (panic mode).
+   */
+  private refreshCandidates(): void {
+    if (this.detector?.expire()) this.candidatesStale = true;
+    if (!this.candidatesStale) return;
+    this.candidatesStale = false;
+    const all = this.pool.endpoints;
+    const threshold = this.detector === undefined ? 0 : this.config.outlierDetection!.consecutiveFailures;
+    const available: Endpoint[] = [];
+    let healthy = 0;
+    let bestPriority = Number.POSITIVE_INFINITY;
+    for (const endpoint of all) {
+      if (endpoint.state === 'ejected') continue;
+      available.push(endpoint);
+      bestPriority = Math.min(bestPriority, endpoint.priority);
+      // An endpoint kept in only by the ejection cap is not healthy.
+      if (threshold === 0 || endpoint.consecutiveFailures < threshold) healthy++;
+    }
+    this.healthyCount = healthy;
+    const panic = all.length > 0 && healthy / all.length < this.config.panicThreshold;
+    const preferred = available.some((e) => e.priority !== bestPriority) ? available.filter((e) => e.priority === bestPriority) : available;
+    this.candidates = panic || preferred.length === 0 ? all : preferred.length === all.length ? all : preferred;
+    if (panic !== this.panicking) {
+      this.panicking = panic;
+      this.emit('panic', { active: panic, healthy, total: all.length });
+    }
   }
 
   private noEndpoints(reason: string): NoEndpointsError {
     return new NoEndpointsError(this.service, reason, { cause: this.discoveryStats.lastError });
   }
 
-  private plan(options: RunOptions) {
+  private plan(options: RunOptions): FailoverPlan {
     const input = checkObject(options, 'options');
     checkKnownKeys(input, RUN_KEYS, 'options');
     const defaults = this.config.retry;
+    const idempotent = input.idempotent === undefined ? false : checkBoolean(input.idempotent, 'idempotent');
     return {
       key: input.key === undefined ? undefined : checkString(input.key, 'key'),
       signal: input.signal === undefined ? undefined : checkSignal(input.signal, 'signal'),
-      idempotent: input.idempotent === undefined ? false : checkBoolean(input.idempotent, 'idempotent'),
+      idempotent,
       timeoutMs: input.timeoutMs === undefined ? undefined : checkNumber(input.timeoutMs, 'timeoutMs', { min: 0 }),
       attemptTimeoutMs: input.attemptTimeoutMs === undefined ? undefined : checkNumber(input.attemptTimeoutMs, 'attemptTimeoutMs', { min: 0 }),
       retries: input.retries === undefined ? defaults.retries : checkNumber(input.retries, 'retries', { min: 0, max: 100, integer: true }),
       backoffBaseMs: defaults.backoffBaseMs,
       backoffMaxMs: defaults.backoffMaxMs,
+      hedgeDelayMs: input.hedge === undefined ? undefined : this.hedgeDelay(input.hedge, idempotent),
     };
+  }
+
+  private hedgeDelay(value: unknown, idempotent: boolean): number | undefined {
+    const hedge = checkObject(value, 'hedge');
+    checkKnownKeys(hedge, ['delayMs', 'percentile'], 'hedge');
+    if (!idempotent) throw new InvalidOptionError('hedge', value, 'to be used with idempotent: true only (a hedge sends the request twice)');
+    const delayMs = hedge.delayMs === undefined ? undefined : checkNumber(hedge.delayMs, 'hedge.delayMs', { min: 0 });
+    if (hedge.percentile === undefined) {
+      if (delayMs === undefined) throw new InvalidOptionError('hedge', value, '{ delayMs } or { percentile }');
+      return delayMs;
+    }
+    const q = checkNumber(hedge.percentile, 'hedge.percentile', { min: 0, max: 1 });
+    const observed = this.latencies.percentile(q);
+    return observed === undefined ? delayMs : Math.max(MIN_HEDGE_DELAY_MS, observed);
   }
 
   private waitForFirstLookup(signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<void> {
@@ -264,10 +452,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       this.discoveryStats = { ...stats, lookups: stats.lookups + 1, queries: stats.queries + update.queries, lastSuccessAt: now };
       const change = this.pool.update(update.kind === 'targets' ? update.targets : []);
       if (update.kind === 'empty') this.emptyReason = update.reason;
-      if (change !== undefined) {
-        this.picker.update?.(change.endpoints);
-        this.emit('change', change);
-      }
+      if (change !== undefined) this.applyChange(change);
       if (update.kind === 'empty') this.emit('empty', { reason: update.reason });
       else this.emit('resolve', { endpoints: update.targets.length, ttlMs: update.ttlMs, queries: update.queries, durationMs: update.durationMs });
     }
@@ -275,6 +460,18 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       this.firstLookupDone = true;
       for (const wake of [...this.firstLookupWaiters]) wake();
     }
+  }
+
+  private applyChange(change: PoolChange): void {
+    this.detector?.forget(change.removed);
+    // Endpoints present at the first lookup are not "new": only later arrivals ramp up.
+    if (!this.firstLookupDone) for (const endpoint of change.added) endpoint.health.availableSince = Number.NEGATIVE_INFINITY;
+    this.candidatesStale = true;
+    this.picker.update?.(change.endpoints);
+    if (channels.poolChange.hasSubscribers) {
+      channels.poolChange.publish({ service: this.service, added: change.added, removed: change.removed, updated: change.updated, size: change.endpoints.length });
+    }
+    this.emit('change', change);
   }
 }
 

@@ -10,9 +10,13 @@ import { InvalidOptionError } from './errors.js';
 import { createPicker } from './pickers/index.js';
 import type { Picker } from './pickers/picker.js';
 import type { EndpointMetricsOptions } from './pool/endpoint.js';
+import type { OutlierDetectionConfig } from './pool/outlier-detector.js';
+import type { BudgetOptions as BudgetConfig } from './retry/budget.js';
+import { classifyFailure } from './retry/classify.js';
 import type { Target } from './pool/target.js';
 import {
   DEFAULTS,
+  checkBoolean,
   checkDnsName,
   checkFunction,
   checkKnownKeys,
@@ -24,17 +28,41 @@ import {
 } from './options.js';
 
 /** Everything a balancer needs, validated and with defaults applied. */
+export interface SlowStartConfig {
+  readonly windowMs: number;
+  readonly aggression: number;
+  readonly minWeight: number;
+}
+
 export interface BalancerConfig {
   readonly service: string;
   readonly discovery: DiscoverySource;
   readonly picker: Picker;
   readonly metrics: EndpointMetricsOptions;
   readonly retry: { readonly retries: number; readonly backoffBaseMs: number; readonly backoffMaxMs: number };
+  readonly outlierDetection: OutlierDetectionConfig | undefined;
+  readonly panicThreshold: number;
+  readonly slowStart: SlowStartConfig;
+  readonly retryBudget: BudgetConfig | undefined;
+  readonly hedgeBudget: BudgetConfig;
+  readonly isFailure: (error: unknown) => boolean;
   readonly clock: Clock;
   readonly random: () => number;
 }
 
-const COMMON_KEYS = ['picker', 'latency', 'retry', 'clock', 'random'] as const;
+const COMMON_KEYS = [
+  'picker',
+  'latency',
+  'retry',
+  'outlierDetection',
+  'panicThreshold',
+  'slowStart',
+  'retryBudget',
+  'hedgeBudget',
+  'isFailure',
+  'clock',
+  'random',
+] as const;
 const DNS_KEYS = [...COMMON_KEYS, 'service', 'port', 'portName', 'protocol', 'dnsServers', 'dnsTimeoutMs', 'dnsAttempts', 'search', 'ndots', 'family', 'refresh', 'emptyGraceMs'] as const;
 const STATIC_KEYS = [...COMMON_KEYS, 'endpoints', 'service'] as const;
 
@@ -59,13 +87,14 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
     backoffMaxMs: optionalNumber(retryInput.backoffMaxMs, 'retry.backoffMaxMs', DEFAULTS.retry.backoffMaxMs, { min: 0 }),
   };
 
+  const resilience = resilienceConfig(options);
   const picker = createPicker((options.picker ?? DEFAULTS.picker) as Parameters<typeof createPicker>[0], { random, clock });
 
   if (options.endpoints !== undefined) {
     checkKnownKeys(options, STATIC_KEYS, '');
     const service = options.service === undefined ? 'static' : checkLabel(options.service);
     const discovery = new StaticDiscovery(staticTargets(options.endpoints));
-    return { service, discovery, picker, metrics, retry, clock, random };
+    return { service, discovery, picker, metrics, retry, ...resilience, clock, random };
   }
 
   checkKnownKeys(options, DNS_KEYS, '');
@@ -99,7 +128,58 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
     clock,
     random,
   });
-  return { service, discovery, picker, metrics, retry, clock, random };
+  return { service, discovery, picker, metrics, retry, ...resilience, clock, random };
+}
+
+/** Outlier detection, panic mode, slow start, budgets and failure classification. */
+function resilienceConfig(options: Record<string, unknown>) {
+  const defaults = DEFAULTS.outlierDetection;
+  let outlierDetection: OutlierDetectionConfig | undefined;
+  if (options.outlierDetection !== false) {
+    const od = options.outlierDetection === undefined ? {} : checkObject(options.outlierDetection, 'outlierDetection');
+    checkKnownKeys(od, Object.keys(defaults), 'outlierDetection');
+    const baseEjectionMs = optionalNumber(od.baseEjectionMs, 'outlierDetection.baseEjectionMs', defaults.baseEjectionMs, { min: 1 });
+    outlierDetection = {
+      consecutiveFailures: optionalNumber(od.consecutiveFailures, 'outlierDetection.consecutiveFailures', defaults.consecutiveFailures, { min: 1, integer: true }),
+      failureRate: optionalNumber(od.failureRate, 'outlierDetection.failureRate', defaults.failureRate, { min: 0.01, max: 1 }),
+      minRequests: optionalNumber(od.minRequests, 'outlierDetection.minRequests', defaults.minRequests, { min: 1, integer: true }),
+      windowMs: optionalNumber(od.windowMs, 'outlierDetection.windowMs', defaults.windowMs, { min: 10 }),
+      ejectOnConnectFailure: od.ejectOnConnectFailure === undefined ? defaults.ejectOnConnectFailure : checkBoolean(od.ejectOnConnectFailure, 'outlierDetection.ejectOnConnectFailure'),
+      baseEjectionMs,
+      maxEjectionMs: optionalNumber(od.maxEjectionMs, 'outlierDetection.maxEjectionMs', Math.max(defaults.maxEjectionMs, baseEjectionMs), { min: baseEjectionMs }),
+      maxEjectedPercent: optionalNumber(od.maxEjectedPercent, 'outlierDetection.maxEjectedPercent', defaults.maxEjectedPercent, { min: 0, max: 100 }),
+      jitter: optionalNumber(od.jitter, 'outlierDetection.jitter', defaults.jitter, { min: 0, max: 1 }),
+    };
+  }
+  const slow = options.slowStart === undefined ? {} : checkObject(options.slowStart, 'slowStart');
+  checkKnownKeys(slow, ['windowMs', 'aggression', 'minWeight'], 'slowStart');
+  const slowStart: SlowStartConfig = {
+    windowMs: optionalNumber(slow.windowMs, 'slowStart.windowMs', DEFAULTS.slowStart.windowMs, { min: 0 }),
+    aggression: optionalNumber(slow.aggression, 'slowStart.aggression', DEFAULTS.slowStart.aggression, { min: 0.01 }),
+    minWeight: optionalNumber(slow.minWeight, 'slowStart.minWeight', DEFAULTS.slowStart.minWeight, { min: 0, max: 1 }),
+  };
+  return {
+    outlierDetection,
+    panicThreshold: optionalNumber(options.panicThreshold, 'panicThreshold', DEFAULTS.panicThreshold, { min: 0, max: 1 }),
+    slowStart,
+    retryBudget: options.retryBudget === false ? undefined : budgetConfig(options.retryBudget, 'retryBudget', DEFAULTS.retryBudget),
+    hedgeBudget: budgetConfig(options.hedgeBudget, 'hedgeBudget', DEFAULTS.hedgeBudget),
+    isFailure: options.isFailure === undefined ? defaultIsFailure : checkFunction<(error: unknown) => boolean>(options.isFailure, 'isFailure'),
+  };
+}
+
+function defaultIsFailure(error: unknown): boolean {
+  return classifyFailure(error) !== 'fatal';
+}
+
+function budgetConfig(value: unknown, field: string, defaults: BudgetConfig): BudgetConfig {
+  const input = value === undefined ? {} : checkObject(value, field);
+  checkKnownKeys(input, ['percent', 'minPerSecond', 'windowMs'], field);
+  return {
+    percent: optionalNumber(input.percent, `${field}.percent`, defaults.percent, { min: 0, max: 10 }),
+    minPerSecond: optionalNumber(input.minPerSecond, `${field}.minPerSecond`, defaults.minPerSecond, { min: 0 }),
+    windowMs: optionalNumber(input.windowMs, `${field}.windowMs`, defaults.windowMs, { min: 100 }),
+  };
 }
 
 function discoveryMode(options: Record<string, unknown>): DiscoveryMode {

@@ -44,11 +44,72 @@ export interface RetryDefaults {
   readonly backoffMaxMs?: number;
 }
 
+/** Passive health checking (outlier ejection); `false` turns it off. */
+export interface OutlierDetectionOptions {
+  /** Consecutive failures that eject an endpoint. Default 5. */
+  readonly consecutiveFailures?: number;
+  /** Failure share over `windowMs` that ejects an endpoint (1 = off). Default 0.5. */
+  readonly failureRate?: number;
+  /** Requests in the window before the failure rate counts. Default 20. */
+  readonly minRequests?: number;
+  /** Window of the failure rate, ms. Default 10000. */
+  readonly windowMs?: number;
+  /** A refused connection (the pod is not listening) ejects at once. Default true. */
+  readonly ejectOnConnectFailure?: boolean;
+  /** First ejection, ms; the n-th lasts n × this. Default 30000. */
+  readonly baseEjectionMs?: number;
+  /** Longest ejection, ms. Default 300000. */
+  readonly maxEjectionMs?: number;
+  /** Most of the pool ejected at once, percent (at least one endpoint). Default 50. */
+  readonly maxEjectedPercent?: number;
+  /** Ejection lengths vary by ± this share. Default 0.1. */
+  readonly jitter?: number;
+}
+
+/** Ramp a new or returning endpoint's share of traffic up over a window (Envoy's slow start). */
+export interface SlowStartOptions {
+  /** Length of the ramp, ms; 0 turns slow start off. Default 0 (off). */
+  readonly windowMs?: number;
+  /** Shape: share = (t / window)^(1 / aggression). Default 1 (linear). */
+  readonly aggression?: number;
+  /** Smallest share during the ramp. Default 0.1. */
+  readonly minWeight?: number;
+}
+
+/** A budget of extra attempts: `percent` of calls plus `minPerSecond`, over a sliding window. */
+export interface BudgetOptions {
+  readonly percent?: number;
+  readonly minPerSecond?: number;
+  readonly windowMs?: number;
+}
+
+/** Hedging of one idempotent call: a second attempt on another endpoint when the first is slow. */
+export interface HedgeOptions {
+  /** Send the hedge after this long, ms (also the fallback for `percentile` before any sample). */
+  readonly delayMs?: number;
+  /** Send the hedge at this latency quantile of the balancer's recent attempts (e.g. 0.95). */
+  readonly percentile?: number;
+}
+
 interface CommonOptions {
   /** Picker by name or your own. Default 'round-robin'. */
   readonly picker?: PickerOption;
   readonly latency?: LatencyOptions;
   readonly retry?: RetryDefaults;
+  /** Passive health checking. Default on (Envoy's defaults); false turns it off. */
+  readonly outlierDetection?: OutlierDetectionOptions | false;
+  /** Below this share of healthy endpoints, pick over all of them (panic mode). 0 turns it off. Default 0.5. */
+  readonly panicThreshold?: number;
+  readonly slowStart?: SlowStartOptions;
+  /** Retries of all calls: 20% of calls + 10/s over 10 s by default; false for no limit. */
+  readonly retryBudget?: BudgetOptions | false;
+  /** Hedged attempts of all calls: 5% of calls + 1/s over 10 s by default. */
+  readonly hedgeBudget?: BudgetOptions;
+  /**
+   * Whether an error thrown by an attempt counts against the endpoint's health. Default: transport
+   * errors, timeouts, RetryableError and NotSentError do; other (application) errors do not.
+   */
+  readonly isFailure?: (error: unknown) => boolean;
   /** Milliseconds from a monotonic origin; for tests. Default performance.now. */
   readonly clock?: Clock;
   /** Uniform random in [0, 1); for tests. Default Math.random. */
@@ -113,6 +174,8 @@ export interface RunOptions {
   readonly attemptTimeoutMs?: number;
   /** Retries after the first attempt (default from the balancer's `retry.retries`). */
   readonly retries?: number;
+  /** Hedge this call (requires `idempotent: true`). */
+  readonly hedge?: HedgeOptions;
 }
 
 export const DEFAULTS = {
@@ -126,6 +189,21 @@ export const DEFAULTS = {
   family: 'auto',
   protocol: 'tcp',
   readyTimeoutMs: 10_000,
+  outlierDetection: {
+    consecutiveFailures: 5,
+    failureRate: 0.5,
+    minRequests: 20,
+    windowMs: 10_000,
+    ejectOnConnectFailure: true,
+    baseEjectionMs: 30_000,
+    maxEjectionMs: 300_000,
+    maxEjectedPercent: 50,
+    jitter: 0.1,
+  },
+  panicThreshold: 0.5,
+  slowStart: { windowMs: 0, aggression: 1, minWeight: 0.1 },
+  retryBudget: { percent: 0.2, minPerSecond: 10, windowMs: 10_000 },
+  hedgeBudget: { percent: 0.05, minPerSecond: 1, windowMs: 10_000 },
 } as const;
 
 // ---- validation helpers: each names the field and the value ----

@@ -1,4 +1,5 @@
 import type { Clock } from '../clock.js';
+import type { OutcomeWindow } from './outcome-window.js';
 import { PeakEwma } from './peak-ewma.js';
 import type { Target } from './target.js';
 
@@ -12,6 +13,31 @@ export interface EndpointMetricsOptions {
 
 /** The outcome of one request, as recorded on an endpoint. */
 export type Outcome = 'success' | 'failure' | 'cancelled';
+
+/**
+ * Passive health: `ejected` endpoints get no traffic (outside panic mode); an endpoint back from
+ * ejection is on `probation` until its first success.
+ */
+export type EndpointState = 'healthy' | 'ejected' | 'probation';
+
+/**
+ * Health bookkeeping, written by the outlier detector only.
+ * @internal
+ */
+export interface EndpointHealth {
+  state: EndpointState;
+  /** Clock time the current ejection ends. */
+  ejectedUntil: number;
+  /** Ejection multiplier: ejections not yet forgiven by healthy time. */
+  ejections: number;
+  /** Total ejections over the endpoint's life. */
+  totalEjections: number;
+  /** When the endpoint last became available (added, or back from ejection): slow start ramps from here. */
+  availableSince: number;
+  /** When it last became healthy again, for forgiving past ejections. */
+  healthySince: number;
+  window: OutcomeWindow | undefined;
+}
 
 /**
  * A backend (one pod) in the pool. The object lives as long as the pod does: it keeps its
@@ -30,6 +56,8 @@ export class Endpoint {
   private failureCount = 0;
   private consecutive = 0;
   private lastLatency: number | undefined;
+  /** @internal */
+  readonly health: EndpointHealth;
 
   /** @internal */
   constructor(target: Target, clock: Clock, metrics: EndpointMetricsOptions) {
@@ -38,6 +66,15 @@ export class Endpoint {
     this.clock = clock;
     this.addedAt = clock();
     this.ewma = new PeakEwma(metrics.decayMs, metrics.defaultRttMs, this.addedAt);
+    this.health = {
+      state: 'healthy',
+      ejectedUntil: 0,
+      ejections: 0,
+      totalEjections: 0,
+      availableSince: this.addedAt,
+      healthySince: this.addedAt,
+      window: undefined,
+    };
   }
 
   get address(): string {
@@ -89,6 +126,15 @@ export class Endpoint {
   get latencyMs(): number {
     return this.ewma.value(this.clock());
   }
+  /** Passive health state. */
+  get state(): EndpointState {
+    return this.health.state;
+  }
+  /** Times this endpoint was ejected. */
+  get ejections(): number {
+    return this.health.totalEjections;
+  }
+
   /** Whether a latency sample was observed yet. */
   get hasLatency(): boolean {
     return this.ewma.hasSamples;
@@ -154,6 +200,8 @@ export class Endpoint {
       successes: this.successes,
       failures: this.failures,
       latencyMs: this.latencyMs,
+      state: this.state,
+      ejections: this.ejections,
     };
   }
 }

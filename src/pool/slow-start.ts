@@ -1,0 +1,34 @@
+import type { SlowStartConfig } from '../config.js';
+import type { Picker, PickRequest } from '../pickers/picker.js';
+import type { Endpoint } from './endpoint.js';
+
+/**
+ * Slow start for any picker (Envoy's formula): an endpoint that became available `t` ms ago gets
+ * weight max(minWeight, (t / window)^(1 / aggression)). The picker's choice is admitted with that
+ * probability; otherwise the picker chooses again without it, so the cold endpoint's share ramps
+ * up smoothly whatever the picking rule.
+ */
+export class SlowStart {
+  constructor(
+    private readonly config: SlowStartConfig,
+    private readonly random: () => number,
+  ) {}
+
+  weight(endpoint: Endpoint, now: number): number {
+    const age = now - endpoint.health.availableSince;
+    if (age >= this.config.windowMs) return 1;
+    const ramp = Math.max(0, age / this.config.windowMs) ** (1 / this.config.aggression);
+    return Math.max(this.config.minWeight, ramp);
+  }
+
+  admit(chosen: Endpoint, candidates: readonly Endpoint[], picker: Picker, request: PickRequest, now: number): Endpoint {
+    const weight = this.weight(chosen, now);
+    if (weight >= 1 || this.random() < weight || candidates.length < 2) return chosen;
+    const tried = new Set(request.tried);
+    tried.add(chosen);
+    const other = picker.pick(candidates, { ...request, tried });
+    // A warm endpoint takes it; a second cold one is admitted only by its own weight.
+    if (other === undefined) return chosen;
+    return this.weight(other, now) >= 1 || this.random() < this.weight(other, now) ? other : chosen;
+  }
+}
