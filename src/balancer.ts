@@ -316,7 +316,11 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     if (outcome.kind === 'cancelled') result = 'cancelled';
     else if (outcome.kind === 'success' || !this.config.isFailure(outcome.error)) result = 'success';
     else result = 'failure';
+    const threshold = this.config.outlierDetection?.consecutiveFailures ?? Number.POSITIVE_INFINITY;
+    const wasFailing = endpoint.consecutiveFailures >= threshold;
     endpoint.finish(startedAt, result);
+    // Crossing the failure threshold changes the healthy count (and maybe panic mode).
+    if (wasFailing !== endpoint.consecutiveFailures >= threshold) this.candidatesStale = true;
     if (result === 'success') {
       if (endpoint.lastLatencyMs !== undefined) this.latencies.record(endpoint.lastLatencyMs);
       this.detector?.onSuccess(endpoint);

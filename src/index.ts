@@ -24,6 +24,7 @@ export { RoundRobinPicker } from './pickers/round-robin.js';
 export { RandomPicker } from './pickers/random.js';
 export type { AttemptContext, AttemptFunction } from './retry/failover.js';
 export { classifyFailure } from './retry/classify.js';
+export { isRetryBudgetExhausted } from './retry/marks.js';
 export type { FailureKind } from './retry/classify.js';
 export {
   AttemptTimeoutError,
