@@ -321,11 +321,16 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     endpoint.finish(startedAt, result);
     // Crossing the failure threshold changes the healthy count (and maybe panic mode).
     if (wasFailing !== endpoint.consecutiveFailures >= threshold) this.candidatesStale = true;
-    if (result === 'success') {
+    // An endpoint that left the pool meanwhile has no health to judge any more.
+    const inPool = this.pool.get(endpoint.id) === endpoint;
+    if (inPool && result === 'success') {
       if (endpoint.lastLatencyMs !== undefined) this.latencies.record(endpoint.lastLatencyMs);
       this.detector?.onSuccess(endpoint);
-    } else if (result === 'failure' && outcome.kind === 'error') {
-      this.detector?.onFailure(endpoint, classifyFailure(outcome.error));
+    } else if (inPool && result === 'failure' && outcome.kind === 'error') {
+      const kind = classifyFailure(outcome.error);
+      this.detector?.onFailure(endpoint, kind);
+      // A refused connection often means the pod is gone: ask DNS again soon.
+      if (kind === 'not-sent') this.config.discovery.hint?.();
     }
     if (channels.attemptEnd.hasSubscribers) {
       channels.attemptEnd.publish({
@@ -468,12 +473,17 @@ export class Balancer extends EventEmitter<BalancerEvents> {
 
   private applyChange(change: PoolChange): void {
     this.detector?.forget(change.removed);
+    for (const endpoint of change.readdressed) {
+      // A new container behind the same name: its predecessor's failures do not count.
+      endpoint.resetFailures();
+      this.detector?.reinstate(endpoint);
+    }
     // Endpoints present at the first lookup are not "new": only later arrivals ramp up.
     if (!this.firstLookupDone) for (const endpoint of change.added) endpoint.health.availableSince = Number.NEGATIVE_INFINITY;
     this.candidatesStale = true;
     this.picker.update?.(change.endpoints);
     if (channels.poolChange.hasSubscribers) {
-      channels.poolChange.publish({ service: this.service, added: change.added, removed: change.removed, updated: change.updated, size: change.endpoints.length });
+      channels.poolChange.publish({ service: this.service, added: change.added, removed: change.removed, updated: change.updated, readdressed: change.readdressed, size: change.endpoints.length });
     }
     this.emit('change', change);
   }

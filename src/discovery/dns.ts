@@ -34,6 +34,8 @@ export class DnsDiscovery implements DiscoverySource {
   private readonly abort = new AbortController();
   private failures = 0;
   private emptySince: number | undefined;
+  private lastLookupAt = Number.NEGATIVE_INFINITY;
+  private timerDueAt = Number.POSITIVE_INFINITY;
   private closed = false;
 
   constructor(private readonly options: DnsDiscoveryOptions) {}
@@ -51,6 +53,23 @@ export class DnsDiscovery implements DiscoverySource {
     return this.inflight;
   }
 
+  /**
+   * A refused connection suggests the pod is gone: look up now rather than at the TTL, but never
+   * sooner than `refresh.minMs` after the previous lookup (grpc-js re-resolves on connection loss
+   * the same way, with a floor).
+   */
+  hint(): void {
+    if (this.closed || this.inflight !== undefined) return;
+    const earliest = this.lastLookupAt + this.options.refresh.minMs;
+    const now = this.options.clock();
+    if (now >= earliest) {
+      void this.refresh();
+    } else if (earliest < this.timerDueAt) {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.schedule(earliest - now);
+    }
+  }
+
   close(): void {
     this.closed = true;
     this.onUpdate = undefined;
@@ -64,6 +83,7 @@ export class DnsDiscovery implements DiscoverySource {
     this.timer = undefined;
     const { clock, refresh } = this.options;
     const started = clock();
+    this.lastLookupAt = started;
     let update: DiscoveryUpdate | undefined;
     let nextMs: number;
     try {
@@ -101,8 +121,10 @@ export class DnsDiscovery implements DiscoverySource {
   }
 
   private schedule(delayMs: number): void {
+    this.timerDueAt = this.options.clock() + delayMs;
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.timerDueAt = Number.POSITIVE_INFINITY;
       void this.refresh();
     }, delayMs);
     this.timer.unref();

@@ -19,6 +19,11 @@ export interface DiscoverySource {
   start(onUpdate: (update: DiscoveryUpdate) => void): void;
   /** Looks up now (joining a lookup already in flight) and resolves when it is done. */
   refresh(): Promise<void>;
+  /**
+   * Evidence that the last answer may be stale (a connection to an endpoint was refused): look up
+   * again soon, as rate limits allow. Optional.
+   */
+  hint?(): void;
   /** Stops timers and cancels work in flight. */
   close(): void;
 }

@@ -9,6 +9,19 @@ export interface EndpointMetricsOptions {
   readonly decayMs: number;
   /** Latency assumed for an endpoint before its first response, ms. */
   readonly defaultRttMs: number;
+  /**
+   * Shared by every endpoint of one balancer: their total in-flight count, kept up to date by
+   * `start`/`finish`, so bounded-load shard-key hashing reads it in O(1) instead of summing.
+   */
+  readonly inflightTotal?: InflightTotal;
+}
+
+/**
+ * Requests in flight over a group of endpoints (one balancer's pool, including endpoints that
+ * left it but still finish requests). Create one per balancer and pass it in the metrics options.
+ */
+export class InflightTotal {
+  count = 0;
 }
 
 /** The outcome of one request, as recorded on an endpoint. */
@@ -52,6 +65,7 @@ export class Endpoint {
   private readonly clock: Clock;
   private readonly ewma: PeakEwma;
   private inflightCount = 0;
+  private readonly inflightTotalRef: InflightTotal | undefined;
   private successCount = 0;
   private failureCount = 0;
   private consecutive = 0;
@@ -66,6 +80,7 @@ export class Endpoint {
     this.clock = clock;
     this.addedAt = clock();
     this.ewma = new PeakEwma(metrics.decayMs, metrics.defaultRttMs, this.addedAt);
+    this.inflightTotalRef = metrics.inflightTotal;
     this.health = {
       state: 'healthy',
       ejectedUntil: 0,
@@ -108,6 +123,13 @@ export class Endpoint {
   get inflight(): number {
     return this.inflightCount;
   }
+  /**
+   * The in-flight total shared with the other endpoints of the balancer, if it keeps one.
+   * @internal
+   */
+  get inflightTotal(): InflightTotal | undefined {
+    return this.inflightTotalRef;
+  }
   get successes(): number {
     return this.successCount;
   }
@@ -141,11 +163,20 @@ export class Endpoint {
   }
 
   /**
+   * Forgets the run of failures of a previous container behind this identity.
+   * @internal
+   */
+  resetFailures(): void {
+    this.consecutive = 0;
+  }
+
+  /**
    * Marks the start of a request; returns its start time for `finish`.
    * @internal
    */
   start(): number {
     this.inflightCount++;
+    if (this.inflightTotalRef !== undefined) this.inflightTotalRef.count++;
     return this.clock();
   }
 
@@ -154,7 +185,10 @@ export class Endpoint {
    * @internal
    */
   finish(startedAt: number, outcome: Outcome): void {
-    if (this.inflightCount > 0) this.inflightCount--;
+    if (this.inflightCount > 0) {
+      this.inflightCount--;
+      if (this.inflightTotalRef !== undefined) this.inflightTotalRef.count--;
+    }
     if (outcome === 'cancelled') return;
     const now = this.clock();
     if (outcome === 'success') {
@@ -171,21 +205,22 @@ export class Endpoint {
 
   /**
    * Replaces the addressing data (same identity, e.g. a pod restarted with a new IP).
-   * Returns true when anything changed.
+   * Returns 'readdressed' when the address or port changed (connections must move),
+   * 'updated' when only other data changed (weight, priority), undefined when nothing did.
    * @internal
    */
-  update(target: Target): boolean {
+  update(target: Target): 'readdressed' | 'updated' | undefined {
     const prev = this.target;
+    const readdressed = prev.address !== target.address || prev.port !== target.port || prev.family !== target.family;
     const changed =
-      prev.address !== target.address ||
-      prev.port !== target.port ||
-      prev.family !== target.family ||
+      readdressed ||
       prev.name !== target.name ||
       prev.weight !== target.weight ||
       prev.priority !== target.priority ||
       !sameList(prev.addresses, target.addresses);
-    if (changed) this.target = target;
-    return changed;
+    if (!changed) return undefined;
+    this.target = target;
+    return readdressed ? 'readdressed' : 'updated';
   }
 
   toJSON(): Record<string, unknown> {

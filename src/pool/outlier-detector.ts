@@ -106,6 +106,23 @@ export class OutlierDetector {
     return changed;
   }
 
+  /**
+   * A new container behind the same identity (a pod restarted with a new IP): its predecessor's
+   * failures say nothing about it, so it starts healthy.
+   */
+  reinstate(endpoint: Endpoint): void {
+    const health = endpoint.health;
+    this.ejected.delete(endpoint);
+    health.window?.reset();
+    health.ejections = 0;
+    if (health.state !== 'healthy') {
+      health.state = 'healthy';
+      health.availableSince = this.clock();
+      health.healthySince = this.clock();
+      this.events.onReturn(endpoint);
+    }
+  }
+
   /** Forgets endpoints that left the pool. */
   forget(removed: readonly Endpoint[]): void {
     for (const endpoint of removed) this.ejected.delete(endpoint);

@@ -6,8 +6,10 @@ import type { Target } from './target.js';
 export interface PoolChange {
   readonly added: readonly Endpoint[];
   readonly removed: readonly Endpoint[];
-  /** Endpoints that kept their identity but changed address, port or weight (a pod restarted with a new IP). */
+  /** Endpoints that kept their identity but changed address, port, weight or priority. */
   readonly updated: readonly Endpoint[];
+  /** The subset of `updated` whose address or port changed (a pod restarted with a new IP): move its connections. */
+  readonly readdressed: readonly Endpoint[];
   /** The pool after the change. */
   readonly endpoints: readonly Endpoint[];
 }
@@ -49,6 +51,7 @@ export class EndpointPool {
     const list: Endpoint[] = [];
     const added: Endpoint[] = [];
     const updated: Endpoint[] = [];
+    const readdressed: Endpoint[] = [];
     const removed: Endpoint[] = [];
     for (const endpoint of this.list) {
       const target = incoming.get(endpoint.id);
@@ -56,7 +59,9 @@ export class EndpointPool {
         removed.push(endpoint);
         continue;
       }
-      if (endpoint.update(target)) updated.push(endpoint);
+      const kind = endpoint.update(target);
+      if (kind !== undefined) updated.push(endpoint);
+      if (kind === 'readdressed') readdressed.push(endpoint);
       list.push(endpoint);
     }
     for (const [id, target] of incoming) {
@@ -68,7 +73,7 @@ export class EndpointPool {
     if (added.length === 0 && removed.length === 0 && updated.length === 0) return undefined;
     this.list = Object.freeze(list);
     this.byId = new Map(list.map((endpoint) => [endpoint.id, endpoint]));
-    return { added, removed, updated, endpoints: this.list };
+    return { added, removed, updated, readdressed, endpoints: this.list };
   }
 
   /** Empties the pool (authoritative empty answer). */

@@ -121,6 +121,24 @@ describe('DnsDiscovery', () => {
     discovery.close();
   });
 
+  it('looks up early on a hint, but not sooner than the floor after the last lookup', async () => {
+    const resolver = scriptedResolver([records(30)]);
+    const { discovery } = start(resolver);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(resolver.calls).toBe(1);
+    await vi.advanceTimersByTimeAsync(400);
+    discovery.hint();
+    await vi.advanceTimersByTimeAsync(599);
+    expect(resolver.calls).toBe(1); // the floor (1 s) has not passed
+    await vi.advanceTimersByTimeAsync(1);
+    expect(resolver.calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(5000);
+    discovery.hint();
+    await vi.advanceTimersByTimeAsync(0);
+    expect(resolver.calls).toBe(3); // long after the floor: at once
+    discovery.close();
+  });
+
   it('stops looking up after close()', async () => {
     const resolver = scriptedResolver([records(1)]);
     const { discovery } = start(resolver);

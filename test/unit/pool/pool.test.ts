@@ -40,6 +40,7 @@ describe('EndpointPool', () => {
     endpoint.finish(started, 'success');
     const change = pool.update([target('web-0', '127.0.0.21')]);
     expect(change?.updated).toEqual([endpoint]);
+    expect(change?.readdressed).toEqual([endpoint]);
     expect(change?.added).toEqual([]);
     expect(change?.removed).toEqual([]);
     expect(pool.endpoints[0]).toBe(endpoint);
@@ -73,5 +74,16 @@ describe('EndpointPool', () => {
     e.finish(s3, 'cancelled');
     expect(e.inflight).toBe(0);
     expect(e.failures).toBe(2);
+  });
+});
+
+describe('EndpointPool weight changes', () => {
+  it('reports a weight change as updated but not readdressed', () => {
+    const pool = new EndpointPool(() => 0, metrics);
+    pool.update([target('a', '127.0.0.11', { weight: 33 })]);
+    const change = pool.update([target('a', '127.0.0.11', { weight: 25 })]);
+    expect(change?.updated.map((e) => e.id)).toEqual(['a']);
+    expect(change?.readdressed).toEqual([]);
+    expect(pool.endpoints[0]!.weight).toBe(25);
   });
 });
