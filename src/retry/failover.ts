@@ -42,7 +42,7 @@ export interface FailoverHost {
   attemptEnded(endpoint: Endpoint, startedAt: number, outcome: AttemptOutcome, attempt: number, hedged: boolean): void;
   /** Counts a call against the retry budget. */
   callStarted(): void;
-  /** Takes one retry from the budget; false (and the error is marked) when it is spent. */
+  /** Takes one retry (of a request that may have reached a pod) from the budget; false (and the error is marked) when it is spent. */
   allowRetry(error: unknown): boolean;
   /** Takes one hedge from the hedge budget. */
   allowHedge(): boolean;
@@ -214,8 +214,11 @@ export async function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction
       if (call.signal.aborted) return false;
       const kind: FailureKind = classifyFailure(error);
       if (kind === 'fatal' || (kind === 'maybe-sent' && !plan.idempotent)) return false;
+      // A request that never reached a pod added no load anywhere: re-sending it is bounded by
+      // `retries` only. One that may have reached a pod draws on the retry budget and backs off.
+      if (kind === 'not-sent') return true;
       if (!host.allowRetry(error)) return false;
-      if (kind === 'maybe-sent') await sleep(fullJitterBackoff(attemptNumber, plan.backoffBaseMs, plan.backoffMaxMs, host.random), call.signal);
+      await sleep(fullJitterBackoff(attemptNumber, plan.backoffBaseMs, plan.backoffMaxMs, host.random), call.signal);
       return true;
     },
   });

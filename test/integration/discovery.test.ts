@@ -1,0 +1,210 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NoEndpointsError, createBalancer, type Balancer, type BalancerOptions, type ResolutionError } from '../../src/index.js';
+import { startCluster, type Cluster } from '../../src/testing/index.js';
+import { startKnot, type KnotDns } from '../support/knot.js';
+import { startLoad } from '../support/load.js';
+
+/**
+ * Discovery against a real Knot DNS server shaped like CoreDNS, with real HTTP pods on
+ * 127.x addresses. Records change live by zone reload.
+ */
+const TTL = 2; // seconds: CoreDNS uses 5; shorter keeps the suite quick
+
+let knot: KnotDns;
+let cluster: Cluster<KnotDns>;
+const balancers: Balancer[] = [];
+
+beforeAll(async () => {
+  knot = await startKnot();
+  cluster = await startCluster({ dns: knot, ttl: TTL });
+});
+
+afterAll(async () => {
+  await Promise.all(balancers.map((lb) => lb.close()));
+  await cluster?.close();
+  await knot?.close();
+});
+
+function balancer(options: Partial<BalancerOptions> & { service: string }): Balancer {
+  const lb = createBalancer({ dnsServers: [knot.address], search: [], ndots: 1, ...options } as BalancerOptions);
+  balancers.push(lb);
+  return lb;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('A/AAAA discovery', () => {
+  it('finds every ready pod and spreads traffic over them', async () => {
+    const svc = await cluster.createService({ name: 'a-mode', replicas: 3 });
+    const lb = balancer({ service: svc.fqdn, port: 8080 });
+    await lb.ready({ timeoutMs: 5000 });
+    expect(lb.endpoints().map((e) => e.address).sort()).toEqual(svc.pods.map((p) => p.ip).sort());
+    expect(lb.endpoints().every((e) => e.id === `${e.address}:8080` && e.name === undefined)).toBe(true);
+    const load = startLoad(lb, { maxRequests: 300 });
+    const result = await load.stop();
+    expect(result.failed).toBe(0);
+    expect([...result.byPod.keys()].sort()).toEqual(['a-mode-0', 'a-mode-1', 'a-mode-2']);
+  });
+});
+
+describe('SRV discovery', () => {
+  it('gives each endpoint its pod name, port and weight', async () => {
+    const svc = await cluster.createService({ name: 'srv-mode', replicas: 3, port: 9090, podPrefix: 'db' });
+    const lb = balancer({ service: svc.fqdn, portName: 'http' });
+    await lb.ready({ timeoutMs: 5000 });
+    const endpoints = [...lb.endpoints()].sort((a, b) => a.id.localeCompare(b.id));
+    expect(endpoints.map((e) => e.name)).toEqual(['db-0', 'db-1', 'db-2'].map((p) => `${p}.srv-mode.default.svc.cluster.local`));
+    expect(endpoints.map((e) => e.port)).toEqual([9090, 9090, 9090]);
+    expect(endpoints.map((e) => e.weight)).toEqual([33, 33, 33]);
+    expect(endpoints.map((e) => e.address)).toEqual(['db-0', 'db-1', 'db-2'].map((p) => svc.pod(p).ip));
+  });
+
+  it('expands a short name with the search list, as a pod resolver would', async () => {
+    const svc = await cluster.createService({ name: 'short', namespace: 'shop', replicas: 2 });
+    const lb = balancer({
+      service: 'short.shop',
+      portName: 'http',
+      search: ['default.svc.cluster.local', 'svc.cluster.local', 'cluster.local'],
+      ndots: 5,
+    });
+    await lb.ready({ timeoutMs: 5000 });
+    expect(lb.endpoints()).toHaveLength(2);
+    expect(lb.endpoints()[0]!.name).toMatch(/\.short\.shop\.svc\.cluster\.local$/);
+    void svc;
+  });
+});
+
+describe('following the Service live', () => {
+  it('sends traffic to a scaled-up pod within TTL + 1 s of its DNS record', async () => {
+    const svc = await cluster.createService({ name: 'scale-up', replicas: 3 });
+    const lb = balancer({ service: svc.fqdn, portName: 'http' });
+    await lb.ready({ timeoutMs: 5000 });
+    const load = startLoad(lb, { concurrency: 4, maxMs: 20_000 });
+    await sleep(300);
+    await svc.scale(4);
+    const published = performance.now();
+    const newIp = svc.pod('scale-up-3').ip;
+    const firstAnswer = await load.waitForAnswerFrom(newIp, TTL * 1000 + 1000);
+    const result = await load.stop();
+    expect(firstAnswer - published).toBeLessThan(TTL * 1000 + 1000);
+    expect(result.failed).toBe(0);
+  });
+
+  it('stops sending to a scaled-down pod, with no failed request', async () => {
+    const svc = await cluster.createService({ name: 'scale-down', replicas: 3 });
+    const lb = balancer({ service: svc.fqdn, portName: 'http' });
+    await lb.ready({ timeoutMs: 5000 });
+    const load = startLoad(lb, { concurrency: 4, maxMs: 20_000 });
+    await sleep(300);
+    const removed = svc.pod('scale-down-2');
+    await svc.scale(2);
+    await sleep(TTL * 1000 + 500);
+    const before = load.snapshot().byPod.get('scale-down-2') ?? 0;
+    await sleep(500);
+    const result = await load.stop();
+    expect(result.byPod.get('scale-down-2') ?? 0).toBe(before);
+    expect(lb.endpoints().map((e) => e.name)).not.toContain(removed.fqdn);
+    expect(result.failed).toBe(0);
+  });
+
+  it('keeps the SRV identity and statistics of a pod restarted with a new IP', async () => {
+    const svc = await cluster.createService({ name: 'restart', replicas: 2 });
+    const lb = balancer({ service: svc.fqdn, portName: 'http' });
+    await lb.ready({ timeoutMs: 5000 });
+    const load = startLoad(lb, { concurrency: 4, maxMs: 20_000 });
+    await sleep(300);
+    const endpoint = lb.endpoints().find((e) => e.name === svc.pod('restart-1').fqdn)!;
+    const oldIp = endpoint.address;
+    const successesBefore = endpoint.successes;
+    expect(successesBefore).toBeGreaterThan(0);
+    const readdressed: string[] = [];
+    lb.on('change', (change) => readdressed.push(...change.readdressed.map((e) => e.id)));
+    await svc.restartPod('restart-1');
+    const newIp = svc.pod('restart-1').ip;
+    expect(newIp).not.toBe(oldIp);
+    await load.waitForAnswerFrom(newIp, TTL * 1000 + 1000);
+    const result = await load.stop();
+    const after = lb.endpoints().find((e) => e.name === svc.pod('restart-1').fqdn)!;
+    expect(after).toBe(endpoint); // the same object: identity survived
+    expect(after.address).toBe(newIp);
+    expect(after.successes).toBeGreaterThan(successesBefore);
+    expect(readdressed).toContain(endpoint.id);
+    expect(result.failed).toBe(0);
+  });
+
+  it('empties the pool on scale to zero (NXDOMAIN), fails fast naming the service, and recovers', async () => {
+    const svc = await cluster.createService({ name: 'to-zero', replicas: 2 });
+    const lb = balancer({ service: svc.fqdn, port: 8080 });
+    await lb.ready({ timeoutMs: 5000 });
+    const emptied = new Promise<{ reason: string }>((resolve) => lb.once('empty', resolve));
+    await svc.scale(0);
+    expect((await emptied).reason).toContain('NXDOMAIN');
+    expect(lb.endpoints()).toHaveLength(0);
+    const error = await lb.run(async () => 'unreachable').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NoEndpointsError);
+    expect((error as NoEndpointsError).message).toContain(svc.fqdn);
+    await svc.scale(1);
+    await lb.ready({ timeoutMs: TTL * 1000 + 2000 });
+    expect(lb.endpoints()).toHaveLength(1);
+  });
+
+  it('resolves 150 pods (the UDP answer is truncated, TCP carries it)', async () => {
+    const svc = await cluster.createService({ name: 'big', replicas: 150 });
+    const srv = balancer({ service: svc.fqdn, portName: 'http' });
+    const a = balancer({ service: svc.fqdn, port: 8080 });
+    const resolved = new Promise<{ queries: number }>((resolve) => srv.once('resolve', resolve));
+    await Promise.all([srv.ready({ timeoutMs: 5000 }), a.ready({ timeoutMs: 5000 })]);
+    expect(srv.endpoints()).toHaveLength(150);
+    expect(a.endpoints()).toHaveLength(150);
+    expect((await resolved).queries).toBe(2); // UDP (truncated), then TCP
+    expect(new Set(srv.endpoints().map((e) => e.address)).size).toBe(150);
+  }, 60_000);
+});
+
+describe('DNS failures keep the pool', () => {
+  it('keeps serving the last good pool while the DNS server is gone, backs off, and recovers', async () => {
+    const svc = await cluster.createService({ name: 'dns-gone', replicas: 2 });
+    const lb = balancer({ service: svc.fqdn, portName: 'http', dnsTimeoutMs: 200, dnsAttempts: 1, refresh: { minMs: 200, maxMs: 2000 } });
+    await lb.ready({ timeoutMs: 5000 });
+    const errors: ResolutionError[] = [];
+    lb.on('resolve-error', (error) => errors.push(error));
+    await knot.stop();
+    try {
+      const load = startLoad(lb, { concurrency: 2, maxMs: 10_000 });
+      await sleep(TTL * 1000 + 2500);
+      const result = await load.stop();
+      expect(errors.length).toBeGreaterThanOrEqual(2);
+      expect(lb.endpoints()).toHaveLength(2);
+      expect(result.failed).toBe(0);
+      expect(result.byPod.size).toBe(2);
+      // Backoff: far fewer lookups than one per 200 ms floor.
+      expect(errors.length).toBeLessThan((TTL * 1000 + 2500) / 200);
+      expect(lb.stats().discovery.lastError?.service).toBe(svc.fqdn);
+    } finally {
+      await knot.start();
+    }
+    const recovered = new Promise((resolve) => lb.once('resolve', resolve));
+    await expect(Promise.race([recovered, sleep(5000).then(() => 'timeout')])).resolves.not.toBe('timeout');
+  }, 30_000);
+});
+
+describe('failover', () => {
+  it.each([
+    ['idempotent', 'GET'],
+    ['non-idempotent', 'POST'],
+  ] as const)('loses no %s request when a pod crashes under load', async (_label, method) => {
+    const svc = await cluster.createService({ name: `crash-${method.toLowerCase()}`, replicas: 3 });
+    const lb = balancer({ service: svc.fqdn, portName: 'http' });
+    await lb.ready({ timeoutMs: 5000 });
+    const load = startLoad(lb, { concurrency: 8, maxMs: 20_000, method });
+    await sleep(300);
+    await svc.crashPod(`crash-${method.toLowerCase()}-1`);
+    await sleep(1000);
+    const result = await load.stop();
+    // Requests in flight on the crashed pod when it died may have reached it: only those can fail,
+    // and only for the non-idempotent method.
+    if (method === 'GET') expect(result.failed).toBe(0);
+    expect(result.failed).toBeLessThanOrEqual(8);
+    expect(result.ok).toBeGreaterThan(100);
+  });
+});
