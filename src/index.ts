@@ -38,3 +38,9 @@ export {
   RetryableError,
 } from './errors.js';
 export type { ResolutionFailure } from './errors.js';
+export { channels } from './diagnostics.js';
+export type { AttemptEndMessage, AttemptStartMessage } from './diagnostics.js';
+export type { EndpointState } from './pool/endpoint.js';
+export type { EjectionReason } from './pool/outlier-detector.js';
+export type { EjectEvent, EndpointStats } from './balancer.js';
+export type { BudgetOptions, HedgeOptions, OutlierDetectionOptions, SlowStartOptions } from './options.js';
