@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoEndpointsError, createBalancer, type Balancer, type BalancerOptions, type ResolutionError } from '../../src/index.js';
 import { startCluster, type Cluster } from '../../src/testing/index.js';
@@ -71,6 +72,45 @@ describe('SRV discovery', () => {
     expect(lb.endpoints()).toHaveLength(2);
     expect(lb.endpoints()[0]!.name).toMatch(/\.short\.shop\.svc\.cluster\.local$/);
     void svc;
+  });
+});
+
+describe('dual stack and query cost', () => {
+  it("makes a pod's A and AAAA records one endpoint (SRV), and uses AAAA with family 6", async () => {
+    const svc = await cluster.createService({ name: 'dual', replicas: 2, ipv6: true });
+    const srv = balancer({ service: svc.fqdn, portName: 'http' });
+    const v6 = balancer({ service: svc.fqdn, port: 8080, family: 6 });
+    await Promise.all([srv.ready({ timeoutMs: 5000 }), v6.ready({ timeoutMs: 5000 })]);
+    expect(srv.endpoints()).toHaveLength(2);
+    for (const endpoint of srv.endpoints()) {
+      expect(endpoint.family).toBe(4);
+      expect(endpoint.addresses).toHaveLength(2);
+      expect(endpoint.addresses[0]).toBe(endpoint.address);
+      expect(isIPv6(endpoint.addresses[1]!)).toBe(true);
+    }
+    expect(v6.endpoints().map((e) => e.family)).toEqual([6, 6]);
+    expect(v6.endpoints().every((e) => e.host.startsWith('[::ffff:'))).toBe(true);
+    // The IPv4-mapped address reaches the same pod.
+    const result = await startLoad(v6, { maxRequests: 40 }).finished();
+    expect(result.failed).toBe(0);
+  });
+
+  it('costs one DNS query per refresh in SRV and A mode (CoreDNS-style additional section)', async () => {
+    const local = await startCluster({ ttl: 1 });
+    try {
+      const svc = await local.createService({ name: 'cost', replicas: 3 });
+      const srv = balancer({ service: svc.fqdn, portName: 'http', dnsServers: [local.dnsServer] });
+      const a = balancer({ service: svc.fqdn, port: 8080, dnsServers: [local.dnsServer] });
+      await Promise.all([srv.ready(), a.ready()]);
+      local.dns.resetQueries();
+      await Promise.all([srv.refresh(), a.refresh()]);
+      expect(local.dns.countQueries({ name: svc.srvName })).toBe(1);
+      expect(local.dns.countQueries({ name: svc.fqdn, type: 'A' })).toBe(1);
+      expect(local.dns.queries).toHaveLength(2);
+      await Promise.all([srv.close(), a.close()]);
+    } finally {
+      await local.close();
+    }
   });
 });
 
