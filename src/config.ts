@@ -7,9 +7,9 @@ import { readResolvConf } from './discovery/resolv-conf.js';
 import type { DiscoverySource } from './discovery/source.js';
 import { StaticDiscovery } from './discovery/static.js';
 import { InvalidOptionError } from './errors.js';
-import { createPicker } from './pickers/index.js';
+import { createPicker, type PickerSpec } from './pickers/index.js';
 import type { Picker } from './pickers/picker.js';
-import type { EndpointMetricsOptions } from './pool/endpoint.js';
+import { InflightTotal, type EndpointMetricsOptions } from './pool/endpoint.js';
 import type { OutlierDetectionConfig } from './pool/outlier-detector.js';
 import type { BudgetOptions as BudgetConfig } from './retry/budget.js';
 import { classifyFailure } from './retry/classify.js';
@@ -77,6 +77,8 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
   const metrics: EndpointMetricsOptions = {
     decayMs: optionalNumber(latency.decayMs, 'latency.decayMs', DEFAULTS.latency.decayMs, { min: 1 }),
     defaultRttMs: optionalNumber(latency.defaultRttMs, 'latency.defaultRttMs', DEFAULTS.latency.defaultRttMs, { min: 0 }),
+    // One running total per balancer, so bounded-load pickers read the pool's load in O(1).
+    inflightTotal: new InflightTotal(),
   };
 
   const retryInput = options.retry === undefined ? {} : checkObject(options.retry, 'retry');
@@ -88,7 +90,7 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
   };
 
   const resilience = resilienceConfig(options);
-  const picker = createPicker((options.picker ?? DEFAULTS.picker) as Parameters<typeof createPicker>[0], { random, clock });
+  const picker = createPicker((options.picker ?? DEFAULTS.picker) as PickerSpec, { random, clock });
 
   if (options.endpoints !== undefined) {
     checkKnownKeys(options, STATIC_KEYS, '');

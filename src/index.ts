@@ -19,9 +19,32 @@ export type { Outcome } from './pool/endpoint.js';
 export type { PoolChange } from './pool/pool.js';
 export type { Target } from './pool/target.js';
 export type { Picker, PickRequest } from './pickers/picker.js';
-export type { PickerName } from './pickers/index.js';
-export { RoundRobinPicker } from './pickers/round-robin.js';
-export { RandomPicker } from './pickers/random.js';
+export {
+  createPicker,
+  LeastLatencyPicker,
+  LeastRequestPicker,
+  RandomPicker,
+  RoundRobinPicker,
+  ShardKeyPicker,
+  WeightedRoundRobinPicker,
+  latencyCost,
+  pickerNames,
+  shardIdentity,
+  shardKeyOrder,
+} from './pickers/index.js';
+export type {
+  LeastLatencyPickerOptions,
+  LeastRequestPickerOptions,
+  PickerContext,
+  PickerName,
+  PickerOptions,
+  PickerSpec,
+  RandomPickerOptions,
+  RoundRobinPickerOptions,
+  ShardKeyPickerConfig,
+  ShardKeyPickerOptions,
+  WeightedRoundRobinPickerOptions,
+} from './pickers/index.js';
 export type { AttemptContext, AttemptFunction } from './retry/failover.js';
 export { classifyFailure } from './retry/classify.js';
 export { isRetryBudgetExhausted } from './retry/marks.js';

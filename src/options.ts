@@ -2,8 +2,7 @@ import { isIP } from 'node:net';
 import type { Clock } from './clock.js';
 import type { AddressFamily } from './discovery/dns-resolver.js';
 import { InvalidOptionError } from './errors.js';
-import type { PickerName } from './pickers/index.js';
-import type { Picker } from './pickers/picker.js';
+import type { PickerSpec } from './pickers/index.js';
 
 /** An endpoint of a static list. */
 export interface StaticEndpoint {
@@ -15,8 +14,8 @@ export interface StaticEndpoint {
   readonly weight?: number;
 }
 
-/** How a picker is chosen: a built-in name, your own Picker. */
-export type PickerOption = PickerName | Picker;
+/** How a picker is chosen: a built-in name, a name with options (`{ type: 'shard-key', boundedLoad: 1.25 }`), or your own Picker. */
+export type PickerOption = PickerSpec;
 
 export interface RefreshOptions {
   /** Floor of the refresh interval (and first failure backoff), ms. Default 1000. */

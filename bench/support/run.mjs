@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+// Runs the TypeScript benchmarks in bench/ without a TS loader: bundles each entry with esbuild
+// (already installed with tsup) into .tmp/bench/ and runs it with node.
+//
+//   node bench/support/run.mjs                  # every bench/*.ts
+//   node bench/support/run.mjs pickers          # one of them
+//   node bench/support/run.mjs shard-key --compare
+//   node bench/support/run.mjs pickers --runs 5
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+// Every bench/*.ts is a benchmark.
+const all = readdirSync(join(root, 'bench'))
+  .filter((file) => file.endsWith('.ts'))
+  .map((file) => file.slice(0, -3))
+  .sort();
+const args = process.argv.slice(2);
+// Benchmark names first, then options passed to each (e.g. `pickers --runs 5`).
+const firstFlag = args.findIndex((a) => a.startsWith('-'));
+const names = firstFlag < 0 ? args : args.slice(0, firstFlag);
+const flags = firstFlag < 0 ? [] : args.slice(firstFlag);
+const selected = names.length > 0 ? names : all;
+
+for (const name of selected) {
+  const entry = join(root, 'bench', `${name}.ts`);
+  if (!existsSync(entry)) {
+    console.error(`No benchmark bench/${name}.ts (have: ${all.join(', ')})`);
+    process.exit(2);
+  }
+  const outdir = join(root, '.tmp', 'bench');
+  mkdirSync(outdir, { recursive: true });
+  const outfile = join(outdir, `${name}.mjs`);
+  await build({
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    sourcemap: 'inline',
+    logLevel: 'warning',
+  });
+  const result = spawnSync(process.execPath, ['--enable-source-maps', outfile, ...flags], { stdio: 'inherit', cwd: root });
+  if (result.status !== 0) process.exit(result.status ?? 1);
+}
