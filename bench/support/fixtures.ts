@@ -1,17 +1,8 @@
+import { seededRandom } from '../../test/support/random.js';
+export { seededRandom };
 import type { Clock } from '../../src/clock.js';
 import { Endpoint, InflightTotal } from '../../src/pool/endpoint.js';
 
-/** Deterministic PRNG (mulberry32) in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function podName(i: number): string {
   return `web-${i}.web-headless.default.svc.cluster.local`;

@@ -151,6 +151,6 @@ export class OutlierDetector {
   }
 
   private window(endpoint: Endpoint): OutcomeWindow {
-    return (endpoint.health.window ??= new OutcomeWindow(this.config.windowMs / 10));
+    return (endpoint.health.window ??= new OutcomeWindow(this.config.windowMs, this.clock()));
   }
 }

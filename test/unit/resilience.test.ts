@@ -1,19 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { seededRandom } from '../support/random.js';
 import { createBalancer, isRetryBudgetExhausted, type Balancer, type BalancerOptions } from '../../src/index.js';
 
 const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
 const reset = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
 
-function seeded(seed = 42): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let lb: Balancer | undefined;
 afterEach(async () => {
@@ -25,7 +16,7 @@ function balancer(count: number, options: Partial<BalancerOptions> = {}): Balanc
   lb = createBalancer({
     endpoints: Array.from({ length: count }, (_, i) => ({ address: `127.0.0.${11 + i}`, port: 8080, name: `web-${i}` })),
     retry: { retries: 2, backoffBaseMs: 1, backoffMaxMs: 2 },
-    random: seeded(),
+    random: seededRandom(42),
     ...options,
   } as BalancerOptions);
   return lb;

@@ -1,3 +1,5 @@
+import { seededRandom } from '../../support/random.js';
+export { seededRandom };
 import { Endpoint } from '../../../src/pool/endpoint.js';
 import type { Target } from '../../../src/pool/target.js';
 import type { PickRequest } from '../../../src/pickers/picker.js';
@@ -11,17 +13,6 @@ export class ManualClock {
   }
 }
 
-/** Deterministic PRNG (mulberry32) in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export interface EndpointSpec {
   readonly name?: string;
