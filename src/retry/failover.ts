@@ -1,8 +1,15 @@
 import pRetry, { AbortError } from 'p-retry';
-import { AttemptTimeoutError, DeadlineExceededError } from '../errors.js';
+import { AttemptTimeoutError, BalancerClosedError, DeadlineExceededError, NoEndpointsError } from '../errors.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import { fullJitterBackoff, sleep } from './backoff.js';
 import { classifyFailure, type FailureKind } from './classify.js';
+
+/** The signal of attempts that nothing can abort (no caller signal, deadline, timeout or hedge). */
+const NEVER_ABORTED = new AbortController().signal;
+/** Why the slower attempt of a hedged pair is aborted. */
+const HEDGE_LOST = Object.freeze(Object.assign(new Error('another attempt of this call succeeded first'), { name: 'AbortError', code: 'ERR_HLB_HEDGE_LOST' }));
+const SUCCEEDED: AttemptOutcome = { kind: 'success' };
+const CANCELLED: AttemptOutcome = { kind: 'cancelled' };
 
 /** What the callback of `run()` receives besides the endpoint. */
 export interface AttemptContext {
@@ -36,7 +43,7 @@ export type AttemptOutcome = { readonly kind: 'success' } | { readonly kind: 'ca
 /** How the runner reaches the balancer. */
 export interface FailoverHost {
   /** Chooses an endpoint, avoiding `tried`; throws NoEndpointsError when there is none. */
-  pickFor(key: string | undefined, tried: Set<Endpoint>, attempt: number): Endpoint;
+  pickFor(key: string | undefined, tried: Set<Endpoint> | undefined, attempt: number): Endpoint;
   /** Records the start of an attempt; returns its start time. */
   attemptStarted(endpoint: Endpoint, attempt: number, hedged: boolean): number;
   attemptEnded(endpoint: Endpoint, startedAt: number, outcome: AttemptOutcome, attempt: number, hedged: boolean): void;
@@ -52,183 +59,236 @@ export interface FailoverHost {
 /**
  * Runs `fn` against an endpoint and, when that is safe, again against another one:
  * a request that provably never reached its pod is re-sent at once (like Finagle's requeues);
- * one that may have reached it only when the call is idempotent, after a full-jitter backoff.
- * Retries draw on the balancer's retry budget. An idempotent call may also be hedged: a second
- * attempt after `hedgeDelayMs`, the first success wins and the other is aborted.
- * The deadline and the caller's signal cover all attempts and stop everything at once.
+ * one that may have reached it only when the call is idempotent, after a full-jitter backoff,
+ * within the balancer's retry budget. An idempotent call may also be hedged: a second attempt
+ * after `hedgeDelayMs`, the first success wins and the other is aborted. The deadline and the
+ * caller's signal cover all attempts and stop everything at once.
+ *
+ * The first attempt runs inline; p-retry takes over only when it failed and may be retried, so
+ * a call that succeeds at once costs about a microsecond of overhead.
  */
 export async function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> {
-  const call = new AbortController();
-  const cleanups: (() => void)[] = [];
-  let attempts = 0;
-  let lastError: unknown;
-
-  const stopped = new Promise<never>((_, reject) => {
-    const onCallerAbort = (): void => {
-      reject(plan.signal?.reason);
-      call.abort(plan.signal?.reason);
-    };
-    if (plan.signal !== undefined) {
-      if (plan.signal.aborted) return onCallerAbort();
-      plan.signal.addEventListener('abort', onCallerAbort, { once: true });
-      cleanups.push(() => plan.signal?.removeEventListener('abort', onCallerAbort));
-    }
-    if (plan.timeoutMs !== undefined) {
-      const timer = setTimeout(() => {
-        const error = new DeadlineExceededError(plan.timeoutMs!, attempts, { cause: lastError });
-        reject(error);
-        call.abort(error);
-      }, plan.timeoutMs);
-      timer.unref();
-      cleanups.push(() => clearTimeout(timer));
-    }
-  });
-  stopped.catch(() => {}); // observed through the race below
-
-  const tried = new Set<Endpoint>();
-
-  /** One attempt on one endpoint: its own signal and timeout, its outcome recorded once. */
-  const launch = (endpoint: Endpoint, attemptNumber: number, hedged: boolean, cancel: AbortSignal): Promise<T> => {
-    tried.add(endpoint);
-    const controller = new AbortController();
-    const forward = (): void => controller.abort(cancel.reason);
-    cancel.addEventListener('abort', forward, { once: true });
-    const startedAt = host.attemptStarted(endpoint, attemptNumber, hedged);
-    let recorded = false;
-    const record = (outcome: AttemptOutcome): void => {
-      if (recorded) return;
-      recorded = true;
-      host.attemptEnded(endpoint, startedAt, outcome, attemptNumber, hedged);
-    };
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut =
-      plan.attemptTimeoutMs === undefined
-        ? undefined
-        : new Promise<never>((_, reject) => {
-            timer = setTimeout(() => {
-              const error = new AttemptTimeoutError(plan.attemptTimeoutMs!);
-              // The attempt is abandoned: it counts now as a failure of this endpoint.
-              record({ kind: 'error', error });
-              reject(error);
-              controller.abort(error);
-            }, plan.attemptTimeoutMs);
-            timer.unref();
-          });
-    let work: Promise<T>;
-    try {
-      work = Promise.resolve(fn(endpoint, { signal: controller.signal, attempt: attemptNumber, hedged }));
-    } catch (error) {
-      work = Promise.reject(error);
-    }
-    // The endpoint's statistics follow the real work, even when it outlives the attempt.
-    work.then(
-      () => record({ kind: 'success' }),
-      (error: unknown) => record(controller.signal.aborted && !(controller.signal.reason instanceof AttemptTimeoutError) ? { kind: 'cancelled' } : { kind: 'error', error }),
-    );
-    const settled = timedOut === undefined ? work : Promise.race([work, timedOut]);
-    return settled.finally(() => {
-      clearTimeout(timer);
-      cancel.removeEventListener('abort', forward);
-    });
-  };
-
-  /** One p-retry attempt: the primary, plus a hedged twin when the primary is slow. */
-  const attempt = async (attemptNumber: number): Promise<T> => {
-    attempts = attemptNumber;
-    let endpoint: Endpoint;
-    try {
-      endpoint = host.pickFor(plan.key, tried, attemptNumber);
-    } catch (error) {
-      throw new AbortError(error as Error);
-    }
-    try {
-      if (plan.hedgeDelayMs === undefined) return await launch(endpoint, attemptNumber, false, call.signal);
-      return await hedged(endpoint, attemptNumber);
-    } catch (error) {
-      lastError = error;
-      if (call.signal.aborted) throw new AbortError(asError(error));
-      throw asError(error);
-    }
-  };
-
-  const hedged = (primary: Endpoint, attemptNumber: number): Promise<T> => {
-    const round = new AbortController();
-    const forward = (): void => round.abort(call.signal.reason);
-    call.signal.addEventListener('abort', forward, { once: true });
-    return new Promise<T>((resolve, reject) => {
-      let pending = 0;
-      let done = false;
-      let firstError: unknown;
-      let hedgeTimer: NodeJS.Timeout | undefined;
-      const finish = (): void => {
-        done = true;
-        clearTimeout(hedgeTimer);
-        call.signal.removeEventListener('abort', forward);
-        round.abort(); // the loser, if any, is cancelled
-      };
-      const start = (endpoint: Endpoint, isHedge: boolean): void => {
-        pending++;
-        launch(endpoint, attemptNumber, isHedge, round.signal).then(
-          (value) => {
-            pending--;
-            if (done) return;
-            finish();
-            resolve(value);
-          },
-          (error: unknown) => {
-            pending--;
-            if (done) return;
-            firstError ??= error;
-            // Both failed, or the primary failed before the hedge was sent: let the retry logic decide.
-            if (pending === 0) {
-              finish();
-              reject(firstError);
-            }
-          },
-        );
-      };
-      start(primary, false);
-      hedgeTimer = setTimeout(() => {
-        hedgeTimer = undefined;
-        if (done) return;
-        let twin: Endpoint | undefined;
-        try {
-          twin = host.allowHedge() ? host.pickFor(plan.key, tried, attemptNumber) : undefined;
-        } catch {
-          twin = undefined;
-        }
-        if (twin !== undefined && twin !== primary) start(twin, true);
-      }, plan.hedgeDelayMs);
-      hedgeTimer.unref();
-    });
-  };
-
+  plan.signal?.throwIfAborted();
   host.callStarted();
-  const retried = pRetry(attempt, {
-    retries: plan.retries,
-    minTimeout: 0,
-    maxTimeout: 0,
-    randomize: false,
-    signal: call.signal,
-    shouldRetry: async ({ error, attemptNumber }) => {
-      if (call.signal.aborted) return false;
-      const kind: FailureKind = classifyFailure(error);
-      if (kind === 'fatal' || (kind === 'maybe-sent' && !plan.idempotent)) return false;
-      // A request that never reached a pod added no load anywhere: re-sending it is bounded by
-      // `retries` only. One that may have reached a pod draws on the retry budget and backs off.
-      if (kind === 'not-sent') return true;
-      if (!host.allowRetry(error)) return false;
-      await sleep(fullJitterBackoff(attemptNumber, plan.backoffBaseMs, plan.backoffMaxMs, host.random), call.signal);
-      return true;
-    },
-  });
-  retried.catch(() => {});
+  const scope = new CallScope(plan);
   try {
-    return await Promise.race([retried, stopped]);
+    if (scope.stopped === undefined) return await attemptAll(host, fn, plan, scope);
+    const work = attemptAll(host, fn, plan, scope);
+    work.catch(() => {}); // the race below observes it
+    return await Promise.race([work, scope.stopped]);
   } finally {
-    for (const cleanup of cleanups) cleanup();
-    if (!call.signal.aborted) call.abort();
+    scope.close();
   }
+}
+
+/**
+ * What can stop a call: the caller's signal and the deadline. `signal` aborts attempts; `stopped`
+ * rejects the call at once even if an attempt ignores its signal. Built only as far as needed:
+ * a call with neither shares one signal that never aborts and allocates nothing.
+ */
+class CallScope {
+  readonly signal: AbortSignal;
+  readonly stopped: Promise<never> | undefined;
+  attempts = 0;
+  lastError: unknown;
+  private timer: NodeJS.Timeout | undefined;
+  private onCallerAbort: (() => void) | undefined;
+
+  constructor(private readonly plan: FailoverPlan) {
+    if (plan.signal === undefined && plan.timeoutMs === undefined) {
+      this.signal = NEVER_ABORTED;
+      this.stopped = undefined;
+      return;
+    }
+    const controller = plan.timeoutMs === undefined ? undefined : new AbortController();
+    this.signal = controller?.signal ?? plan.signal!;
+    this.stopped = new Promise<never>((_, reject) => {
+      const callerSignal = plan.signal;
+      if (callerSignal !== undefined) {
+        this.onCallerAbort = (): void => {
+          reject(callerSignal.reason);
+          controller?.abort(callerSignal.reason);
+        };
+        if (callerSignal.aborted) return this.onCallerAbort();
+        callerSignal.addEventListener('abort', this.onCallerAbort, { once: true });
+      }
+      if (controller !== undefined) {
+        this.timer = setTimeout(() => {
+          const error = new DeadlineExceededError(plan.timeoutMs!, this.attempts, { cause: this.lastError });
+          reject(error);
+          controller.abort(error);
+        }, plan.timeoutMs);
+        this.timer.unref();
+      }
+    });
+    this.stopped.catch(() => {}); // observed through the race
+  }
+
+  close(): void {
+    clearTimeout(this.timer);
+    if (this.onCallerAbort !== undefined) this.plan.signal?.removeEventListener('abort', this.onCallerAbort);
+  }
+}
+
+/** The first attempt inline, then p-retry for the rest. */
+async function attemptAll<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, scope: CallScope): Promise<T> {
+  const tried = new Set<Endpoint>();
+  try {
+    return await attemptOnce(host, fn, plan, scope, tried, 1);
+  } catch (error) {
+    scope.lastError = error;
+    if (plan.retries === 0 || !(await mayRetry(host, plan, error, 1, scope.signal))) throw asError(error);
+  }
+  return pRetry(
+    async (retry) => {
+      try {
+        return await attemptOnce(host, fn, plan, scope, tried, retry + 1);
+      } catch (error) {
+        scope.lastError = error;
+        if (scope.signal.aborted || error instanceof NoEndpointsError || error instanceof BalancerClosedError) throw new AbortError(asError(error));
+        throw asError(error);
+      }
+    },
+    {
+      retries: plan.retries - 1,
+      minTimeout: 0,
+      maxTimeout: 0,
+      randomize: false,
+      signal: scope.signal === NEVER_ABORTED ? undefined : scope.signal,
+      shouldRetry: ({ error, attemptNumber }) => mayRetry(host, plan, error, attemptNumber + 1, scope.signal),
+    },
+  );
+}
+
+/** One attempt: a pick, then the callback (hedged when asked). */
+function attemptOnce<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, scope: CallScope, tried: Set<Endpoint>, attempt: number): Promise<T> {
+  scope.attempts = attempt;
+  const endpoint = host.pickFor(plan.key, tried.size === 0 ? undefined : tried, attempt);
+  tried.add(endpoint);
+  if (plan.hedgeDelayMs === undefined) return launch(host, fn, plan, endpoint, attempt, false, scope.signal);
+  return hedged(host, fn, plan, scope, tried, endpoint, attempt);
+}
+
+/**
+ * Runs the callback on one endpoint and records its outcome once. The attempt gets its own
+ * signal only when it can be aborted on its own (attempt timeout, hedging); otherwise it shares
+ * the call's.
+ */
+function launch<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, endpoint: Endpoint, attempt: number, isHedge: boolean, cancel: AbortSignal): Promise<T> {
+  const own = plan.attemptTimeoutMs !== undefined || plan.hedgeDelayMs !== undefined ? new AbortController() : undefined;
+  const signal = own?.signal ?? cancel;
+  const forward = own === undefined ? undefined : (): void => own.abort(cancel.reason);
+  if (forward !== undefined && cancel !== NEVER_ABORTED) cancel.addEventListener('abort', forward, { once: true });
+  const startedAt = host.attemptStarted(endpoint, attempt, isHedge);
+  let recorded = false;
+  const record = (outcome: AttemptOutcome): void => {
+    if (recorded) return;
+    recorded = true;
+    host.attemptEnded(endpoint, startedAt, outcome, attempt, isHedge);
+  };
+  let timer: NodeJS.Timeout | undefined;
+  let timedOut: Promise<never> | undefined;
+  if (plan.attemptTimeoutMs !== undefined) {
+    timedOut = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const error = new AttemptTimeoutError(plan.attemptTimeoutMs!);
+        // The attempt is abandoned: it counts now as a failure of this endpoint.
+        record({ kind: 'error', error });
+        reject(error);
+        own!.abort(error);
+      }, plan.attemptTimeoutMs);
+      timer.unref();
+    });
+  }
+  let work: Promise<T>;
+  try {
+    work = Promise.resolve(fn(endpoint, { signal, attempt, hedged: isHedge }));
+  } catch (error) {
+    work = Promise.reject(error);
+  }
+  // The endpoint's statistics follow the real work, even when it outlives the attempt.
+  work.then(
+    () => record(SUCCEEDED),
+    (error: unknown) => record(signal.aborted && !(signal.reason instanceof AttemptTimeoutError) ? CANCELLED : { kind: 'error', error }),
+  );
+  if (timedOut === undefined && forward === undefined) return work;
+  const settled = timedOut === undefined ? work : Promise.race([work, timedOut]);
+  return settled.finally(() => {
+    clearTimeout(timer);
+    if (forward !== undefined) cancel.removeEventListener('abort', forward);
+  });
+}
+
+/** The primary attempt, plus a twin on another endpoint if the primary is still running after the delay. */
+function hedged<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, scope: CallScope, tried: Set<Endpoint>, primary: Endpoint, attempt: number): Promise<T> {
+  const round = new AbortController();
+  const forward = (): void => round.abort(scope.signal.reason);
+  scope.signal.addEventListener('abort', forward, { once: true });
+  return new Promise<T>((resolve, reject) => {
+    let pending = 0;
+    let done = false;
+    let firstError: unknown;
+    let hedgeTimer: NodeJS.Timeout | undefined;
+    const finish = (): void => {
+      done = true;
+      clearTimeout(hedgeTimer);
+      scope.signal.removeEventListener('abort', forward);
+      round.abort(HEDGE_LOST); // the loser, if any, is cancelled
+    };
+    const start = (endpoint: Endpoint, isHedge: boolean): void => {
+      pending++;
+      launch(host, fn, plan, endpoint, attempt, isHedge, round.signal).then(
+        (value) => {
+          pending--;
+          if (done) return;
+          finish();
+          resolve(value);
+        },
+        (error: unknown) => {
+          pending--;
+          if (done) return;
+          firstError ??= error;
+          // Both failed, or the primary failed before the hedge was sent: let the retry logic decide.
+          if (pending === 0) {
+            finish();
+            reject(firstError);
+          }
+        },
+      );
+    };
+    start(primary, false);
+    hedgeTimer = setTimeout(() => {
+      hedgeTimer = undefined;
+      if (done) return;
+      let twin: Endpoint | undefined;
+      try {
+        twin = host.allowHedge() ? host.pickFor(plan.key, tried, attempt) : undefined;
+      } catch {
+        twin = undefined;
+      }
+      if (twin !== undefined && twin !== primary) {
+        tried.add(twin);
+        start(twin, true);
+      }
+    }, plan.hedgeDelayMs);
+    hedgeTimer.unref();
+  });
+}
+
+/**
+ * Whether a failed attempt may be sent again, and after which pause. A request that never
+ * reached a pod added no load anywhere: re-sending it at once is bounded by `retries` only. One
+ * that may have reached a pod is re-sent only for idempotent calls, within the retry budget,
+ * after a full-jitter backoff.
+ */
+async function mayRetry(host: FailoverHost, plan: FailoverPlan, error: unknown, attempt: number, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return false;
+  const kind: FailureKind = classifyFailure(error);
+  if (kind === 'fatal' || (kind === 'maybe-sent' && !plan.idempotent)) return false;
+  if (kind === 'not-sent') return true;
+  if (!host.allowRetry(error)) return false;
+  await sleep(fullJitterBackoff(attempt, plan.backoffBaseMs, plan.backoffMaxMs, host.random), signal === NEVER_ABORTED ? undefined : signal);
+  return true;
 }
 
 function asError(error: unknown): Error {
