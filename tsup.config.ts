@@ -2,9 +2,12 @@ import { defineConfig } from 'tsup';
 
 const entry = {
   index: 'src/index.ts',
+  'http/index': 'src/http/index.ts',
   'testing/index': 'src/testing/index.ts',
-
 };
+
+// Peer dependencies stay imports: the user's copy must be the one used.
+const external = ['undici', '@grpc/grpc-js'];
 
 export default defineConfig([
   {
@@ -15,6 +18,7 @@ export default defineConfig([
     sourcemap: true,
     clean: true,
     splitting: true,
+    external,
   },
   {
     entry,
@@ -22,8 +26,11 @@ export default defineConfig([
     target: 'node20',
     dts: true,
     sourcemap: true,
-    // p-retry is ESM-only; bundling it keeps `require('headless-lb')` free of
-    // require(esm) warnings on Node 20.
+    // Shared chunks, so `instanceof` works across entry points (headless-lb and headless-lb/http).
+    splitting: true,
+    external,
+    // p-retry is ESM-only; bundling it keeps `require('headless-lb')` free of require(esm)
+    // warnings on Node 20.
     noExternal: ['p-retry', 'is-network-error'],
   },
 ]);

@@ -1,0 +1,626 @@
+import { isIP } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { Dispatcher, errors } from 'undici';
+import type { Balancer } from '../balancer.js';
+import { InvalidOptionError } from '../errors.js';
+import type { Endpoint } from '../pool/endpoint.js';
+import type { PoolChange } from '../pool/pool.js';
+import type { AttemptContext } from '../retry/failover.js';
+import { RequestBody } from './body.js';
+import { toDownstream, type Downstream } from './downstream.js';
+import { FinalAttemptError, HttpStatusError, publicError } from './errors.js';
+import { readHeader, withHost, type RequestHeaders } from './headers.js';
+import { resolveHttpOptions, type HttpDispatcherOptions, type HttpRequestInfo, type ResolvedHttpOptions } from './options.js';
+import { PodPools, type PodPool, type PodPoolsStats } from './pools.js';
+
+/** What the dispatcher needs of a balancer. */
+export type HttpBalancer = Pick<Balancer, 'run' | 'on' | 'off'>;
+
+export interface HeadlessDispatcherStats extends PodPoolsStats {
+  readonly closed: boolean;
+  readonly destroyed: boolean;
+}
+
+interface ParsedOrigin {
+  readonly origin: string;
+  readonly protocol: 'http:' | 'https:';
+  /** Host header value: host[:port] as in the URL (default ports omitted). */
+  readonly host: string;
+  /** TLS server name: the URL's hostname, unless it is an IP address. */
+  readonly servername: string | undefined;
+  /** The headers of a request that has none: shared, frozen. */
+  readonly hostOnly: readonly string[];
+}
+
+const ORIGIN_CACHE_MAX = 64;
+
+/**
+ * An undici Dispatcher that sends each request to one pod of a headless Service, chosen by the
+ * balancer's picker, over one keep-alive pool per pod, and fails over to another pod when that
+ * is safe. Use it with `undici.request`, `undici.fetch` or Node's global `fetch`
+ * (`{ dispatcher }`). Closing it closes its pools, not the balancer.
+ */
+export class HeadlessDispatcher extends Dispatcher {
+  /** @internal */ readonly lb: HttpBalancer;
+  /** @internal */ readonly options: ResolvedHttpOptions;
+  /** @internal */ readonly pools: PodPools;
+  private readonly origins = new Map<string, ParsedOrigin>();
+  private closedFlag = false;
+  private destroyedFlag = false;
+  private closing: Promise<void> | undefined;
+  private readonly onChange = (change: PoolChange): void => this.pools.onChange(change);
+
+  /** Use `createDispatcher`. */
+  constructor(lb: HttpBalancer, options?: HttpDispatcherOptions) {
+    super();
+    if (lb === null || typeof lb !== 'object' || typeof lb.run !== 'function' || typeof lb.on !== 'function') {
+      throw new InvalidOptionError('lb', lb, 'a Balancer from createBalancer()');
+    }
+    this.lb = lb;
+    this.options = resolveHttpOptions(options);
+    this.pools = new PodPools(this.options.pool, this.options.drainTimeoutMs, this.options.idleTimeoutMs, (event, origin, targets, error) => {
+      if (event === 'connect') this.emit('connect', origin, [this, ...targets]);
+      else if (event === 'disconnect') this.emit('disconnect', origin, [this, ...targets], error as errors.UndiciError);
+      else this.emit('connectionError', origin, [this, ...targets], error as errors.UndiciError);
+    });
+    lb.on('change', this.onChange);
+  }
+
+  /** `true` once `close()` or `destroy()` was called. */
+  get closed(): boolean {
+    return this.closedFlag;
+  }
+
+  get destroyed(): boolean {
+    return this.destroyedFlag;
+  }
+
+  /** Pools, draining pools and requests in flight. */
+  stats(): HeadlessDispatcherStats {
+    return { ...this.pools.stats(), closed: this.closedFlag, destroyed: this.destroyedFlag };
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    if (handler === null || typeof handler !== 'object') throw new errors.InvalidArgumentError('handler must be an object');
+    const downstream = toDownstream(handler);
+    let call: HttpCall;
+    try {
+      if (options === null || typeof options !== 'object') throw new errors.InvalidArgumentError('opts must be an object.');
+      if (this.destroyedFlag) throw new errors.ClientDestroyedError();
+      if (this.closedFlag) throw new errors.ClientClosedError();
+      call = new HttpCall(this, options, downstream);
+    } catch (error) {
+      downstream.error(error as Error);
+      return false;
+    }
+    call.start();
+    return true;
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    if (!this.closedFlag) {
+      this.closedFlag = true;
+      this.lb.off('change', this.onChange);
+      this.closing = this.pools.close();
+    }
+    const done = this.closing ?? Promise.resolve();
+    if (callback === undefined) return done;
+    void done.then(() => callback());
+  }
+
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(): Promise<void>;
+  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    const cb = typeof errOrCallback === 'function' ? errOrCallback : callback;
+    const err = typeof errOrCallback === 'function' || errOrCallback === undefined ? null : errOrCallback;
+    let done: Promise<void>;
+    if (this.destroyedFlag) done = Promise.resolve();
+    else {
+      this.destroyedFlag = true;
+      this.closedFlag = true;
+      this.lb.off('change', this.onChange);
+      done = this.pools.destroy(err ?? new errors.ClientDestroyedError());
+    }
+    if (cb === undefined) return done;
+    void done.then(() => cb());
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** @internal */
+  parseOrigin(origin: unknown): ParsedOrigin {
+    const key = typeof origin === 'string' ? origin : origin instanceof URL ? origin.origin : undefined;
+    if (key === undefined) throw new errors.InvalidArgumentError('invalid origin: the request needs an absolute http(s) URL');
+    const cached = this.origins.get(key);
+    if (cached !== undefined) return cached;
+    let url: URL;
+    try {
+      url = new URL(key);
+    } catch {
+      throw new errors.InvalidArgumentError(`invalid origin ${JSON.stringify(key)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new errors.InvalidArgumentError(`unsupported protocol ${url.protocol} (http: or https: only)`);
+    const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+    const parsed: ParsedOrigin = {
+      origin: key,
+      protocol: url.protocol,
+      host: url.host,
+      servername: this.options.servername ?? (isIP(hostname) === 0 ? hostname : undefined),
+      hostOnly: Object.freeze(['host', url.host]),
+    };
+    if (this.origins.size >= ORIGIN_CACHE_MAX) this.origins.clear();
+    this.origins.set(key, parsed);
+    return parsed;
+  }
+}
+
+/** Creates an undici Dispatcher over the pods of `lb`. Closing it does not close the balancer. */
+export function createDispatcher(lb: HttpBalancer, options?: HttpDispatcherOptions): HeadlessDispatcher {
+  return new HeadlessDispatcher(lb, options);
+}
+
+/** Every option undici 7's core `Request` reads from dispatch options. */
+export const DISPATCH_FIELDS = [
+  'path',
+  'method',
+  'body',
+  'headers',
+  'query',
+  'idempotent',
+  'blocking',
+  'upgrade',
+  'headersTimeout',
+  'bodyTimeout',
+  'reset',
+  'expectContinue',
+  'servername',
+  'throwOnError',
+  'maxRedirections',
+  'typeOfService',
+] as const;
+
+type DispatchFields = { origin?: unknown } & { [K in (typeof DISPATCH_FIELDS)[number]]?: unknown };
+
+const enum CallState {
+  Pending,
+  Committed,
+  Done,
+}
+
+/**
+ * One request through the dispatcher: one `lb.run()` call and its attempts.
+ *
+ * The caller's abort is handled here rather than with a signal passed to `run()`: the error
+ * reaches the caller at once, attempts in flight are aborted, and a later attempt (after a
+ * backoff) is refused. A signal per call costs an AbortController, two listener operations and
+ * a promise race in `run()` on every request, a measurable share of the dispatcher's overhead.
+ */
+class HttpCall {
+  private readonly lb: HttpBalancer;
+  private readonly origin: ParsedOrigin;
+  private readonly headers: RequestHeaders;
+  private readonly body: RequestBody;
+  /** The method may be sent twice (method list, or the request's own `idempotent` option). */
+  private readonly idempotent: boolean;
+  private readonly key: string | undefined;
+  private state = CallState.Pending;
+  private committed: Attempt | undefined;
+  /** A failure-status response kept (paused) until the balancer decides whether to retry. */
+  private held: Attempt | undefined;
+  /** The attempt waiting for response headers; a hedged twin goes to `twins`. */
+  private waiting: Attempt | undefined;
+  private twins: Attempt[] | undefined;
+  /** Whether run() may abort an attempt's signal (deadline, attempt timeout, losing hedge). */
+  readonly watchSignals: boolean;
+  private readonly hedge: boolean;
+
+  constructor(
+    readonly dispatcher: HeadlessDispatcher,
+    readonly opts: Dispatcher.DispatchOptions,
+    readonly downstream: Downstream,
+  ) {
+    this.lb = dispatcher.lb;
+    const options = dispatcher.options;
+    this.origin = dispatcher.parseOrigin(opts.origin);
+    this.headers = withHost(opts.headers, this.origin.host, this.origin.hostOnly);
+    this.body = RequestBody.from(opts.body);
+    const method = typeof opts.method === 'string' ? opts.method.toUpperCase() : 'GET';
+    this.idempotent = typeof opts.idempotent === 'boolean' ? opts.idempotent : options.idempotentMethods.has(method);
+    if (options.key !== undefined) {
+      const key = options.key(requestInfo(this.origin.origin, method, opts));
+      if (key !== undefined && typeof key !== 'string') throw new errors.InvalidArgumentError(`the key function returned ${typeof key}, not a string or undefined`);
+      this.key = key;
+    } else {
+      this.key = options.keyHeader === undefined ? undefined : readHeader(opts.headers, options.keyHeader);
+    }
+    this.hedge = options.hedge !== undefined && this.idempotent && this.body.isValue;
+    this.watchSignals = this.hedge || options.timeoutMs !== undefined || options.attemptTimeoutMs !== undefined;
+  }
+
+  get failureCodes(): ReadonlySet<number> {
+    return this.dispatcher.options.failureStatusCodes;
+  }
+
+  start(): void {
+    this.downstream.start(this.abort);
+    if (this.state !== CallState.Pending) return; // aborted in onConnect
+    const options = this.dispatcher.options;
+    // A request that may have reached a pod is re-sent only when its method allows it and its
+    // body is a value: a stream body is read by the first attempt. (Attempts that never reached
+    // a pod are re-sent whatever the method, as long as the stream was not read.)
+    const resend = this.idempotent && this.body.isValue;
+    this.lb
+      .run(this.attempt, {
+        key: this.key,
+        idempotent: resend,
+        hedge: this.hedge ? options.hedge : undefined,
+        retries: options.retries,
+        timeoutMs: options.timeoutMs,
+        attemptTimeoutMs: options.attemptTimeoutMs,
+      })
+      .then(undefined, (error: unknown) => this.onRunFailed(error));
+  }
+
+  /** The abort function the caller's handler gets. */
+  readonly abort = (reason?: Error): void => {
+    if (this.state === CallState.Done) return;
+    const error = reason ?? new errors.RequestAbortedError();
+    if (this.state === CallState.Committed) {
+      this.committed?.abortInner(error);
+      return;
+    }
+    this.fail(error);
+    const waiting = this.waiting;
+    const twins = this.twins;
+    this.waiting = undefined;
+    this.twins = undefined;
+    waiting?.abortInner(error);
+    if (twins !== undefined) for (const attempt of twins) attempt.abortInner(error);
+  };
+
+  /** Ends the call with an error before any response was committed. */
+  private fail(error: Error): void {
+    this.state = CallState.Done;
+    this.discardHeld();
+    this.downstream.error(error);
+  }
+
+  /** run()'s attempt function: resolves when a response is committed to the caller. */
+  private readonly attempt = (endpoint: Endpoint, context: AttemptContext): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      this.discardHeld();
+      if (this.state !== CallState.Pending) {
+        // Aborted by the caller (the error was delivered already): no more attempts.
+        reject(new FinalAttemptError(new errors.RequestAbortedError()));
+        return;
+      }
+      if (this.dispatcher.closed) {
+        reject(new FinalAttemptError(this.dispatcher.destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError()));
+        return;
+      }
+      if (!this.body.replayable) {
+        // The core retries only failures that left the body unread; never re-send a read one.
+        reject(new FinalAttemptError(new Error('the request body was already consumed by an earlier attempt; not re-sent')));
+        return;
+      }
+      const pod = this.dispatcher.pools.acquire(endpoint, this.origin.protocol, this.origin.servername);
+      const attempt = new Attempt(this, pod, this.watchSignals ? context.signal : undefined, resolve, reject);
+      if (this.waiting === undefined) this.waiting = attempt;
+      else (this.twins ??= []).push(attempt);
+      attempt.send();
+    });
+
+  /**
+   * The options of one attempt for the pod's pool. The fields are those undici 7's `Request`
+   * reads (a test checks the list against the installed undici): a fixed-shape copy is ~20×
+   * cheaper than an object spread and keeps undici's property reads monomorphic.
+   * @internal
+   */
+  dispatchOptions(pod: PodPool): Dispatcher.DispatchOptions {
+    const o = this.opts as DispatchFields;
+    const fields: DispatchFields = {
+      origin: pod.origin,
+      path: o.path,
+      method: o.method,
+      body: this.body.forAttempt(),
+      headers: this.headers,
+      query: o.query,
+      idempotent: o.idempotent,
+      blocking: o.blocking,
+      upgrade: o.upgrade,
+      headersTimeout: o.headersTimeout,
+      bodyTimeout: o.bodyTimeout,
+      reset: o.reset,
+      expectContinue: o.expectContinue,
+      servername: this.origin.servername,
+      throwOnError: o.throwOnError,
+      maxRedirections: o.maxRedirections,
+      typeOfService: o.typeOfService,
+    };
+    return fields as Dispatcher.DispatchOptions;
+  }
+
+  /** Whether a failed attempt's error may be retried (the core then applies its own rules). */
+  get bodyReplayable(): boolean {
+    return this.body.replayable;
+  }
+
+  /** An attempt got its response headers, or failed. */
+  settled(attempt: Attempt): void {
+    if (this.waiting === attempt) this.waiting = undefined;
+    else if (this.twins !== undefined) {
+      const i = this.twins.indexOf(attempt);
+      if (i !== -1) this.twins.splice(i, 1);
+    }
+  }
+
+  /** undici refused the request synchronously (invalid header, path, body): not the pod's fault. */
+  rejectRequest(error: Error): void {
+    if (this.state === CallState.Pending) this.fail(error);
+  }
+
+  commit(attempt: Attempt): boolean {
+    if (this.state !== CallState.Pending) return false;
+    this.state = CallState.Committed;
+    this.committed = attempt;
+    if (this.held !== attempt) this.discardHeld(); // a hedged twin's failure response
+    this.held = undefined;
+    return true;
+  }
+
+  /** Keeps the latest failure response (an older one, from a hedged twin, is dropped). */
+  hold(attempt: Attempt): void {
+    if (this.held !== attempt) this.discardHeld();
+    this.held = attempt;
+  }
+
+  finish(): void {
+    this.state = CallState.Done;
+  }
+
+  get isPending(): boolean {
+    return this.state === CallState.Pending;
+  }
+
+  get isDone(): boolean {
+    return this.state === CallState.Done;
+  }
+
+  private discardHeld(): void {
+    const held = this.held;
+    this.held = undefined;
+    held?.discard();
+  }
+
+  private onRunFailed(error: unknown): void {
+    if (this.state !== CallState.Pending) return;
+    const held = this.held;
+    this.held = undefined;
+    // By code, not instanceof: in a CommonJS build each entry point may carry its own copy of the class.
+    const deadline = (error as { code?: unknown } | null)?.code === 'ERR_HLB_DEADLINE_EXCEEDED';
+    if (held !== undefined && !deadline && this.commit(held)) {
+      // No retry (not idempotent, retries or budget used up, no other pod): the caller gets the response.
+      held.deliver();
+      return;
+    }
+    held?.discard();
+    this.state = CallState.Done;
+    this.downstream.error(publicError(error));
+  }
+}
+
+const enum AttemptState {
+  Waiting,
+  Committed,
+  Held,
+  Discarded,
+  Failed,
+}
+
+/** One attempt on one pod: a legacy-API handler for the pod's Pool (raw headers, no conversion). */
+class Attempt implements Dispatcher.DispatchHandler {
+  private state = AttemptState.Waiting;
+  private innerAbort: ((reason?: Error) => void) | undefined;
+  private abortBeforeConnect: Error | undefined;
+  private ended = false;
+  /** True while `pool.dispatch()` runs: an error then is undici refusing the request itself. */
+  private dispatching = false;
+  private held: { statusCode: number; rawHeaders: Buffer[]; resume: () => void; statusText: string; chunks: Buffer[]; trailers?: Buffer[] | string[] | null; error?: Error } | undefined;
+
+  constructor(
+    private readonly call: HttpCall,
+    private readonly pod: PodPool,
+    private readonly signal: AbortSignal | undefined,
+    private readonly resolve: () => void,
+    private readonly reject: (error: unknown) => void,
+  ) {}
+
+  send(): void {
+    const signal = this.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        this.fail(signal.reason);
+        return;
+      }
+      this.onSignal = () => this.abortInner(signal.reason);
+      signal.addEventListener('abort', this.onSignal);
+    }
+    const pod = this.pod;
+    pod.active++;
+    pod.used = true;
+    this.dispatching = true;
+    try {
+      pod.pool.dispatch(this.call.dispatchOptions(pod), this);
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private onSignal: (() => void) | undefined;
+
+  abortInner(reason: Error): void {
+    if (this.innerAbort !== undefined) this.innerAbort(reason);
+    else if (this.state === AttemptState.Waiting) this.abortBeforeConnect = reason;
+  }
+
+  /** No longer waiting for headers. */
+  private settle(): void {
+    if (this.onSignal !== undefined) this.signal?.removeEventListener('abort', this.onSignal);
+    this.call.settled(this);
+  }
+
+  private end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pod.active--;
+  }
+
+  private fail(error: unknown): void {
+    this.state = AttemptState.Failed;
+    this.settle();
+    // After the caller aborted, or with a body already read, the core must not retry.
+    this.reject(this.call.isPending && this.call.bodyReplayable ? error : new FinalAttemptError(error));
+  }
+
+  /** Throws away a held failure response (a retry goes elsewhere). */
+  discard(): void {
+    if (this.state !== AttemptState.Held) return;
+    this.state = AttemptState.Discarded;
+    this.held = undefined;
+    if (!this.ended) this.innerAbort?.(new errors.RequestAbortedError('response discarded: retried on another endpoint'));
+  }
+
+  /** Passes a held failure response to the caller after all. */
+  deliver(): void {
+    const held = this.held;
+    if (this.state !== AttemptState.Held || held === undefined) return;
+    this.state = AttemptState.Committed;
+    this.held = undefined;
+    const downstream = this.call.downstream;
+    if (held.error !== undefined && held.chunks.length === 0 && held.trailers === undefined) {
+      this.call.finish();
+      downstream.error(held.error);
+      return;
+    }
+    downstream.responseStarted();
+    const flowing = downstream.headers(held.statusCode, held.rawHeaders, held.resume, held.statusText);
+    for (const chunk of held.chunks) downstream.data(chunk);
+    if (held.error !== undefined) {
+      this.call.finish();
+      downstream.error(held.error);
+    } else if (held.trailers !== undefined) {
+      this.call.finish();
+      downstream.complete(held.trailers);
+    } else if (flowing) {
+      held.resume();
+    }
+  }
+
+  // ---- undici handler (legacy API) ----
+
+  onConnect(abort: (reason?: Error) => void): void {
+    this.innerAbort = abort;
+    if (this.abortBeforeConnect !== undefined) abort(this.abortBeforeConnect);
+  }
+
+  onResponseStarted(): void {}
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.state === AttemptState.Committed) return this.call.downstream.headers(statusCode, rawHeaders, resume, statusText);
+    if (this.state !== AttemptState.Waiting) return false;
+    if (statusCode < 200) return true; // informational: wait for the final response
+    this.settle();
+    if (this.call.failureCodes.has(statusCode) && this.call.isPending) {
+      this.state = AttemptState.Held;
+      this.held = { statusCode, rawHeaders, resume, statusText, chunks: [] };
+      this.call.hold(this);
+      this.reject(new HttpStatusError(statusCode, this.pod.endpoint.host));
+      return false; // paused until the balancer decides
+    }
+    if (!this.call.commit(this)) {
+      // The call ended meanwhile (aborted, deadline, a twin won): drop this response.
+      this.state = AttemptState.Discarded;
+      this.reject(new FinalAttemptError(new errors.RequestAbortedError()));
+      this.innerAbort?.(new errors.RequestAbortedError());
+      return false;
+    }
+    this.state = AttemptState.Committed;
+    this.resolve();
+    const downstream = this.call.downstream;
+    downstream.responseStarted();
+    return downstream.headers(statusCode, rawHeaders, resume, statusText);
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.state === AttemptState.Committed) return this.call.downstream.data(chunk);
+    if (this.state === AttemptState.Held) {
+      this.held!.chunks.push(chunk);
+      return false;
+    }
+    return true;
+  }
+
+  onComplete(trailers: string[] | null): void {
+    this.end();
+    if (this.state === AttemptState.Committed) {
+      this.call.finish();
+      this.call.downstream.complete(trailers);
+    } else if (this.state === AttemptState.Held) {
+      this.held!.trailers = trailers;
+    }
+  }
+
+  onError(error: Error): void {
+    this.end();
+    switch (this.state) {
+      case AttemptState.Committed:
+        if (this.call.isDone) return;
+        this.call.finish();
+        this.call.downstream.error(error);
+        return;
+      case AttemptState.Held:
+        this.held!.error = error;
+        return;
+      case AttemptState.Waiting:
+        if (this.dispatching && this.innerAbort === undefined) this.call.rejectRequest(error);
+        this.fail(error);
+        return;
+      default:
+        return;
+    }
+  }
+
+  onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    this.end();
+    if (this.state !== AttemptState.Waiting) {
+      socket.destroy();
+      return;
+    }
+    this.settle();
+    if (!this.call.commit(this)) {
+      this.state = AttemptState.Discarded;
+      this.reject(new FinalAttemptError(new errors.RequestAbortedError()));
+      socket.destroy();
+      return;
+    }
+    this.state = AttemptState.Committed;
+    this.resolve();
+    this.call.finish();
+    this.call.downstream.upgrade(statusCode, rawHeaders, socket);
+  }
+}
+
+function requestInfo(origin: string, method: string, opts: Dispatcher.DispatchOptions): HttpRequestInfo {
+  return {
+    origin,
+    method,
+    path: opts.path,
+    header: (name: string) => readHeader(opts.headers, name.toLowerCase()),
+  };
+}

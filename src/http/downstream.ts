@@ -1,0 +1,138 @@
+import type { Duplex } from 'node:stream';
+import { util, type Dispatcher } from 'undici';
+
+/**
+ * The caller's handler, seen through one interface whichever handler API it implements:
+ * undici's legacy callbacks (`onConnect`/`onHeaders`/`onData`/`onComplete`/`onError`, what
+ * `undici.request`, `undici.fetch` and Node's global fetch of undici 6 and 7 pass) or the
+ * controller API (`onRequestStart`/`onResponseStart`/... , what `compose()` interceptors and
+ * undici 8's fetch pass). Responses arrive from the pods' pools in the legacy shape (raw header
+ * buffers), so a legacy caller gets them without any conversion.
+ */
+export interface Downstream {
+  /** The request starts; `abort` cancels it. */
+  start(abort: (reason?: Error) => void): void;
+  responseStarted(): void;
+  /** Response headers (also 1xx). `resume` continues a paused response. Returns false to pause. */
+  headers(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  data(chunk: Buffer): boolean;
+  complete(rawTrailers: Buffer[] | string[] | null): void;
+  error(error: Error): void;
+  upgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void;
+}
+
+type Handler = Dispatcher.DispatchHandler;
+type RawList = (Buffer | string | (Buffer | string)[])[];
+
+class LegacyDownstream implements Downstream {
+  constructor(private readonly handler: Handler) {}
+
+  start(abort: (reason?: Error) => void): void {
+    this.handler.onConnect?.(abort);
+  }
+  responseStarted(): void {
+    this.handler.onResponseStarted?.();
+  }
+  headers(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    return this.handler.onHeaders?.(statusCode, rawHeaders, resume, statusText) !== false;
+  }
+  data(chunk: Buffer): boolean {
+    return this.handler.onData?.(chunk) !== false;
+  }
+  complete(rawTrailers: Buffer[] | string[] | null): void {
+    this.handler.onComplete?.(rawTrailers as string[] | null);
+  }
+  error(error: Error): void {
+    if (typeof this.handler.onError !== 'function') throw error;
+    this.handler.onError(error);
+  }
+  upgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    this.handler.onUpgrade?.(statusCode, rawHeaders, socket);
+  }
+}
+
+/** The controller a controller-API handler gets; stable across attempts. */
+class Controller implements Dispatcher.DispatchController {
+  private pausedFlag = false;
+  private abortedFlag = false;
+  private abortReason: Error | null = null;
+  /** Resumes the response currently being delivered. */
+  resumeTarget: (() => void) | undefined;
+  rawHeaders: Buffer[] | null = null;
+  rawTrailers: Buffer[] | string[] | null = null;
+
+  constructor(private readonly onAbort: (reason?: Error) => void) {}
+
+  get aborted(): boolean {
+    return this.abortedFlag;
+  }
+  get paused(): boolean {
+    return this.pausedFlag;
+  }
+  get reason(): Error | null {
+    return this.abortReason;
+  }
+  abort(reason?: Error): void {
+    if (this.abortedFlag) return;
+    this.abortedFlag = true;
+    this.abortReason = reason ?? null;
+    this.onAbort(reason);
+  }
+  pause(): void {
+    this.pausedFlag = true;
+  }
+  resume(): void {
+    if (!this.pausedFlag) return;
+    this.pausedFlag = false;
+    this.resumeTarget?.();
+  }
+}
+
+class ControllerDownstream implements Downstream {
+  private controller: Controller | undefined;
+
+  constructor(private readonly handler: Handler) {}
+
+  private get ctl(): Controller {
+    return (this.controller ??= new Controller(() => {}));
+  }
+
+  start(abort: (reason?: Error) => void): void {
+    this.controller = new Controller(abort);
+    this.handler.onRequestStart?.(this.controller, {});
+  }
+  responseStarted(): void {}
+  headers(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    const ctl = this.ctl;
+    ctl.resumeTarget = resume;
+    ctl.rawHeaders = rawHeaders;
+    this.handler.onResponseStart?.(ctl, statusCode, util.parseHeaders(rawHeaders as RawList), statusText);
+    return !ctl.paused;
+  }
+  data(chunk: Buffer): boolean {
+    const ctl = this.ctl;
+    this.handler.onResponseData?.(ctl, chunk);
+    return !ctl.paused;
+  }
+  complete(rawTrailers: Buffer[] | string[] | null): void {
+    const ctl = this.ctl;
+    ctl.rawTrailers = rawTrailers;
+    this.handler.onResponseEnd?.(ctl, util.parseHeaders((rawTrailers ?? []) as RawList));
+  }
+  error(error: Error): void {
+    if (typeof this.handler.onResponseError !== 'function') throw error;
+    this.handler.onResponseError(this.ctl, error);
+  }
+  upgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    const ctl = this.ctl;
+    ctl.rawHeaders = rawHeaders as Buffer[] | null;
+    this.handler.onRequestUpgrade?.(ctl, statusCode, util.parseHeaders((rawHeaders ?? []) as RawList), socket);
+  }
+}
+
+/** Wraps the caller's handler; throws undici's error for something that is no handler at all. */
+export function toDownstream(handler: Handler): Downstream {
+  return typeof handler.onRequestStart === 'function' || typeof handler.onResponseStart === 'function'
+    ? new ControllerDownstream(handler)
+    : new LegacyDownstream(handler);
+}

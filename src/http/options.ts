@@ -1,0 +1,170 @@
+import { Pool } from 'undici';
+import { InvalidOptionError } from '../errors.js';
+import { checkDnsName, checkFunction, checkKnownKeys, checkNumber, checkObject, type HedgeOptions } from '../options.js';
+
+/** What a `key` function sees of a request. */
+export interface HttpRequestInfo {
+  /** The request's origin as the caller wrote it, e.g. `'http://web-headless.default.svc.cluster.local:8080'`. */
+  readonly origin: string;
+  readonly method: string;
+  /** Path and query, e.g. `'/users/42?x=1'`. */
+  readonly path: string;
+  /** A request header by name (case-insensitive); several values are joined with `', '`. */
+  header(name: string): string | undefined;
+}
+
+/**
+ * Options of each pod's undici `Pool`: `connections`, `pipelining`, `keepAliveTimeout`,
+ * `headersTimeout`, `bodyTimeout`, `connect` (TLS options such as `ca`), `allowH2`, ...
+ * `factory` and `socketPath` are not available: the dispatcher decides where each pool connects.
+ */
+export type PodPoolOptions = Omit<Pool.Options, 'factory' | 'socketPath'>;
+
+export interface HttpDispatcherOptions {
+  /** Request header that carries the shard key (case-insensitive), for key-aware pickers. */
+  readonly keyHeader?: string;
+  /** Computes the shard key of a request; takes precedence over `keyHeader`. Return undefined for no key. */
+  readonly key?: (request: HttpRequestInfo) => string | undefined;
+  /**
+   * Response status codes that count as a failure of the pod: recorded on the endpoint (latency
+   * pickers, outlier ejection) and, for requests that may be re-sent, retried on another pod.
+   * Default `[502, 503, 504]`.
+   */
+  readonly failureStatusCodes?: readonly number[];
+  /**
+   * Methods that may be re-sent to another pod after a failure that may have reached a pod
+   * (a reset, a timeout, a failure status). Default `GET, HEAD, OPTIONS, PUT, DELETE`.
+   * A request's own `idempotent: true|false` dispatch option overrides this.
+   */
+  readonly idempotentMethods?: readonly string[];
+  /** Retries after the first attempt. Default: the balancer's `retry.retries` (2). */
+  readonly retries?: number;
+  /**
+   * Hedge idempotent requests without a stream body: a second attempt on another pod when the
+   * first has no response headers after `delayMs` (or the balancer's `percentile` latency);
+   * the first response wins. Hedges draw on the balancer's hedge budget. Default: off.
+   */
+  readonly hedge?: HedgeOptions;
+  /** Deadline until response headers arrive, all attempts together, ms. Default: none. */
+  readonly timeoutMs?: number;
+  /** Deadline of each attempt until response headers arrive, ms. Default: none (undici's `headersTimeout` still applies). */
+  readonly attemptTimeoutMs?: number;
+  /**
+   * TLS server name for SNI and for the certificate check. Default: the request URL's hostname
+   * (the Service name), or none when the URL's host is an IP address.
+   */
+  readonly servername?: string;
+  /** Options for each pod's undici Pool. */
+  readonly pool?: PodPoolOptions;
+  /**
+   * How long the pool of a pod that left the Service (or changed address) may take to finish its
+   * in-flight requests before it is destroyed, ms. Default 30000 (Kubernetes' default grace period).
+   */
+  readonly drainTimeoutMs?: number;
+  /** A pod's pool unused this long is closed; the next request re-creates it, ms. 0 keeps pools forever. Default 60000. */
+  readonly idleTimeoutMs?: number;
+}
+
+/** Options after validation and defaults. */
+export interface ResolvedHttpOptions {
+  readonly keyHeader: string | undefined;
+  readonly key: ((request: HttpRequestInfo) => string | undefined) | undefined;
+  readonly failureStatusCodes: ReadonlySet<number>;
+  readonly idempotentMethods: ReadonlySet<string>;
+  readonly retries: number | undefined;
+  readonly hedge: HedgeOptions | undefined;
+  readonly timeoutMs: number | undefined;
+  readonly attemptTimeoutMs: number | undefined;
+  readonly servername: string | undefined;
+  readonly pool: PodPoolOptions;
+  readonly drainTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+}
+
+export const HTTP_DEFAULTS = {
+  failureStatusCodes: [502, 503, 504],
+  idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+  drainTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
+} as const;
+
+const KEYS = [
+  'keyHeader',
+  'key',
+  'failureStatusCodes',
+  'idempotentMethods',
+  'retries',
+  'hedge',
+  'timeoutMs',
+  'attemptTimeoutMs',
+  'servername',
+  'pool',
+  'drainTimeoutMs',
+  'idleTimeoutMs',
+] as const;
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): ResolvedHttpOptions {
+  const options = input === undefined ? {} : checkObject(input, 'options');
+  checkKnownKeys(options, KEYS, '');
+
+  let keyHeader: string | undefined;
+  if (options.keyHeader !== undefined) {
+    if (typeof options.keyHeader !== 'string' || !TOKEN.test(options.keyHeader)) {
+      throw new InvalidOptionError('keyHeader', options.keyHeader, "a header name such as 'x-user-id'");
+    }
+    keyHeader = options.keyHeader.toLowerCase();
+  }
+  const key = options.key === undefined ? undefined : checkFunction<(request: HttpRequestInfo) => string | undefined>(options.key, 'key');
+
+  const failureStatusCodes = new Set<number>();
+  const codes = options.failureStatusCodes === undefined ? HTTP_DEFAULTS.failureStatusCodes : options.failureStatusCodes;
+  if (!Array.isArray(codes)) throw new InvalidOptionError('failureStatusCodes', codes, 'an array of HTTP status codes (200..599)');
+  codes.forEach((code: unknown, i: number) => failureStatusCodes.add(checkNumber(code, `failureStatusCodes[${i}]`, { min: 200, max: 599, integer: true })));
+
+  const idempotentMethods = new Set<string>();
+  const methods = options.idempotentMethods === undefined ? HTTP_DEFAULTS.idempotentMethods : options.idempotentMethods;
+  if (!Array.isArray(methods)) throw new InvalidOptionError('idempotentMethods', methods, "an array of HTTP methods such as ['GET', 'PUT']");
+  methods.forEach((method: unknown, i: number) => {
+    if (typeof method !== 'string' || !TOKEN.test(method)) throw new InvalidOptionError(`idempotentMethods[${i}]`, method, 'an HTTP method name');
+    idempotentMethods.add(method.toUpperCase());
+  });
+
+  const retries = options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: 100, integer: true });
+  let hedge: HedgeOptions | undefined;
+  if (options.hedge !== undefined) {
+    const h = checkObject(options.hedge, 'hedge');
+    checkKnownKeys(h, ['delayMs', 'percentile'], 'hedge');
+    if (h.delayMs === undefined && h.percentile === undefined) throw new InvalidOptionError('hedge', options.hedge, '{ delayMs } or { percentile }');
+    hedge = {
+      ...(h.delayMs === undefined ? {} : { delayMs: checkNumber(h.delayMs, 'hedge.delayMs', { min: 0 }) }),
+      ...(h.percentile === undefined ? {} : { percentile: checkNumber(h.percentile, 'hedge.percentile', { min: 0, max: 1 }) }),
+    };
+  }
+  const timeoutMs = options.timeoutMs === undefined ? undefined : checkNumber(options.timeoutMs, 'timeoutMs', { min: 0 });
+  const attemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : checkNumber(options.attemptTimeoutMs, 'attemptTimeoutMs', { min: 0 });
+  const servername = options.servername === undefined ? undefined : checkDnsName(options.servername, 'servername');
+  const pool = options.pool === undefined ? {} : checkPoolOptions(options.pool);
+  const drainTimeoutMs = options.drainTimeoutMs === undefined ? HTTP_DEFAULTS.drainTimeoutMs : checkNumber(options.drainTimeoutMs, 'drainTimeoutMs', { min: 0 });
+  const idleTimeoutMs = options.idleTimeoutMs === undefined ? HTTP_DEFAULTS.idleTimeoutMs : checkNumber(options.idleTimeoutMs, 'idleTimeoutMs', { min: 0 });
+
+  return { keyHeader, key, failureStatusCodes, idempotentMethods, retries, hedge, timeoutMs, attemptTimeoutMs, servername, pool, drainTimeoutMs, idleTimeoutMs };
+}
+
+/** Lets undici validate the pool options now (a Pool connects lazily), so a typo fails at creation, not at the first request. */
+function checkPoolOptions(value: unknown): PodPoolOptions {
+  const pool = checkObject(value, 'pool') as PodPoolOptions;
+  for (const banned of ['factory', 'socketPath']) {
+    if (banned in pool) throw new InvalidOptionError(`pool.${banned}`, (pool as Record<string, unknown>)[banned], 'not set: the dispatcher decides where each pool connects');
+  }
+  let probe: Pool | undefined;
+  try {
+    probe = new Pool('http://127.0.0.1:1', pool);
+  } catch (error) {
+    throw new InvalidOptionError('pool', value, `undici Pool options (${(error as Error).message})`);
+  } finally {
+    void probe?.destroy().catch(() => {});
+  }
+  return pool;
+}

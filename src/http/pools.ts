@@ -1,0 +1,176 @@
+import { Pool, type Dispatcher } from 'undici';
+import type { Endpoint } from '../pool/endpoint.js';
+import type { PoolChange } from '../pool/pool.js';
+import type { PodPoolOptions } from './options.js';
+
+/** One keep-alive pool to one pod, for one scheme and TLS server name. */
+export interface PodPool {
+  readonly pool: Pool;
+  /** `http://10.1.2.3:8080` */
+  readonly origin: string;
+  readonly endpoint: Endpoint;
+  /** The endpoint's `host` when the pool was made: an endpoint that changes address gets a new pool. */
+  readonly host: string;
+  readonly protocol: string;
+  readonly servername: string | undefined;
+  /** Requests dispatched to this pool and not yet finished. */
+  active: number;
+  /** Set on every request; the idle sweep clears it (cheaper than a timestamp per request). */
+  used: boolean;
+  /** Consecutive sweeps that found the pool unused and idle. */
+  idleSweeps: number;
+}
+
+export interface PodPoolsStats {
+  /** Pools serving current endpoints. */
+  readonly pools: number;
+  /** Pools of departed (or readdressed) endpoints, finishing their in-flight requests. */
+  readonly draining: number;
+  /** Requests in flight across all pools. */
+  readonly active: number;
+}
+
+type Forward = (event: 'connect' | 'disconnect' | 'connectionError', origin: URL, targets: readonly Dispatcher[], error?: Error) => void;
+
+/**
+ * The pools of a dispatcher: created on first use, one per endpoint (and scheme/server name),
+ * drained when their endpoint leaves or changes address, closed when idle.
+ */
+export class PodPools {
+  private readonly live = new Map<Endpoint, PodPool[]>();
+  private readonly draining = new Map<PodPool, { timer: NodeJS.Timeout | undefined; done: Promise<void> }>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly options: PodPoolOptions,
+    private readonly drainTimeoutMs: number,
+    private readonly idleTimeoutMs: number,
+    private readonly forward: Forward,
+  ) {}
+
+  /** The pool for this endpoint, scheme and server name; made on first use. */
+  acquire(endpoint: Endpoint, protocol: string, servername: string | undefined): PodPool {
+    const host = endpoint.host;
+    const list = this.live.get(endpoint);
+    if (list !== undefined) {
+      for (let i = 0; i < list.length; i++) {
+        const entry = list[i]!;
+        if (entry.host === host && entry.protocol === protocol && entry.servername === servername) return entry;
+      }
+    }
+    const origin = `${protocol}//${host}`;
+    const pool = new Pool(origin, this.options);
+    const entry: PodPool = { pool, origin, endpoint, host, protocol, servername, active: 0, used: true, idleSweeps: 0 };
+    pool.on('connect', (o, targets) => this.forward('connect', o, targets));
+    pool.on('disconnect', (o, targets, error) => this.forward('disconnect', o, targets, error));
+    pool.on('connectionError', (o, targets, error) => this.forward('connectionError', o, targets, error));
+    if (list === undefined) this.live.set(endpoint, [entry]);
+    else list.push(entry);
+    this.startSweep();
+    return entry;
+  }
+
+  /** Drains the pools of removed endpoints and the stale-address pools of updated ones. */
+  onChange(change: PoolChange): void {
+    for (const endpoint of change.removed) {
+      const list = this.live.get(endpoint);
+      if (list === undefined) continue;
+      this.live.delete(endpoint);
+      for (const entry of list) this.drain(entry);
+    }
+    for (const endpoint of change.updated) {
+      const list = this.live.get(endpoint);
+      if (list === undefined) continue;
+      const keep = list.filter((entry) => entry.host === endpoint.host);
+      for (const entry of list) if (entry.host !== endpoint.host) this.drain(entry);
+      if (keep.length === 0) this.live.delete(endpoint);
+      else this.live.set(endpoint, keep);
+    }
+  }
+
+  stats(): PodPoolsStats {
+    let pools = 0;
+    let active = 0;
+    for (const list of this.live.values()) {
+      pools += list.length;
+      for (const entry of list) active += entry.active;
+    }
+    for (const entry of this.draining.keys()) active += entry.active;
+    return { pools, draining: this.draining.size, active };
+  }
+
+  /** Closes every pool gracefully (in-flight requests finish); resolves when all are closed. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stopSweep();
+    for (const list of this.live.values()) for (const entry of list) this.drain(entry);
+    this.live.clear();
+    await Promise.all([...this.draining.values()].map((d) => d.done));
+  }
+
+  /** Destroys every pool: requests in flight fail with `err`. */
+  async destroy(err: Error | null): Promise<void> {
+    this.closed = true;
+    this.stopSweep();
+    const all: Promise<void>[] = [];
+    for (const list of this.live.values()) for (const entry of list) all.push(entry.pool.destroy(err).catch(() => {}));
+    this.live.clear();
+    for (const [entry, { timer }] of this.draining) {
+      clearTimeout(timer);
+      all.push(entry.pool.destroy(err).catch(() => {}));
+    }
+    this.draining.clear();
+    await Promise.all(all);
+  }
+
+  private drain(entry: PodPool): void {
+    if (this.draining.has(entry)) return;
+    let timer: NodeJS.Timeout | undefined;
+    const pool = entry.pool;
+    const done = pool
+      .close()
+      .catch(() => {})
+      .finally(() => {
+        clearTimeout(timer);
+        this.draining.delete(entry);
+      });
+    if (Number.isFinite(this.drainTimeoutMs)) {
+      timer = setTimeout(() => void pool.destroy().catch(() => {}), this.drainTimeoutMs);
+      timer.unref();
+    }
+    this.draining.set(entry, { timer, done });
+  }
+
+  private startSweep(): void {
+    if (this.sweepTimer !== undefined || this.idleTimeoutMs === 0 || this.closed) return;
+    // A pool is closed after two sweeps in a row found it unused: idle for idleTimeoutMs to 1.5×.
+    const every = Math.min(30_000, Math.max(5, this.idleTimeoutMs / 2));
+    this.sweepTimer = setInterval(() => this.sweep(), every);
+    this.sweepTimer.unref();
+  }
+
+  private stopSweep(): void {
+    if (this.sweepTimer !== undefined) clearInterval(this.sweepTimer);
+    this.sweepTimer = undefined;
+  }
+
+  private sweep(): void {
+    for (const [endpoint, list] of this.live) {
+      const keep: PodPool[] = [];
+      for (const entry of list) {
+        if (entry.used || entry.active > 0) {
+          entry.used = false;
+          entry.idleSweeps = 0;
+        } else {
+          entry.idleSweeps++;
+        }
+        if (entry.idleSweeps >= 2) this.drain(entry);
+        else keep.push(entry);
+      }
+      if (keep.length === 0) this.live.delete(endpoint);
+      else if (keep.length !== list.length) this.live.set(endpoint, keep);
+    }
+    if (this.live.size === 0) this.stopSweep();
+  }
+}

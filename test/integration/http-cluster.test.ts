@@ -1,0 +1,84 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createBalancer, type Balancer, type PoolChange } from '../../src/index.js';
+import { createDispatcher, type HeadlessDispatcher } from '../../src/http/index.js';
+import { startCluster, type Cluster } from '../../src/testing/index.js';
+
+/**
+ * End to end with the testing kit: a headless Service on the embedded cluster DNS (SRV, TTL 1 s)
+ * whose pods are scaled, crash and restart with new IPs while global `fetch` traffic flows
+ * through the dispatcher. Every request must succeed.
+ */
+describe('createDispatcher on a live headless Service (testing kit)', () => {
+  let cluster: Cluster | undefined;
+  let lb: Balancer | undefined;
+  let dispatcher: HeadlessDispatcher | undefined;
+
+  afterEach(async () => {
+    await dispatcher?.close();
+    await lb?.close();
+    await cluster?.close();
+  });
+
+  it('serves global fetch traffic through scale-up, a crash, a restart with a new IP and a scale-down with zero failures', async () => {
+    cluster = await startCluster({ ttl: 1 });
+    const web = await cluster.createService({ name: 'web-headless', replicas: 3, port: 8080, portName: 'http', podPrefix: 'web', behaviour: { delayMs: 5 } });
+    lb = createBalancer({ service: web.fqdn, portName: 'http', dnsServers: [cluster.dnsServer], search: [], ndots: 1, refresh: { minMs: 100, maxMs: 1000 } });
+    await lb.ready({ timeoutMs: 5000 });
+    dispatcher = createDispatcher(lb);
+    const changes: PoolChange[] = [];
+    lb.on('change', (change) => changes.push(change));
+
+    const served = new Map<string, number>();
+    const failures: unknown[] = [];
+    let running = true;
+    let requests = 0;
+    const url = `http://${web.fqdn}:8080/`;
+    const worker = async (): Promise<void> => {
+      while (running && requests < 20_000) {
+        requests++;
+        try {
+          const res = await fetch(url, { dispatcher } as RequestInit);
+          const body = (await res.json()) as { pod: string };
+          if (res.status !== 200) failures.push(res.status);
+          served.set(body.pod, (served.get(body.pod) ?? 0) + 1);
+        } catch (error) {
+          failures.push(error);
+        }
+      }
+    };
+    const load = Promise.all(Array.from({ length: 8 }, worker));
+    const waitFor = async (what: string, condition: () => boolean): Promise<void> => {
+      for (let i = 0; i < 300 && !condition(); i++) await delay(10);
+      if (!condition()) throw new Error(`timed out waiting for ${what}`);
+    };
+
+    try {
+      await delay(300);
+      await web.scale(4);
+      await waitFor('web-3 to get traffic', () => (served.get('web-3') ?? 0) > 20);
+      await web.crashPod('web-1');
+      await delay(300);
+      const oldIp = web.pod('web-2').ip;
+      await web.restartPod('web-2', { gracePeriodMs: 2000 });
+      expect(web.pod('web-2').ip).not.toBe(oldIp);
+      const before = served.get('web-2') ?? 0;
+      await waitFor('restarted web-2 to get traffic', () => (served.get('web-2') ?? 0) > before + 20);
+      await web.scale(2);
+      await delay(1500);
+    } finally {
+      running = false;
+      await load;
+    }
+
+    expect(failures).toEqual([]);
+    expect(requests).toBeGreaterThan(200);
+    // the crashed pod stays in DNS but is ejected; web-2 and web-3 left with the scale-down
+    expect(changes.some((c) => c.added.some((e) => e.name?.startsWith('web-3.')))).toBe(true);
+    expect(changes.some((c) => c.readdressed.some((e) => e.name?.startsWith('web-2.')))).toBe(true);
+    expect(changes.some((c) => c.removed.some((e) => e.name?.startsWith('web-3.')))).toBe(true);
+    // every pool of a departed or readdressed pod was drained and closed
+    await waitFor('draining pools to close', () => dispatcher!.stats().draining === 0);
+    expect(dispatcher.stats().pools).toBeLessThanOrEqual(2);
+  });
+});

@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { Dispatcher } from 'undici';
+import { describe, expect, it } from 'vitest';
+import { createBalancer, InvalidOptionError } from '../../../src/index.js';
+import { DISPATCH_FIELDS } from '../../../src/http/dispatcher.js';
+import { createDispatcher, HeadlessDispatcher } from '../../../src/http/index.js';
+
+function lb() {
+  // Port 9 on an address nothing listens on: these tests never reach a socket.
+  return createBalancer({ endpoints: [{ address: '127.0.88.1', port: 9 }] });
+}
+
+function capture(): { handler: Dispatcher.DispatchHandler; error: Promise<Error> } {
+  let fail: (e: Error) => void = () => {};
+  const error = new Promise<Error>((resolve) => (fail = resolve));
+  return { handler: { onConnect() {}, onHeaders: () => true, onData: () => true, onComplete() {}, onError: (e: Error) => fail(e) }, error };
+}
+
+describe('createDispatcher', () => {
+  it('is an undici Dispatcher and validates its arguments', async () => {
+    const balancer = lb();
+    const d = createDispatcher(balancer);
+    expect(d).toBeInstanceOf(Dispatcher);
+    expect(d).toBeInstanceOf(HeadlessDispatcher);
+    expect(() => createDispatcher({} as never)).toThrow(InvalidOptionError);
+    expect(() => createDispatcher(balancer, { keyHeader: 'a b' })).toThrow(/keyHeader/);
+    await d.close();
+    await balancer.close();
+  });
+
+  it('reports bad requests to the handler, not by throwing', async () => {
+    const balancer = lb();
+    const d = createDispatcher(balancer);
+    const noOrigin = capture();
+    expect(d.dispatch({ path: '/', method: 'GET' }, noOrigin.handler)).toBe(false);
+    expect(await noOrigin.error).toMatchObject({ code: 'UND_ERR_INVALID_ARG' });
+    const ftp = capture();
+    d.dispatch({ origin: 'ftp://svc', path: '/', method: 'GET' }, ftp.handler);
+    expect((await ftp.error).message).toMatch(/unsupported protocol/);
+    expect(() => d.dispatch({ origin: 'http://svc', path: '/', method: 'GET' }, null as never)).toThrow(/handler/);
+    // undici itself refuses the header: the caller gets that error, the pod is not charged
+    const badHeader = capture();
+    d.dispatch({ origin: 'http://svc', path: '/', method: 'GET', headers: { 'bad header': 'x' } }, badHeader.handler);
+    expect(await badHeader.error).toMatchObject({ code: 'UND_ERR_INVALID_ARG' });
+    expect(balancer.endpoints()[0]!.failures).toBe(0);
+    await d.close();
+    await balancer.close();
+  });
+
+  it('reports a key function that returns a non-string', async () => {
+    const balancer = lb();
+    const d = createDispatcher(balancer, { key: () => 42 as unknown as string });
+    const c = capture();
+    d.dispatch({ origin: 'http://svc', path: '/', method: 'GET' }, c.handler);
+    expect((await c.error).message).toMatch(/key function/);
+    await d.close();
+    await balancer.close();
+  });
+
+  it('refuses requests after close() and destroy(), with callbacks too', async () => {
+    const balancer = lb();
+    const d = createDispatcher(balancer);
+    await new Promise<void>((resolve) => d.close(resolve));
+    const closed = capture();
+    d.dispatch({ origin: 'http://svc', path: '/', method: 'GET' }, closed.handler);
+    expect(await closed.error).toMatchObject({ code: 'UND_ERR_CLOSED' });
+    expect(d.closed).toBe(true);
+    const d2 = createDispatcher(balancer);
+    await new Promise<void>((resolve) => d2.destroy(null, resolve));
+    const destroyed = capture();
+    d2.dispatch({ origin: 'http://svc', path: '/', method: 'GET' }, destroyed.handler);
+    expect(await destroyed.error).toMatchObject({ code: 'UND_ERR_DESTROYED' });
+    expect(d2.destroyed).toBe(true);
+    // the balancer is the caller's: still open
+    expect(balancer.isClosed).toBe(false);
+    await balancer.close();
+  });
+
+  it('stops listening to the balancer once closed', async () => {
+    const balancer = lb();
+    const before = balancer.listenerCount('change');
+    const d = createDispatcher(balancer);
+    expect(balancer.listenerCount('change')).toBe(before + 1);
+    await d.close();
+    expect(balancer.listenerCount('change')).toBe(before);
+    await balancer.close();
+  });
+});
+
+describe('the per-attempt dispatch options', () => {
+  it("carry every field the installed undici's core Request reads", () => {
+    // The dispatcher copies a fixed list of fields (much cheaper than a spread). If an undici
+    // release adds a dispatch option, this test fails until the list has it too.
+    const root = dirname(createRequire(import.meta.url).resolve('undici'));
+    const source = readFileSync(join(root, 'lib', 'core', 'request.js'), 'utf8');
+    const match = /constructor\s*\(\s*origin\s*,\s*\{([^}]*)\}\s*,\s*handler\s*\)/.exec(source);
+    expect(match).not.toBeNull();
+    const read = match![1]!.split(',').map((f) => f.trim().split(/[\s=:]/)[0]!).filter((f) => f.length > 0);
+    expect([...DISPATCH_FIELDS].sort()).toEqual([...new Set(read)].sort());
+  });
+});
