@@ -229,7 +229,10 @@ describe('clusters side by side', () => {
     expect(web.pods.map((p) => p.state)).toEqual(['crashed', 'crashed', 'crashed']);
     await handlesReleased(); // the test's own client sockets
     const after = process.getActiveResourcesInfo().filter((r) => r !== 'FSReqCallback');
-    expect(after.sort()).toEqual(before.sort());
+    // Nothing new may stay open (handles of the runner itself may come and go meanwhile).
+    const count = (list: string[], type: string) => list.filter((r) => r === type).length;
+    const grown = [...new Set(after)].filter((type) => count(after, type) > count(before, type));
+    expect(grown).toEqual([]);
     await expect(cluster.createService({ name: 'late' })).rejects.toThrow(/closed/);
   });
 });
