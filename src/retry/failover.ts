@@ -4,8 +4,21 @@ import type { Endpoint } from '../pool/endpoint.js';
 import { fullJitterBackoff, sleep } from './backoff.js';
 import { classifyFailure, type FailureKind } from './classify.js';
 
-/** The signal of attempts that nothing can abort (no caller signal, deadline, timeout or hedge). */
+/** Marks a call that nothing can abort (no caller signal, deadline, attempt timeout or hedge). */
 const NEVER_ABORTED = new AbortController().signal;
+
+/**
+ * The context of an attempt that nothing can abort. Its signal is made only if the callback reads
+ * it, and is the attempt's own: callbacks may add listeners to it and drop them with it.
+ */
+class UnabortableContext implements AttemptContext {
+  private ownSignal: AbortSignal | undefined;
+  readonly hedged = false;
+  constructor(readonly attempt: number) {}
+  get signal(): AbortSignal {
+    return (this.ownSignal ??= new AbortController().signal);
+  }
+}
 /** Why the slower attempt of a hedged pair is aborted. */
 const HEDGE_LOST = Object.freeze(Object.assign(new Error('another attempt of this call succeeded first'), { name: 'AbortError', code: 'ERR_HLB_HEDGE_LOST' }));
 const SUCCEEDED: AttemptOutcome = { kind: 'success' };
@@ -202,7 +215,8 @@ function launch<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPla
   }
   let work: Promise<T>;
   try {
-    work = Promise.resolve(fn(endpoint, { signal, attempt, hedged: isHedge }));
+    const context = signal === NEVER_ABORTED ? new UnabortableContext(attempt) : { signal, attempt, hedged: isHedge };
+    work = Promise.resolve(fn(endpoint, context));
   } catch (error) {
     work = Promise.reject(error);
   }

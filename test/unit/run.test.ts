@@ -184,3 +184,18 @@ describe('run()', () => {
     expect(result).toBe(2);
   });
 });
+
+describe('run() signals', () => {
+  it('gives every attempt a signal of its own, even when nothing can abort the call', async () => {
+    const lb = staticBalancer(1);
+    const signals = new Set<AbortSignal>();
+    for (let i = 0; i < 20; i++) {
+      await lb.run(async (_endpoint, { signal }) => {
+        signal.addEventListener('abort', () => {}); // a listener the callback never removes
+        signals.add(signal);
+      });
+    }
+    expect(signals.size).toBe(20);
+    expect([...signals].every((s) => !s.aborted)).toBe(true);
+  });
+});
