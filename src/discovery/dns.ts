@@ -35,6 +35,10 @@ export class DnsDiscovery implements DiscoverySource {
   private failures = 0;
   private emptySince: number | undefined;
   private lastLookupAt = Number.NEGATIVE_INFINITY;
+  /** Identities of the last answer, to notice removals. */
+  private lastIds: ReadonlySet<string> = new Set();
+  /** While following up a removal: the current follow-up interval, doubling from `minMs`. */
+  private followUpMs: number | undefined;
   private timerDueAt = Number.POSITIVE_INFINITY;
   private closed = false;
 
@@ -93,7 +97,7 @@ export class DnsDiscovery implements DiscoverySource {
       if (resolution.kind === 'targets') {
         this.emptySince = undefined;
         const ttlMs = resolution.ttl * 1000;
-        nextMs = this.jittered(clamp(ttlMs, refresh.minMs, refresh.maxMs));
+        nextMs = this.followUp(resolution.targets.map((t) => t.id), this.jittered(clamp(ttlMs, refresh.minMs, refresh.maxMs)));
         update = { kind: 'targets', targets: resolution.targets, ttlMs, queries: resolution.queries, durationMs };
       } else {
         const now = clock();
@@ -118,6 +122,31 @@ export class DnsDiscovery implements DiscoverySource {
     if (this.closed) return;
     this.schedule(nextMs);
     if (update !== undefined) this.onUpdate?.(update);
+  }
+
+  /**
+   * A pod that leaves DNS is often the first half of a replacement (a rolling update, a
+   * StatefulSet pod restarting with a new IP): after a removal, look again at `minMs`, then at
+   * twice that, and so on until the TTL interval is reached, so the replacement is found within
+   * about a second of entering DNS rather than a TTL later. Costs a few queries per removal.
+   */
+  private followUp(ids: readonly string[], ttlDelayMs: number): number {
+    const current = new Set(ids);
+    let removed = false;
+    for (const id of this.lastIds) {
+      if (!current.has(id)) {
+        removed = true;
+        break;
+      }
+    }
+    this.lastIds = current;
+    if (removed) this.followUpMs = this.options.refresh.minMs;
+    else if (this.followUpMs !== undefined) this.followUpMs *= 2;
+    if (this.followUpMs === undefined || this.followUpMs >= ttlDelayMs) {
+      this.followUpMs = undefined;
+      return ttlDelayMs;
+    }
+    return this.followUpMs;
   }
 
   private schedule(delayMs: number): void {

@@ -139,6 +139,29 @@ describe('DnsDiscovery', () => {
     discovery.close();
   });
 
+  it('follows up a removal at the floor, doubling, until the TTL interval', async () => {
+    const two: Resolution = { kind: 'targets', targets: [target, { ...target, id: 'web-1', name: 'web-1' }], ttl: 10, name: 'web', queries: 1 };
+    const one: Resolution = { ...two, targets: [target] };
+    const resolver = scriptedResolver([two, one, one, one, one, one]);
+    const { discovery } = start(resolver);
+    await vi.advanceTimersByTimeAsync(0); // two pods
+    await vi.advanceTimersByTimeAsync(10_000); // TTL: web-1 is gone
+    expect(resolver.calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(1000); // follow-up at the floor
+    expect(resolver.calls).toBe(3);
+    await vi.advanceTimersByTimeAsync(2000); // then twice that
+    expect(resolver.calls).toBe(4);
+    await vi.advanceTimersByTimeAsync(4000);
+    expect(resolver.calls).toBe(5);
+    await vi.advanceTimersByTimeAsync(8000); // 8 s: still under the 10 s TTL interval
+    expect(resolver.calls).toBe(6);
+    await vi.advanceTimersByTimeAsync(9999); // back to the TTL
+    expect(resolver.calls).toBe(6);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(resolver.calls).toBe(7);
+    discovery.close();
+  });
+
   it('stops looking up after close()', async () => {
     const resolver = scriptedResolver([records(1)]);
     const { discovery } = start(resolver);
