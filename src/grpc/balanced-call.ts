@@ -1,0 +1,518 @@
+import { connectivityState, status as Status, type CallCredentials, type Channel, type Deadline, type InterceptingListener, type Metadata, type StatusObject } from '@grpc/grpc-js';
+import type { Balancer } from '../balancer.js';
+import { NotSentError, RetryableError } from '../errors.js';
+import type { Endpoint } from '../pool/endpoint.js';
+import type { AttemptContext } from '../retry/failover.js';
+import type { ResolvedGrpcOptions } from './options.js';
+import type { PodChannel, PodChannels } from './pod-channels.js';
+import { GrpcStatusError, headersFromError, make, statusFromError } from './status.js';
+
+/** grpc-js's `Call` (the object a channel's `createCall` returns), named through public types only. */
+export type GrpcCall = ReturnType<Channel['createCall']>;
+type MessageContext = Parameters<GrpcCall['sendMessageWithContext']>[0];
+type WriteCallback = NonNullable<MessageContext['callback']>;
+/** The server call a client call may propagate deadline and cancellation from. */
+export type ParentCall = Parameters<Channel['createCall']>[3];
+type AuthContext = ReturnType<GrpcCall['getAuthContext']>;
+
+/** What the channel needs of a balancer. */
+export type GrpcBalancer = Pick<Balancer, 'run' | 'on' | 'off' | 'endpoints' | 'service'>;
+
+/** What a balanced call needs of its channel. */
+export interface CallHost {
+  readonly lb: GrpcBalancer;
+  readonly options: ResolvedGrpcOptions;
+  readonly pods: PodChannels;
+  /** Paths of the methods known to answer with one message (from the clients' service definitions). */
+  readonly unaryResponseMethods: ReadonlySet<string>;
+}
+
+/** One request message, kept until the call commits so that a retry can send it again. */
+interface Outgoing {
+  readonly message: Buffer;
+  readonly flags: number | undefined;
+  /** The caller's write callback, called once: when the first attempt has written the message. */
+  callback: WriteCallback | undefined;
+}
+
+let nextCallNumber = 1;
+
+/**
+ * Ends an attempt of a call that already ended (cancelled by the caller, or its deadline passed):
+ * not retried, not held against the pod. Shared: no stack trace to build per call.
+ */
+const CALL_ENDED: Error = new Error('headless-lb: the call ended before this attempt did');
+
+/**
+ * A client call over the pods of a balancer. grpc-js creates it through `createCall` before the
+ * call's metadata exists, so the pod is chosen in `start()`, where the metadata (and so the shard
+ * key) is known. Each attempt is a real call on one pod's channel, run under `lb.run()`: the
+ * balancer picks, records latency and outcome on the pod, and decides about retries.
+ *
+ * An attempt *commits* when the pod answers (response metadata, a message, or an OK status):
+ * from then on the call is pinned to that pod and everything flows straight to the caller.
+ * Before that, request messages are kept (up to `retryBufferBytes`) so that a failed attempt can
+ * be sent again elsewhere: always when it provably never reached the pod, and for idempotent
+ * methods also after a retryable status.
+ */
+export class BalancedCall implements GrpcCall {
+  private readonly callNumber = nextCallNumber++;
+  private listener: InterceptingListener | undefined;
+  private metadata: Metadata | undefined;
+  private credentials: CallCredentials | undefined;
+  /** Messages sent so far, while they can still be replayed. */
+  private history: Outgoing[] = [];
+  private historyBytes = 0;
+  /** False once the messages exceed `retryBufferBytes`: a failed attempt then ends the call. */
+  private replayable = true;
+  private halfClosed = false;
+  private readPending = false;
+  private current: Attempt | undefined;
+  private committed: Attempt | undefined;
+  private finished = false;
+  private finalStatus: StatusObject | undefined;
+  private deadlineTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly host: CallHost,
+    readonly method: string,
+    readonly deadline: Deadline,
+    readonly authorityOverride: string | null | undefined,
+    readonly parent: ParentCall,
+    readonly propagateFlags: number | null | undefined,
+    private readonly explicitKey: string | undefined,
+  ) {
+    this.unaryResponse = host.unaryResponseMethods.has(method);
+  }
+
+  /**
+   * The method answers with one message (known from the client's service definition): its
+   * attempts commit at the status, not at the response metadata, so that an idempotent call whose
+   * connection drops mid-answer is retried. The caller sees the same events, at the status.
+   */
+  readonly unaryResponse: boolean;
+
+  // ---- grpc-js Call ----
+
+  start(metadata: Metadata, listener: InterceptingListener): void {
+    this.metadata = metadata;
+    this.listener = listener;
+    if (this.finalStatus !== undefined) {
+      // Cancelled before it started.
+      const status = this.finalStatus;
+      process.nextTick(() => listener.onReceiveStatus(status));
+      return;
+    }
+    let key: string | undefined;
+    try {
+      key = this.keyOf(metadata);
+    } catch (error) {
+      this.finish(make(Status.INTERNAL, `headless-lb: ${(error as Error).message}`));
+      return;
+    }
+    const options = this.host.options;
+    // The deadline is kept here rather than as run()'s `timeoutMs`: each attempt is a grpc-js call
+    // with the same absolute deadline, so only the time outside attempts (the first DNS lookup, a
+    // backoff) needs a timer, and a call without an abort source takes run()'s fast path.
+    const deadlineMs = this.deadline instanceof Date ? this.deadline.getTime() : this.deadline;
+    if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(() => this.onDeadline(), Math.max(0, deadlineMs - Date.now()));
+    let run: Promise<void>;
+    try {
+      run = this.host.lb.run(this.attempt, {
+        key,
+        idempotent: options.isIdempotent(this.method),
+        retries: options.retries,
+        attemptTimeoutMs: options.attemptTimeoutMs,
+      });
+    } catch (error) {
+      run = Promise.reject(error);
+    }
+    run.then(undefined, (error: unknown) => {
+      // A committed attempt reports its own status; a cancelled call already reported one.
+      if (this.committed !== undefined || this.finished) return;
+      const current = this.current;
+      const status = statusFromError(error);
+      const headers = headersFromError(error);
+      if (headers !== undefined) this.listener?.onReceiveMetadata(headers);
+      this.finish(status);
+      current?.abandon(status.code, status.details); // the deadline passed while it ran
+    });
+  }
+
+  sendMessageWithContext(context: MessageContext, message: Buffer): void {
+    const outgoing: Outgoing = { message, flags: context.flags, callback: context.callback };
+    const committed = this.committed;
+    if (committed !== undefined) {
+      committed.enqueue(outgoing);
+      return;
+    }
+    if (this.replayable) {
+      this.history.push(outgoing);
+      this.historyBytes += message.length;
+      if (this.historyBytes > this.host.options.retryBufferBytes) {
+        this.replayable = false;
+        // The current attempt holds what it has not sent yet; nothing is kept for another one.
+        if (this.current !== undefined) this.history = [];
+      }
+    } else if (this.current === undefined) {
+      this.history.push(outgoing); // for the next (and last) attempt
+    }
+    this.current?.enqueue(outgoing);
+  }
+
+  halfClose(): void {
+    this.halfClosed = true;
+    (this.committed ?? this.current)?.pump();
+  }
+
+  startRead(): void {
+    if (this.committed !== undefined) {
+      this.committed.call.startRead();
+      return;
+    }
+    this.readPending = true;
+    this.current?.startRead();
+  }
+
+  cancelWithStatus(code: Status, details: string): void {
+    if (this.finished) return;
+    if (this.committed !== undefined) {
+      // The pod's call reports the cancellation as its status.
+      this.committed.call.cancelWithStatus(code, details);
+      return;
+    }
+    const current = this.current;
+    this.finish(make(code, details));
+    current?.abandon(code, details);
+  }
+
+  getPeer(): string {
+    const attempt = this.committed ?? this.current;
+    if (attempt === undefined) return 'unknown';
+    return this.committed === undefined ? attempt.pod.host : attempt.call.getPeer();
+  }
+
+  getCallNumber(): number {
+    return this.callNumber;
+  }
+
+  setCredentials(credentials: CallCredentials): void {
+    this.credentials = credentials;
+  }
+
+  getAuthContext(): AuthContext {
+    return this.committed?.call.getAuthContext() ?? null;
+  }
+
+  /** The deadline passed before the call committed (after that, the pod's call reports it). */
+  private onDeadline(): void {
+    this.deadlineTimer = undefined;
+    if (this.finished || this.committed !== undefined) return;
+    const current = this.current;
+    this.finish(make(Status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
+    current?.abandon(Status.DEADLINE_EXCEEDED, 'Deadline exceeded');
+  }
+
+  // ---- attempts ----
+
+  /** `lb.run()`'s attempt function: resolves when the attempt commits, rejects when it fails first. */
+  private readonly attempt = (endpoint: Endpoint, context: AttemptContext): Promise<void> =>
+    new Promise<void>((resolve, reject) => {
+      if (this.finished) {
+        reject(CALL_ENDED);
+        return;
+      }
+      if (this.host.pods.isClosed) {
+        reject(new GrpcStatusError(make(Status.UNAVAILABLE, 'headless-lb: channel closed'), endpoint.host));
+        return;
+      }
+      const first = this.current === undefined;
+      const attempt = new Attempt(this, this.host.pods.acquire(endpoint), this.history.length === 0 ? [] : this.history.slice(), resolve, reject, this.host.options.attemptTimeoutMs === undefined ? undefined : context.signal);
+      if (!this.replayable) this.history = [];
+      this.current = attempt;
+      // grpc-js may keep and add to the metadata it is given: each retry gets its own copy.
+      attempt.start(first ? this.metadata! : this.metadata!.clone(), this.credentials);
+      if (this.readPending) attempt.startRead();
+    });
+
+  /** @internal */ get isHalfClosed(): boolean {
+    return this.halfClosed;
+  }
+
+  /** @internal The pod answered: pin the call to this attempt. */
+  commit(attempt: Attempt): boolean {
+    if (this.finished || attempt !== this.current) return false;
+    if (this.committed === attempt) return true;
+    this.committed = attempt;
+    this.history = [];
+    clearTimeout(this.deadlineTimer); // the pod's call has the same deadline
+    return true;
+  }
+
+  /** @internal Whether the call is still waiting on this attempt (not finished, not superseded). */
+  isCurrent(attempt: Attempt): boolean {
+    return !this.finished && this.current === attempt && this.committed === undefined;
+  }
+
+  /** @internal A failed attempt may be sent again only while every message is still kept. */
+  get canReplay(): boolean {
+    return this.replayable;
+  }
+
+  /** @internal */ deliverMetadata(metadata: Metadata): void {
+    this.listener?.onReceiveMetadata(metadata);
+  }
+
+  /** @internal */ deliverMessage(message: Buffer): void {
+    this.readPending = false;
+    this.listener?.onReceiveMessage(message);
+  }
+
+  /**
+   * Delivers the final status, once: at once when it is a pod call's status (grpc-js delivers
+   * those asynchronously already), on the next tick when it comes from a caller's action.
+   */
+  finish(status: StatusObject, fromPod = false): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.finalStatus = status;
+    this.history = [];
+    clearTimeout(this.deadlineTimer);
+    const listener = this.listener;
+    if (listener === undefined) return;
+    if (fromPod) listener.onReceiveStatus(status);
+    else process.nextTick(() => listener.onReceiveStatus(status));
+  }
+
+  /** @internal The shard key: `withKey()`, then the `key` function, then the key metadata. */
+  private keyOf(metadata: Metadata): string | undefined {
+    if (this.explicitKey !== undefined) return this.explicitKey;
+    const options = this.host.options;
+    if (options.key !== undefined) {
+      const key = options.key({ method: this.method, metadata });
+      if (key !== undefined && typeof key !== 'string') throw new TypeError(`the key function returned ${typeof key}, not a string or undefined`);
+      return key;
+    }
+    if (options.keyMetadata === undefined) return undefined;
+    const values = metadata.get(options.keyMetadata);
+    return values.length === 0 ? undefined : values.map(String).join(',');
+  }
+
+  /** @internal */ get callMethod(): string {
+    return this.method;
+  }
+
+  /** @internal Whether each pod call is one grpc-js attempt (see Attempt.neverSent). */
+  get podCallsSingleAttempt(): boolean {
+    return this.host.options.podCallsSingleAttempt;
+  }
+
+  /** @internal Whether an idempotent call may be retried after this status. */
+  hostRetryable(code: Status): boolean {
+    return this.host.options.retryableCodes.has(code);
+  }
+}
+
+/** One attempt of a balanced call: a real call on one pod's channel, and its listener. */
+class Attempt implements InterceptingListener {
+  /** The pod's call; created by `start()`. */
+  call!: GrpcCall;
+  private readonly readyAtStart: boolean;
+  private readonly epochAtStart: number;
+  /** The message being written, until its write callback. */
+  private writing: Outgoing | undefined;
+  private halfCloseSent = false;
+  private readRequested = false;
+  private ended = false;
+  private settled = false;
+  private abandoned = false;
+  /** Response metadata and message of a unary-response call, kept until its status. */
+  private heldMetadata: Metadata | undefined;
+  private heldMessage: Buffer | undefined;
+
+  constructor(
+    private readonly owner: BalancedCall,
+    readonly pod: PodChannel,
+    private readonly queue: Outgoing[],
+    private readonly resolve: () => void,
+    private readonly reject: (error: unknown) => void,
+    /** Only set when attempts have their own timeout: the deadline and cancellation are handled without it. */
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.readyAtStart = pod.state === connectivityState.READY;
+    this.epochAtStart = pod.readyEpoch;
+  }
+
+  start(metadata: Metadata, credentials: CallCredentials | undefined): void {
+    if (this.signal?.aborted) {
+      this.ended = true;
+      this.settle();
+      this.reject(this.signal.reason);
+      return;
+    }
+    const owner = this.owner;
+    this.call = this.pod.channel.createCall(owner.method, owner.deadline, owner.authorityOverride, owner.parent, owner.propagateFlags);
+    this.pod.callStarted();
+    if (this.signal !== undefined) {
+      this.onAbort = () => this.aborted();
+      this.signal.addEventListener('abort', this.onAbort, { once: true });
+    }
+    if (credentials !== undefined) this.call.setCredentials(credentials);
+    this.call.start(metadata, this);
+    this.pump();
+  }
+
+  // ---- listener of the pod's call ----
+
+  onReceiveMetadata(metadata: Metadata): void {
+    if (this.owner.unaryResponse && !this.settled) {
+      this.heldMetadata = metadata; // until the status
+      return;
+    }
+    if (this.commit()) this.owner.deliverMetadata(metadata);
+  }
+
+  onReceiveMessage(message: Buffer): void {
+    if (this.owner.unaryResponse && !this.settled) {
+      this.heldMessage = message; // until the status
+      return;
+    }
+    if (this.commit()) this.owner.deliverMessage(message);
+  }
+
+  onReceiveStatus(status: StatusObject): void {
+    this.onStatus(status);
+  }
+
+  enqueue(outgoing: Outgoing): void {
+    this.queue.push(outgoing);
+    this.pump();
+  }
+
+  /**
+   * Writes the next message once the previous one is written (grpc-js calls keep one message
+   * pending before their stream exists), and half-closes after the last.
+   */
+  pump(): void {
+    if (this.ended || this.abandoned) return;
+    if (this.writing === undefined) {
+      const next = this.queue.shift();
+      if (next !== undefined) {
+        this.writing = next;
+        const context: MessageContext = { callback: (this.onWritten ??= (error) => this.written(error)) };
+        if (next.flags !== undefined) context.flags = next.flags;
+        this.call.sendMessageWithContext(context, next.message);
+      }
+    }
+    if (this.queue.length === 0 && this.owner.isHalfClosed && !this.halfCloseSent) {
+      this.halfCloseSent = true;
+      this.call.halfClose();
+    }
+  }
+
+  private onWritten: WriteCallback | undefined;
+
+  private written(error?: Error | null): void {
+    const written = this.writing;
+    this.writing = undefined;
+    const callback = written?.callback;
+    if (written !== undefined) written.callback = undefined;
+    callback?.(error);
+    this.pump();
+  }
+
+  startRead(): void {
+    if (this.readRequested) return;
+    this.readRequested = true;
+    this.call.startRead();
+  }
+
+  /** The call ended (cancelled, deadline) before this attempt committed: stop it, ignore what it says. */
+  abandon(code: Status, details: string): void {
+    if (this.abandoned || this.ended) return;
+    this.abandoned = true;
+    this.call.cancelWithStatus(code, details);
+    if (!this.settled) {
+      this.settle();
+      this.reject(CALL_ENDED);
+    }
+  }
+
+  private commit(): boolean {
+    if (this.abandoned) return false;
+    if (!this.owner.commit(this)) return false;
+    this.settle();
+    this.resolve();
+    return true;
+  }
+
+  /** The attempt timed out (`attemptTimeoutMs`): cancel it; `lb.run()` decides about a retry. */
+  private onAbort: (() => void) | undefined;
+
+  private aborted(): void {
+    if (this.settled) return;
+    const reason: unknown = this.signal?.reason;
+    const timedOut = reason instanceof Error && (reason as { code?: unknown }).code === 'ERR_HLB_ATTEMPT_TIMEOUT';
+    this.settle();
+    this.reject(reason);
+    this.abandon(timedOut ? Status.DEADLINE_EXCEEDED : Status.CANCELLED, `headless-lb: ${reason instanceof Error ? reason.message : 'attempt cancelled'}`);
+  }
+
+  private settle(): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.onAbort !== undefined) this.signal?.removeEventListener('abort', this.onAbort);
+  }
+
+  private onStatus(status: StatusObject): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.pod.callEnded();
+    if (this.abandoned) return;
+    if (this.settled) {
+      // Committed: the caller gets the pod's status, whatever it is.
+      this.owner.finish(status, true);
+      return;
+    }
+    if (!this.owner.isCurrent(this)) return;
+    if (status.code === Status.OK) {
+      if (!this.commit()) return;
+      if (this.heldMetadata !== undefined) this.owner.deliverMetadata(this.heldMetadata);
+      if (this.heldMessage !== undefined) this.owner.deliverMessage(this.heldMessage);
+      this.owner.finish(status, true);
+      return;
+    }
+    this.settle();
+    this.reject(this.classify(status));
+  }
+
+  /**
+   * Whether this attempt provably sent nothing to the pod (its status is UNAVAILABLE):
+   * - grpc-js opens a stream only on a READY connection, so an attempt that started on a channel
+   *   that was not READY, and saw it never become READY since, sent nothing (any grpc-js version);
+   * - a channel that was READY but lost its connection before the pick fails the call at the pick,
+   *   with pick_first's `No connection established` (grpc-js 1.10 to 1.14), and, from 1.13 on,
+   *   reports the channel target as the call's peer (`LoadBalancingCall.getPeer`:
+   *   `child?.getPeer() ?? channel.getTarget()`; the transport's address once a stream exists).
+   * The pick-time evidence speaks for the last grpc-js attempt only, so it is not used when the pod
+   * channels have a service config (grpc-js retry policies).
+   */
+  private neverSent(status: StatusObject): boolean {
+    if (!this.readyAtStart && this.pod.readyEpoch === this.epochAtStart) return true;
+    if (!this.owner.podCallsSingleAttempt) return false;
+    return status.details.startsWith('No connection established') || this.call.getPeer() === this.pod.channel.getTarget();
+  }
+
+  /** What a failure before any answer proves, for `lb.run()`'s retry rules. */
+  private classify(status: StatusObject): Error {
+    const error = new GrpcStatusError(status, this.pod.host, this.heldMetadata);
+    if (!this.owner.canReplay) return error;
+    if (status.code === Status.UNAVAILABLE && this.neverSent(status)) {
+      return new NotSentError(`${this.owner.callMethod} never reached ${this.pod.host}: no connection (${status.details})`, { cause: error });
+    }
+    if (this.owner.hostRetryable(status.code)) {
+      return new RetryableError(`${this.owner.callMethod} failed on ${this.pod.host} with ${Status[status.code] ?? status.code}: ${status.details}`, { cause: error });
+    }
+    return error;
+  }
+}

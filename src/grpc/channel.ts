@@ -1,0 +1,197 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { connectivityState, type ChannelInterface, type ChannelOptions, type Client, type ClientOptions, type Deadline, type ServiceDefinition } from '@grpc/grpc-js';
+import { InvalidOptionError } from '../errors.js';
+import type { Endpoint } from '../pool/endpoint.js';
+import type { PoolChange } from '../pool/pool.js';
+import { BalancedCall, type GrpcBalancer, type GrpcCall, type ParentCall } from './balanced-call.js';
+import { resolveGrpcOptions, type GrpcChannelOptions, type ResolvedGrpcOptions } from './options.js';
+import { PodChannels, type PodChannelsStats } from './pod-channels.js';
+
+type ChannelzRef = ReturnType<ChannelInterface['getChannelzRef']>;
+
+export interface HeadlessChannelStats extends PodChannelsStats {
+  readonly closed: boolean;
+}
+
+interface StateWatcher {
+  readonly currentState: connectivityState;
+  readonly callback: (error?: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/** A constructor of a generated client (`@grpc/proto-loader` + `loadPackageDefinition`, or `grpc-tools`). */
+export type GrpcClientConstructor<C extends Client> = new (address: string, credentials: GrpcChannelOptions['credentials'], options?: ClientOptions) => C;
+
+/**
+ * A grpc-js channel over the pods of a headless Service: pass it as `channelOverride` to any
+ * generated client, and each call goes to a pod chosen by the balancer's picker, over one channel
+ * per pod, with safe failover (see `BalancedCall`). Closing it drains and closes its pod channels,
+ * not the balancer.
+ */
+export class HeadlessChannel implements ChannelInterface {
+  /** @internal */ readonly lb: GrpcBalancer;
+  /** @internal */ readonly options: ResolvedGrpcOptions;
+  /** @internal */ readonly pods: PodChannels;
+  private readonly keys = new AsyncLocalStorage<string>();
+  /** @internal */ readonly unaryResponseMethods = new Set<string>();
+  private readonly watchers = new Set<StateWatcher>();
+  private readonly target: string;
+  private readonly channelzRef: ChannelzRef;
+  private closing: Promise<void> | undefined;
+  private readonly onChange = (change: PoolChange): void => {
+    this.pods.onChange(change);
+    this.stateMayHaveChanged();
+  };
+
+  /** Use `createGrpcChannel`. */
+  constructor(lb: GrpcBalancer, options: GrpcChannelOptions) {
+    if (lb === null || typeof lb !== 'object' || typeof lb.run !== 'function' || typeof lb.on !== 'function') {
+      throw new InvalidOptionError('lb', lb, 'a Balancer from createBalancer()');
+    }
+    this.lb = lb;
+    this.options = resolveGrpcOptions(options);
+    const authority = this.options.authority;
+    const channelOptions = this.options.channelOptions;
+    const optionsFor = (endpoint: Endpoint): ChannelOptions => ({
+      'grpc.default_authority': authority ?? `${lb.service}:${endpoint.port}`,
+      ...channelOptions,
+    });
+    this.pods = new PodChannels(this.options.credentials, optionsFor, this.options.drainTimeoutMs, () => this.stateMayHaveChanged());
+    this.target = `headless:///${lb.service}`;
+    this.channelzRef = { kind: 'channel' as ChannelzRef['kind'], id: 0, name: this.target };
+    lb.on('change', this.onChange);
+  }
+
+  /**
+   * Runs `fn` with `key` as the shard key of every call it starts (synchronously, or in async
+   * code it awaits): `channel.withKey('user-42', () => client.getUser(req, cb))`. Takes precedence
+   * over the `key` function and `keyMetadata`.
+   */
+  withKey<T>(key: string, fn: () => T): T {
+    if (typeof key !== 'string') throw new InvalidOptionError('key', key, 'a string');
+    return this.keys.run(key, fn);
+  }
+
+  /**
+   * Makes a generated client that calls through this channel, and learns its service's methods
+   * (see `addService`).
+   */
+  client<C extends Client>(Client: GrpcClientConstructor<C>, options: Omit<ClientOptions, 'channelOverride' | 'channelFactoryOverride'> = {}): C {
+    if (typeof Client !== 'function') throw new InvalidOptionError('Client', Client, 'a generated client constructor');
+    const service = (Client as { service?: unknown }).service;
+    if (service !== undefined) this.addService(service as ServiceDefinition);
+    return new Client(this.target, this.options.credentials, { ...options, channelOverride: this });
+  }
+
+  /**
+   * Tells the channel the methods of a service (`Client.service` of a generated client; `client()`
+   * does it for you). Calls of methods with a unary response then commit at their status instead of
+   * at the response metadata, so an idempotent call whose connection drops mid-answer is retried.
+   */
+  addService(service: ServiceDefinition): void {
+    if (service === null || typeof service !== 'object') throw new InvalidOptionError('service', service, 'a grpc ServiceDefinition (Client.service)');
+    for (const method of Object.values(service)) {
+      if (method !== null && typeof method === 'object' && typeof method.path === 'string' && method.responseStream === false) this.unaryResponseMethods.add(method.path);
+    }
+  }
+
+  stats(): HeadlessChannelStats {
+    return { ...this.pods.stats(), closed: this.closing !== undefined };
+  }
+
+  // ---- grpc-js ChannelInterface ----
+
+  createCall(method: string, deadline: Deadline, host: string | null | undefined, parentCall: ParentCall, propagateFlags: number | null | undefined): GrpcCall {
+    if (typeof method !== 'string') throw new TypeError('Channel#createCall: method must be a string');
+    if (!(typeof deadline === 'number' || deadline instanceof Date)) throw new TypeError('Channel#createCall: deadline must be a number or Date');
+    if (this.closing !== undefined) throw new Error('Channel has been shut down');
+    return new BalancedCall(this, method, deadline, host, parentCall, propagateFlags, this.keys.getStore());
+  }
+
+  /**
+   * Stops accepting calls and closes every pod channel once its calls have ended (at most
+   * `drainTimeoutMs`). Resolves when all are closed. Does not close the balancer.
+   */
+  close(): Promise<void> {
+    if (this.closing === undefined) {
+      this.lb.off('change', this.onChange);
+      this.closing = this.pods.close();
+      this.stateMayHaveChanged();
+    }
+    return this.closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  getTarget(): string {
+    return this.target;
+  }
+
+  /**
+   * READY when any pod channel is READY; else CONNECTING when one connects; TRANSIENT_FAILURE when
+   * all have failed; IDLE otherwise. `tryToConnect` connects to every pod of the pool.
+   */
+  getConnectivityState(tryToConnect: boolean): connectivityState {
+    if (tryToConnect && this.closing === undefined) {
+      for (const endpoint of this.lb.endpoints()) this.pods.acquire(endpoint).channel.getConnectivityState(true);
+    }
+    return this.computeState();
+  }
+
+  watchConnectivityState(currentState: connectivityState, deadline: Date | number, callback: (error?: Error) => void): void {
+    if (this.closing !== undefined) throw new Error('Channel has been shut down');
+    const watcher: StateWatcher = { currentState, callback, timer: undefined };
+    const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+    if (deadlineMs !== Number.POSITIVE_INFINITY) {
+      const wait = deadlineMs - Date.now();
+      if (wait <= 0) {
+        process.nextTick(callback, new Error('Deadline passed without connectivity state change'));
+        return;
+      }
+      watcher.timer = setTimeout(() => {
+        this.watchers.delete(watcher);
+        callback(new Error('Deadline passed without connectivity state change'));
+      }, wait);
+    }
+    this.watchers.add(watcher);
+  }
+
+  getChannelzRef(): ChannelzRef {
+    return this.channelzRef;
+  }
+
+  private computeState(): connectivityState {
+    if (this.closing !== undefined) return connectivityState.SHUTDOWN;
+    let connecting = false;
+    let idle = false;
+    let failing = false;
+    for (const pod of this.pods.channels()) {
+      if (pod.state === connectivityState.READY) return connectivityState.READY;
+      if (pod.state === connectivityState.CONNECTING) connecting = true;
+      else if (pod.state === connectivityState.TRANSIENT_FAILURE) failing = true;
+      else idle = true;
+    }
+    if (connecting) return connectivityState.CONNECTING;
+    // Pods without a channel yet count as idle.
+    if (idle || !failing || this.pods.size < this.lb.endpoints().length) return connectivityState.IDLE;
+    return connectivityState.TRANSIENT_FAILURE;
+  }
+
+  private stateMayHaveChanged(): void {
+    if (this.watchers.size === 0) return;
+    const state = this.computeState();
+    for (const watcher of [...this.watchers]) {
+      if (watcher.currentState === state) continue;
+      this.watchers.delete(watcher);
+      clearTimeout(watcher.timer);
+      watcher.callback();
+    }
+  }
+}
+
+/** Creates a grpc-js channel over the pods of `lb`, for generated clients' `channelOverride`. */
+export function createGrpcChannel(lb: GrpcBalancer, options: GrpcChannelOptions): HeadlessChannel {
+  return new HeadlessChannel(lb, options);
+}

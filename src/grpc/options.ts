@@ -1,0 +1,186 @@
+import { ChannelCredentials, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
+import { InvalidOptionError } from '../errors.js';
+import { checkBoolean, checkFunction, checkKnownKeys, checkNumber, checkObject } from '../options.js';
+
+/** What a `key` function sees of a call. */
+export interface GrpcCallInfo {
+  /** The full method path, e.g. `'/orders.Orders/Get'`. */
+  readonly method: string;
+  /** The call's metadata as the client sends it (after its interceptors). Read it; do not change it. */
+  readonly metadata: Metadata;
+}
+
+/**
+ * Which methods may be sent twice: `true` (all), `false` (none), a list of full method paths
+ * (`'/orders.Orders/Get'`, or `'/orders.Orders/*'` for every method of a service), or a predicate.
+ */
+export type GrpcIdempotentOption = boolean | readonly string[] | ((method: string) => boolean);
+
+export interface GrpcChannelOptions {
+  /** Credentials of every pod channel, e.g. `grpc.credentials.createInsecure()` or `createSsl(...)`. Required. */
+  readonly credentials: ChannelCredentials;
+  /**
+   * Metadata key that carries the shard key (case-insensitive, not `-bin`), for key-aware
+   * pickers such as `'shard-key'`. A call's `withKey()` key and the `key` function take precedence.
+   */
+  readonly keyMetadata?: string;
+  /** Computes a call's shard key; takes precedence over `keyMetadata`. Return undefined for no key. */
+  readonly key?: (call: GrpcCallInfo) => string | undefined;
+  /**
+   * Methods that may be re-sent to another pod after a failure that may have reached a pod
+   * (UNAVAILABLE after the connection existed, or a status in `retryableCodes`), before any
+   * response arrived. Calls that provably never reached a pod are re-sent whatever this says.
+   * Default `false`.
+   */
+  readonly idempotent?: GrpcIdempotentOption;
+  /** Status codes worth a retry of an idempotent call on another pod. Default `[UNAVAILABLE]` (14). */
+  readonly retryableCodes?: readonly number[];
+  /** Retries after the first attempt. Default: the balancer's `retry.retries` (2). */
+  readonly retries?: number;
+  /**
+   * Deadline of each attempt, ms: a slower attempt is cancelled, counted against its pod and,
+   * for idempotent methods, retried on another pod within the call's own deadline. Default: none.
+   */
+  readonly attemptTimeoutMs?: number;
+  /**
+   * `:authority` of every call (and the TLS name, unless `grpc.ssl_target_name_override` is set
+   * in `channelOptions`). Default `'<service>:<port>'`, as a `dns:///<service>:<port>` channel sends.
+   */
+  readonly authority?: string;
+  /** grpc-js options of each pod channel (keepalive, message sizes, ...). Merged over `POD_CHANNEL_DEFAULTS`. */
+  readonly channelOptions?: ChannelOptions;
+  /** Requests bytes kept per call so it can be re-sent before the first response arrives. Default 262144 (grpc's own default). */
+  readonly retryBufferBytes?: number;
+  /**
+   * How long the channel of a pod that left the Service (or changed address) may finish its calls
+   * before it is closed anyway, ms. Default 30000 (Kubernetes' default grace period).
+   */
+  readonly drainTimeoutMs?: number;
+}
+
+/** Options after validation and defaults. */
+export interface ResolvedGrpcOptions {
+  readonly credentials: ChannelCredentials;
+  readonly keyMetadata: string | undefined;
+  readonly key: ((call: GrpcCallInfo) => string | undefined) | undefined;
+  readonly isIdempotent: (method: string) => boolean;
+  readonly retryableCodes: ReadonlySet<number>;
+  readonly retries: number | undefined;
+  readonly attemptTimeoutMs: number | undefined;
+  readonly authority: string | undefined;
+  readonly channelOptions: ChannelOptions;
+  readonly retryBufferBytes: number;
+  readonly drainTimeoutMs: number;
+  /** False when the pod channels have a service config: grpc-js retry policies could hide an attempt that had a stream. */
+  readonly podCallsSingleAttempt: boolean;
+}
+
+/**
+ * Options every pod channel gets unless `channelOptions` overrides them. A pod channel talks to one
+ * pod, so a long reconnect backoff (grpc-js: up to 120 s) only keeps a restarted pod dark: outlier
+ * ejection already keeps traffic away from a pod that refuses connections.
+ */
+export const POD_CHANNEL_DEFAULTS: Readonly<ChannelOptions> = Object.freeze({
+  'grpc.initial_reconnect_backoff_ms': 500,
+  'grpc.max_reconnect_backoff_ms': 5000,
+});
+
+export const GRPC_DEFAULTS = {
+  retryableCodes: [14],
+  retryBufferBytes: 256 * 1024,
+  drainTimeoutMs: 30_000,
+} as const;
+
+const KEYS = [
+  'credentials',
+  'keyMetadata',
+  'key',
+  'idempotent',
+  'retryableCodes',
+  'retries',
+  'attemptTimeoutMs',
+  'authority',
+  'channelOptions',
+  'retryBufferBytes',
+  'drainTimeoutMs',
+] as const;
+
+const METADATA_KEY = /^[0-9a-z_.-]+$/;
+const METHOD_PATH = /^\/[^/\s]+\/([^/\s]+|\*)$/;
+const AUTHORITY = /^[A-Za-z0-9._~%!$&'()*+,;=:[\]-]+$/;
+
+export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptions {
+  const options = checkObject(input, 'options');
+  checkKnownKeys(options, KEYS, '');
+
+  if (!(options.credentials instanceof ChannelCredentials)) {
+    throw new InvalidOptionError('credentials', options.credentials, 'grpc ChannelCredentials, e.g. grpc.credentials.createInsecure()');
+  }
+  let keyMetadata: string | undefined;
+  if (options.keyMetadata !== undefined) {
+    const value = options.keyMetadata;
+    if (typeof value !== 'string' || !METADATA_KEY.test(value.toLowerCase()) || value.toLowerCase().endsWith('-bin')) {
+      throw new InvalidOptionError('keyMetadata', value, "an ASCII metadata key such as 'x-shard-key' (not -bin)");
+    }
+    keyMetadata = value.toLowerCase();
+  }
+  const key = options.key === undefined ? undefined : checkFunction<(call: GrpcCallInfo) => string | undefined>(options.key, 'key');
+  const isIdempotent = idempotentPredicate(options.idempotent);
+
+  const codes = options.retryableCodes === undefined ? GRPC_DEFAULTS.retryableCodes : options.retryableCodes;
+  if (!Array.isArray(codes)) throw new InvalidOptionError('retryableCodes', codes, 'an array of gRPC status codes (1..16)');
+  const retryableCodes = new Set<number>();
+  codes.forEach((code: unknown, i: number) => retryableCodes.add(checkNumber(code, `retryableCodes[${i}]`, { min: 1, max: 16, integer: true })));
+
+  const retries = options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: 100, integer: true });
+  const attemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : checkNumber(options.attemptTimeoutMs, 'attemptTimeoutMs', { min: 1 });
+  let authority: string | undefined;
+  if (options.authority !== undefined) {
+    if (typeof options.authority !== 'string' || options.authority.length === 0 || !AUTHORITY.test(options.authority)) {
+      throw new InvalidOptionError('authority', options.authority, "a host[:port] such as 'orders.default.svc.cluster.local:9090'");
+    }
+    authority = options.authority;
+  }
+  const channelOptions = options.channelOptions === undefined ? {} : (checkObject(options.channelOptions, 'channelOptions') as ChannelOptions);
+  for (const [name, value] of Object.entries(channelOptions)) {
+    if (typeof value !== 'string' && typeof value !== 'number') throw new InvalidOptionError(`channelOptions.${name}`, value, 'a string or a number');
+  }
+  const retryBufferBytes =
+    options.retryBufferBytes === undefined ? GRPC_DEFAULTS.retryBufferBytes : checkNumber(options.retryBufferBytes, 'retryBufferBytes', { min: 0, integer: true });
+  const drainTimeoutMs = options.drainTimeoutMs === undefined ? GRPC_DEFAULTS.drainTimeoutMs : checkNumber(options.drainTimeoutMs, 'drainTimeoutMs', { min: 0 });
+
+  return {
+    credentials: options.credentials,
+    keyMetadata,
+    key,
+    isIdempotent,
+    retryableCodes,
+    retries,
+    attemptTimeoutMs,
+    authority,
+    channelOptions: { ...POD_CHANNEL_DEFAULTS, ...channelOptions },
+    retryBufferBytes,
+    drainTimeoutMs,
+    podCallsSingleAttempt: channelOptions['grpc.service_config'] === undefined,
+  };
+}
+
+function idempotentPredicate(value: unknown): (method: string) => boolean {
+  if (value === undefined) return () => false;
+  if (typeof value === 'boolean') {
+    const all = checkBoolean(value, 'idempotent');
+    return () => all;
+  }
+  if (typeof value === 'function') return value as (method: string) => boolean;
+  if (!Array.isArray(value)) throw new InvalidOptionError('idempotent', value, "true, false, a list of method paths such as ['/orders.Orders/Get'], or a function");
+  const methods = new Set<string>();
+  const services = new Set<string>();
+  value.forEach((path: unknown, i: number) => {
+    if (typeof path !== 'string' || !METHOD_PATH.test(path)) {
+      throw new InvalidOptionError(`idempotent[${i}]`, path, "a method path such as '/orders.Orders/Get' or '/orders.Orders/*'");
+    }
+    if (path.endsWith('/*')) services.add(path.slice(0, -1));
+    else methods.add(path);
+  });
+  return (method) => methods.has(method) || (services.size > 0 && services.has(method.slice(0, method.lastIndexOf('/') + 1)));
+}

@@ -1,0 +1,195 @@
+import { Channel, connectivityState, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
+import type { Endpoint } from '../pool/endpoint.js';
+import type { PoolChange } from '../pool/pool.js';
+
+/**
+ * One grpc-js channel to one pod (`ipv4:10.1.2.3:9090`, pick_first over that single address),
+ * with what the balanced calls need to know about it: how many calls it carries, and whether it
+ * has been READY since a given moment.
+ */
+export class PodChannel {
+  readonly channel: Channel;
+  /** The endpoint's `host` when the channel was made: an endpoint that changes address gets a new channel. */
+  readonly host: string;
+  /** Calls created on this channel whose status has not arrived yet. */
+  active = 0;
+  /** Connectivity state, kept current by a watcher (grpc-js calls watchers synchronously on every change). */
+  state: connectivityState;
+  /**
+   * Times the channel entered READY. grpc-js creates a stream only on a READY subchannel, and a
+   * single-address pick_first channel is READY exactly when its subchannel is; so an attempt that
+   * started on a channel that was not READY, and saw this number unchanged when it failed, provably
+   * never sent anything to the pod.
+   */
+  readyEpoch = 0;
+  private onIdle: (() => void) | undefined;
+  private closed = false;
+
+  constructor(
+    readonly endpoint: Endpoint,
+    credentials: ChannelCredentials,
+    options: ChannelOptions,
+    private readonly onStateChange: () => void,
+  ) {
+    this.host = endpoint.host;
+    const target = endpoint.family === 6 ? `ipv6:[${endpoint.address}]:${endpoint.port}` : `ipv4:${endpoint.address}:${endpoint.port}`;
+    this.channel = new Channel(target, credentials, options);
+    this.state = this.channel.getConnectivityState(false);
+    this.watch();
+  }
+
+  /** The state changed: record it and watch for the next change (no timer: deadline Infinity). */
+  private watch(): void {
+    if (this.closed) return;
+    try {
+      this.channel.watchConnectivityState(this.state, Number.POSITIVE_INFINITY, () => {
+        const state = this.channel.getConnectivityState(false);
+        this.state = state;
+        if (state === connectivityState.READY) this.readyEpoch++;
+        if (state === connectivityState.SHUTDOWN) return;
+        this.watch();
+        this.onStateChange();
+      });
+    } catch {
+      // The channel was shut down meanwhile.
+    }
+  }
+
+  callStarted(): void {
+    this.active++;
+  }
+
+  callEnded(): void {
+    if (this.active > 0) this.active--;
+    if (this.active === 0) this.onIdle?.();
+  }
+
+  /** Closes the channel once its calls have ended, or after `timeoutMs` whatever they do. */
+  drain(timeoutMs: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        this.onIdle = undefined;
+        this.close();
+        resolve();
+      };
+      if (this.active === 0) return done();
+      this.onIdle = done;
+      if (Number.isFinite(timeoutMs)) {
+        timer = setTimeout(done, timeoutMs);
+        timer.unref();
+      }
+    });
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.channel.close();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+}
+
+export interface PodChannelsStats {
+  /** Channels serving current endpoints. */
+  readonly channels: number;
+  /** Channels of departed (or readdressed) endpoints, finishing their calls. */
+  readonly draining: number;
+  /** Calls in flight over all channels. */
+  readonly active: number;
+}
+
+/**
+ * The pod channels of one balanced channel: created on first use, one per endpoint, drained
+ * (closed after their calls end) when their endpoint leaves the pool or changes address.
+ */
+export class PodChannels {
+  private readonly live = new Map<Endpoint, PodChannel>();
+  private readonly draining = new Map<PodChannel, Promise<void>>();
+  /** Endpoints that left the pool: a call picked just before may still ask for their channel. */
+  private readonly departed = new WeakSet<Endpoint>();
+  private closed = false;
+
+  constructor(
+    private readonly credentials: ChannelCredentials,
+    private readonly options: (endpoint: Endpoint) => ChannelOptions,
+    private readonly drainTimeoutMs: number,
+    private readonly onStateChange: () => void,
+  ) {}
+
+  /** The channel of this endpoint at its current address; made on first use. */
+  acquire(endpoint: Endpoint): PodChannel {
+    const existing = this.live.get(endpoint);
+    if (existing !== undefined && existing.host === endpoint.host) return existing;
+    if (existing !== undefined) this.drain(existing);
+    const created = new PodChannel(endpoint, this.credentials, this.options(endpoint), this.onStateChange);
+    if (this.departed.has(endpoint)) {
+      // Not kept: closed once the call that asked for it ends.
+      created.callStarted();
+      this.drain(created);
+      queueMicrotask(() => created.callEnded());
+      return created;
+    }
+    this.live.set(endpoint, created);
+    return created;
+  }
+
+  /** Number of live channels. */
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Live channels (for the aggregate connectivity state). */
+  channels(): IterableIterator<PodChannel> {
+    return this.live.values();
+  }
+
+  onChange(change: PoolChange): void {
+    for (const endpoint of change.removed) {
+      this.departed.add(endpoint);
+      const entry = this.live.get(endpoint);
+      if (entry === undefined) continue;
+      this.live.delete(endpoint);
+      this.drain(entry);
+    }
+    for (const endpoint of change.readdressed) {
+      const entry = this.live.get(endpoint);
+      if (entry === undefined || entry.host === endpoint.host) continue;
+      this.live.delete(endpoint);
+      this.drain(entry);
+    }
+  }
+
+  stats(): PodChannelsStats {
+    let active = 0;
+    for (const entry of this.live.values()) active += entry.active;
+    for (const entry of this.draining.keys()) active += entry.active;
+    return { channels: this.live.size, draining: this.draining.size, active };
+  }
+
+  /** Drains every channel: calls in flight finish (up to the drain timeout). */
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const entry of this.live.values()) this.drain(entry);
+    this.live.clear();
+    await Promise.all(this.draining.values());
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  private drain(entry: PodChannel): void {
+    if (this.draining.has(entry) || entry.isClosed) return;
+    const done = entry.drain(this.drainTimeoutMs).finally(() => {
+      this.draining.delete(entry);
+      this.onStateChange();
+    });
+    this.draining.set(entry, done);
+  }
+}
