@@ -152,7 +152,7 @@ const CONTENDERS: readonly Contender[] = [
   { id: 'least-request', label: 'least-request', picker: 'least-request', pods: ALL },
   { id: 'least-latency', label: 'least-latency', picker: 'least-latency', pods: ALL },
   { id: 'least-latency-2s', label: 'least-latency, latency.decayMs 2000', picker: 'least-latency', pods: ALL, latency: { decayMs: 2000 } },
-  { id: 'prototype', label: 'prototype: mean EWMA 1 s, no peak rule, × (1 + in-flight/2)', picker: 'round-robin', pods: ALL, prototype: true },
+  { id: 'least-latency-mean', label: "least-latency, estimator 'mean' (mean 1 s, × (1 + in-flight/2))", picker: { type: 'least-latency', estimator: 'mean' }, pods: ALL },
 ];
 
 function balancer(pods: LatencyPods, members: readonly number[], picker: PickerOption, latency?: BalancerOptions['latency'], prototype = false): Setup {
@@ -529,7 +529,7 @@ async function main(): Promise<void> {
       { label: 'round-robin', picker: 'round-robin' },
       { label: 'least-latency (decayMs 10000, default)', picker: 'least-latency' },
       { label: 'least-latency, decayMs 2000', picker: 'least-latency', latency: { decayMs: 2000 } },
-      { label: 'prototype (mean EWMA 1 s, × (1 + in-flight/2))', picker: 'round-robin', prototype: true },
+      { label: "least-latency, estimator 'mean'", picker: { type: 'least-latency', estimator: 'mean' } },
     ];
     const reactionResults = new Map<string, ReactionRound[]>(reactions.map((x) => [x.label, []]));
     for (let r = 0; r < ROUNDS; r++) {

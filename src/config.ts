@@ -73,10 +73,11 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
   const random = options.random === undefined ? Math.random : checkFunction<() => number>(options.random, 'random');
 
   const latency = options.latency === undefined ? {} : checkObject(options.latency, 'latency');
-  checkKnownKeys(latency, ['decayMs', 'defaultRttMs'], 'latency');
+  checkKnownKeys(latency, ['decayMs', 'defaultRttMs', 'averageMs'], 'latency');
   const metrics: EndpointMetricsOptions = {
     decayMs: optionalNumber(latency.decayMs, 'latency.decayMs', DEFAULTS.latency.decayMs, { min: 1 }),
     defaultRttMs: optionalNumber(latency.defaultRttMs, 'latency.defaultRttMs', DEFAULTS.latency.defaultRttMs, { min: 0 }),
+    averageMs: optionalNumber(latency.averageMs, 'latency.averageMs', DEFAULTS.latency.averageMs, { min: 1 }),
     // One running total per balancer, so bounded-load pickers read the pool's load in O(1).
     inflightTotal: new InflightTotal(),
   };

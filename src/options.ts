@@ -31,6 +31,8 @@ export interface LatencyOptions {
   readonly decayMs?: number;
   /** Latency assumed for an endpoint before its first response, ms. Default 30. */
   readonly defaultRttMs?: number;
+  /** Averaging time of the mean latency estimate (`least-latency` with `estimator: 'mean'`), ms. Default 1000. */
+  readonly averageMs?: number;
 }
 
 /** Defaults for every `run()` of the balancer; each call can override them. */
@@ -180,7 +182,7 @@ export interface RunOptions {
 export const DEFAULTS = {
   picker: 'round-robin',
   refresh: { minMs: 1000, maxMs: 30_000, jitter: 0.1 },
-  latency: { decayMs: 10_000, defaultRttMs: 30 },
+  latency: { decayMs: 10_000, defaultRttMs: 30, averageMs: 1000 },
   retry: { retries: 2, backoffBaseMs: 25, backoffMaxMs: 250 },
   dnsTimeoutMs: 1000,
   dnsAttempts: 2,

@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../errors.js';
-import { LeastLatencyPicker } from './least-latency.js';
+import { LeastLatencyPicker, type LatencyEstimator } from './least-latency.js';
 import { LeastRequestPicker } from './least-request.js';
 import type { Picker } from './picker.js';
 import { RandomPicker } from './random.js';
@@ -8,7 +8,7 @@ import { DEFAULT_BOUNDED_LOAD, ShardKeyPicker } from './shard-key.js';
 import { WeightedRoundRobinPicker } from './weighted-round-robin.js';
 
 export type { Picker, PickRequest } from './picker.js';
-export { LeastLatencyPicker, latencyCost } from './least-latency.js';
+export { LeastLatencyPicker, latencyCost, meanLatencyCost, type LatencyEstimator } from './least-latency.js';
 export { LeastRequestPicker } from './least-request.js';
 export { RandomPicker } from './random.js';
 export { RoundRobinPicker } from './round-robin.js';
@@ -39,6 +39,12 @@ export interface LeastRequestPickerOptions {
 /** P2C on peak-EWMA latency × (in-flight + 1). Decay and default RTT are the balancer's `latency` option. */
 export interface LeastLatencyPickerOptions {
   readonly type: 'least-latency';
+  /**
+   * `'mean'` (default): mean latency over ~1 s (`latency.averageMs`) × (1 + in-flight / 2).
+   * `'peak-ewma'`: peak-EWMA (`latency.decayMs`) × (in-flight + 1), Finagle's and Linkerd's rule.
+   * Measured side by side in docs/benchmarks.md ("Least-latency on real pods").
+   */
+  readonly estimator?: LatencyEstimator;
 }
 /** Smooth weighted round-robin over endpoint weights (SRV weight, or `weight` in a static list). */
 export interface WeightedRoundRobinPickerOptions {
@@ -75,7 +81,7 @@ const OPTION_KEYS: Readonly<Record<PickerName, readonly string[]>> = {
   'round-robin': [],
   random: [],
   'least-request': [],
-  'least-latency': [],
+  'least-latency': ['estimator'],
   'weighted-round-robin': [],
   'shard-key': ['fallback', 'boundedLoad', 'cacheSize'],
 };
@@ -109,8 +115,11 @@ function build(name: string, options: PickerOptions | undefined, context: Picker
       return new RandomPicker(context.random);
     case 'least-request':
       return new LeastRequestPicker(context.random);
-    case 'least-latency':
-      return new LeastLatencyPicker(context.random);
+    case 'least-latency': {
+      const estimator = (options as LeastLatencyPickerOptions | undefined)?.estimator ?? 'mean';
+      if (estimator !== 'peak-ewma' && estimator !== 'mean') throw new InvalidOptionError(`${field}.estimator`, estimator, "'peak-ewma' or 'mean'");
+      return new LeastLatencyPicker(context.random, estimator);
+    }
     case 'weighted-round-robin':
       return new WeightedRoundRobinPicker(context.random);
     case 'shard-key':

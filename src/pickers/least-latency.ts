@@ -21,17 +21,37 @@ export function latencyCost(endpoint: Endpoint): number {
 }
 
 /**
- * Least-latency: power of two choices on `latencyCost` (Finagle's P2C + PeakEwma, Linkerd's
- * balancer). The load metric lives on the endpoint (peak-EWMA with decay by elapsed time, a
- * default RTT until the first response, set by the balancer's `latency` option); this picker
- * only compares it. O(1) per pick.
+ * The expected wait with the mean estimate: mean latency × (1 + in-flight / 2). Half weight on
+ * the in-flight count, because the mean already carries the queueing that in-flight requests
+ * cause; with full weight a busy fast pod loses to an idle slow one too early.
+ */
+export function meanLatencyCost(endpoint: Endpoint): number {
+  const inflight = endpoint.inflight;
+  const latency = endpoint.meanLatencyMs;
+  if (latency <= 0 && inflight > 0) return ZERO_LATENCY_PENALTY + inflight;
+  return latency * (1 + inflight / 2);
+}
+
+/** Which latency estimate least-latency compares: Finagle's peak-EWMA, or a decaying mean. */
+export type LatencyEstimator = 'peak-ewma' | 'mean';
+
+/**
+ * Least-latency: power of two choices on an expected wait (Finagle's P2C + PeakEwma, Linkerd's
+ * balancer). The load metrics live on the endpoint (set by the balancer's `latency` option); this
+ * picker only compares them. O(1) per pick.
  */
 export class LeastLatencyPicker implements Picker {
   readonly name = 'least-latency';
+  private readonly cost: (endpoint: Endpoint) => number;
 
-  constructor(private readonly random: () => number = Math.random) {}
+  constructor(
+    private readonly random: () => number = Math.random,
+    estimator: LatencyEstimator = 'mean',
+  ) {
+    this.cost = estimator === 'mean' ? meanLatencyCost : latencyCost;
+  }
 
   pick(endpoints: readonly Endpoint[], request: PickRequest): Endpoint | undefined {
-    return pickOfTwo(endpoints, request.tried, this.random, latencyCost);
+    return pickOfTwo(endpoints, request.tried, this.random, this.cost);
   }
 }

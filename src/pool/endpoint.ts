@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { OutcomeWindow } from './outcome-window.js';
+import { DecayingMean } from './decaying-mean.js';
 import { PeakEwma } from './peak-ewma.js';
 import type { Target } from './target.js';
 
@@ -9,6 +10,8 @@ export interface EndpointMetricsOptions {
   readonly decayMs: number;
   /** Latency assumed for an endpoint before its first response, ms. */
   readonly defaultRttMs: number;
+  /** Averaging time of the mean latency estimate, ms (its idle decay is `decayMs`). Default 1000. */
+  readonly averageMs?: number;
   /**
    * Shared by every endpoint of one balancer: their total in-flight count, kept up to date by
    * `start`/`finish`, so bounded-load shard-key hashing reads it in O(1) instead of summing.
@@ -64,6 +67,7 @@ export class Endpoint {
   private target: Target;
   private readonly clock: Clock;
   private readonly ewma: PeakEwma;
+  private readonly mean: DecayingMean;
   private inflightCount = 0;
   private readonly inflightTotalRef: InflightTotal | undefined;
   private successCount = 0;
@@ -80,6 +84,7 @@ export class Endpoint {
     this.clock = clock;
     this.addedAt = clock();
     this.ewma = new PeakEwma(metrics.decayMs, metrics.defaultRttMs, this.addedAt);
+    this.mean = new DecayingMean(metrics.averageMs ?? 1000, metrics.decayMs, metrics.defaultRttMs, this.addedAt);
     this.inflightTotalRef = metrics.inflightTotal;
     this.health = {
       state: 'healthy',
@@ -148,6 +153,10 @@ export class Endpoint {
   get latencyMs(): number {
     return this.ewma.value(this.clock());
   }
+  /** Mean latency over about `latency.averageMs` now, ms (no peak rule; decays toward zero while idle). */
+  get meanLatencyMs(): number {
+    return this.mean.value(this.clock());
+  }
   /** Passive health state. */
   get state(): EndpointState {
     return this.health.state;
@@ -197,6 +206,7 @@ export class Endpoint {
       this.consecutive = 0;
       this.lastLatency = latency;
       this.ewma.observe(latency, now);
+      this.mean.observe(latency, now);
     } else {
       this.failureCount++;
       this.consecutive++;
