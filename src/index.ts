@@ -28,10 +28,12 @@ export {
   ShardKeyPicker,
   WeightedRoundRobinPicker,
   latencyCost,
+  meanLatencyCost,
   pickerNames,
   shardIdentity,
   shardKeyOrder,
 } from './pickers/index.js';
+export type { LatencyEstimator } from './pickers/least-latency.js';
 export type {
   LeastLatencyPickerOptions,
   LeastRequestPickerOptions,
