@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     setupFiles: ['test/support/setup.ts'],
+    // Heap checks (the churn test) force a collection before measuring.
+    execArgv: ['--expose-gc'],
   },
 });

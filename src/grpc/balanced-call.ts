@@ -49,8 +49,10 @@ const CALL_ENDED: Error = new Error('headless-lb: the call ended before this att
  * key) is known. Each attempt is a real call on one pod's channel, run under `lb.run()`: the
  * balancer picks, records latency and outcome on the pod, and decides about retries.
  *
- * An attempt *commits* when the pod answers (response metadata, a message, or an OK status):
- * from then on the call is pinned to that pod and everything flows straight to the caller.
+ * An attempt *commits* when the pod answers (response metadata, a message, or an OK status; for
+ * methods known to have a unary response, only at the status): from then on the call is pinned to
+ * that pod and everything flows straight to the caller. The call's deadline is each attempt's
+ * grpc-js deadline, plus a timer here for the time between attempts.
  * Before that, request messages are kept (up to `retryBufferBytes`) so that a failed attempt can
  * be sent again elsewhere: always when it provably never reached the pod, and for idempotent
  * methods also after a retryable status.
@@ -490,24 +492,25 @@ class Attempt implements InterceptingListener {
    * Whether this attempt provably sent nothing to the pod (its status is UNAVAILABLE):
    * - grpc-js opens a stream only on a READY connection, so an attempt that started on a channel
    *   that was not READY, and saw it never become READY since, sent nothing (any grpc-js version);
-   * - a channel that was READY but lost its connection before the pick fails the call at the pick,
-   *   with pick_first's `No connection established` (grpc-js 1.10 to 1.14), and, from 1.13 on,
-   *   reports the channel target as the call's peer (`LoadBalancingCall.getPeer`:
-   *   `child?.getPeer() ?? channel.getTarget()`; the transport's address once a stream exists).
-   * The pick-time evidence speaks for the last grpc-js attempt only, so it is not used when the pod
-   * channels have a service config (grpc-js retry policies).
+   * - a channel that was READY but lost its connection before the pick fails the call at the pick.
+   *   From grpc-js 1.13 on, such a call reports the channel target as its peer, and the transport's
+   *   address once it has a stream (`LoadBalancingCall.getPeer`: `child?.getPeer() ??
+   *   channel.getTarget()`); a status sent by the pod always comes with a stream. (1.10 to 1.12
+   *   report 'unknown': no proof there.) This speaks for grpc-js's last attempt only, so it is not
+   *   used when the pod channels have a service config (grpc-js retry policies).
+   * The status's details are never trusted: a server may pass on an upstream's UNAVAILABLE as is.
    */
-  private neverSent(status: StatusObject): boolean {
+  private neverSent(): boolean {
+    if (this.heldMetadata !== undefined) return false; // the pod answered
     if (!this.readyAtStart && this.pod.readyEpoch === this.epochAtStart) return true;
-    if (!this.owner.podCallsSingleAttempt) return false;
-    return status.details.startsWith('No connection established') || this.call.getPeer() === this.pod.channel.getTarget();
+    return this.owner.podCallsSingleAttempt && this.call.getPeer() === this.pod.channel.getTarget();
   }
 
   /** What a failure before any answer proves, for `lb.run()`'s retry rules. */
   private classify(status: StatusObject): Error {
     const error = new GrpcStatusError(status, this.pod.host, this.heldMetadata);
     if (!this.owner.canReplay) return error;
-    if (status.code === Status.UNAVAILABLE && this.neverSent(status)) {
+    if (status.code === Status.UNAVAILABLE && this.neverSent()) {
       return new NotSentError(`${this.owner.callMethod} never reached ${this.pod.host}: no connection (${status.details})`, { cause: error });
     }
     if (this.owner.hostRetryable(status.code)) {

@@ -1,4 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { isIP } from 'node:net';
 import { connectivityState, type ChannelInterface, type ChannelOptions, type Client, type ClientOptions, type Deadline, type ServiceDefinition } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
 import type { Endpoint } from '../pool/endpoint.js';
@@ -52,10 +53,17 @@ export class HeadlessChannel implements ChannelInterface {
     this.options = resolveGrpcOptions(options);
     const authority = this.options.authority;
     const channelOptions = this.options.channelOptions;
-    const optionsFor = (endpoint: Endpoint): ChannelOptions => ({
-      'grpc.default_authority': authority ?? `${lb.service}:${endpoint.port}`,
-      ...channelOptions,
-    });
+    const optionsFor = (endpoint: Endpoint): ChannelOptions => {
+      const podAuthority = authority ?? `${lb.service}:${endpoint.port}`;
+      // A pod channel's target is the pod's IP, which grpc-js would use as the TLS name: check the
+      // certificate against the Service name instead (as a dns:/// channel to the Service would).
+      const host = authorityHost(podAuthority);
+      return {
+        'grpc.default_authority': podAuthority,
+        ...(isIP(host) === 0 ? { 'grpc.ssl_target_name_override': host } : {}),
+        ...channelOptions,
+      };
+    };
     this.pods = new PodChannels(this.options.credentials, optionsFor, this.options.drainTimeoutMs, () => this.stateMayHaveChanged());
     this.target = `headless:///${lb.service}`;
     this.channelzRef = { kind: 'channel' as ChannelzRef['kind'], id: 0, name: this.target };
@@ -189,6 +197,13 @@ export class HeadlessChannel implements ChannelInterface {
       watcher.callback();
     }
   }
+}
+
+/** The host of `host[:port]` or `[v6]:port`. */
+function authorityHost(authority: string): string {
+  if (authority.startsWith('[')) return authority.slice(1, authority.indexOf(']'));
+  const colon = authority.lastIndexOf(':');
+  return colon > 0 && authority.indexOf(':') === colon ? authority.slice(0, colon) : authority;
 }
 
 /** Creates a grpc-js channel over the pods of `lb`, for generated clients' `channelOverride`. */

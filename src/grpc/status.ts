@@ -1,5 +1,5 @@
 import { Metadata, status as Status, type StatusObject } from '@grpc/grpc-js';
-import { AttemptTimeoutError, BalancerClosedError, DeadlineExceededError, HeadlessLbError, NoEndpointsError } from '../errors.js';
+import { AttemptTimeoutError, BalancerClosedError, HeadlessLbError, NoEndpointsError } from '../errors.js';
 
 /**
  * A gRPC status that ended an attempt, carried through `lb.run()` so that the caller gets the
@@ -38,7 +38,6 @@ export function headersFromError(error: unknown): Metadata | undefined {
 export function statusFromError(error: unknown): StatusObject {
   const statusError = findStatusError(error);
   if (statusError !== undefined) return statusError.status;
-  if (error instanceof DeadlineExceededError) return make(Status.DEADLINE_EXCEEDED, `Deadline exceeded (headless-lb: ${error.attempts} attempt(s))`);
   if (error instanceof AttemptTimeoutError) return make(Status.DEADLINE_EXCEEDED, `headless-lb: attempt timed out after ${error.timeoutMs} ms`);
   if (error instanceof NoEndpointsError || error instanceof BalancerClosedError) return make(Status.UNAVAILABLE, error.message);
   const message = error instanceof Error ? error.message : String(error);

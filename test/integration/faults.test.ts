@@ -295,6 +295,7 @@ describe('churn', () => {
     const warm = startLoad(lb, { concurrency: 8, maxMs: 2000 });
     await sleep(1000);
     await warm.stop();
+    expect(typeof globalThis.gc, 'run with --expose-gc (vitest.config.ts)').toBe('function');
     globalThis.gc?.();
     const heapBefore = process.memoryUsage().heapUsed;
     const handlesBefore = process.getActiveResourcesInfo().length;
