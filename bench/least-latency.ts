@@ -150,9 +150,15 @@ const CONTENDERS: readonly Contender[] = [
   { id: 'oracle', label: 'oracle: round-robin over the 3 fast pods', picker: 'round-robin', pods: FAST_ONLY },
   { id: 'round-robin', label: 'round-robin', picker: 'round-robin', pods: ALL },
   { id: 'least-request', label: 'least-request', picker: 'least-request', pods: ALL },
-  { id: 'least-latency', label: 'least-latency', picker: 'least-latency', pods: ALL },
-  { id: 'least-latency-2s', label: 'least-latency, latency.decayMs 2000', picker: 'least-latency', pods: ALL, latency: { decayMs: 2000 } },
-  { id: 'least-latency-mean', label: "least-latency, estimator 'mean' (mean 1 s, × (1 + in-flight/2))", picker: { type: 'least-latency', estimator: 'mean' }, pods: ALL },
+  { id: 'least-latency', label: "least-latency (estimator 'mean', the default)", picker: 'least-latency', pods: ALL },
+  { id: 'least-latency-peak', label: "least-latency, estimator 'peak-ewma' (Finagle, Linkerd)", picker: { type: 'least-latency', estimator: 'peak-ewma' }, pods: ALL },
+  {
+    id: 'least-latency-peak-2s',
+    label: "least-latency, estimator 'peak-ewma', latency.decayMs 2000",
+    picker: { type: 'least-latency', estimator: 'peak-ewma' },
+    pods: ALL,
+    latency: { decayMs: 2000 },
+  },
 ];
 
 function balancer(pods: LatencyPods, members: readonly number[], picker: PickerOption, latency?: BalancerOptions['latency'], prototype = false): Setup {
@@ -527,9 +533,9 @@ async function main(): Promise<void> {
     // Part 2
     const reactions: { label: string; picker: PickerOption; latency?: BalancerOptions['latency']; prototype?: boolean }[] = [
       { label: 'round-robin', picker: 'round-robin' },
-      { label: 'least-latency (decayMs 10000, default)', picker: 'least-latency' },
-      { label: 'least-latency, decayMs 2000', picker: 'least-latency', latency: { decayMs: 2000 } },
-      { label: "least-latency, estimator 'mean'", picker: { type: 'least-latency', estimator: 'mean' } },
+      { label: "least-latency (estimator 'mean', the default)", picker: 'least-latency' },
+      { label: "least-latency, estimator 'peak-ewma' (Finagle, Linkerd)", picker: { type: 'least-latency', estimator: 'peak-ewma' } },
+      { label: "least-latency, estimator 'peak-ewma', decayMs 2000", picker: { type: 'least-latency', estimator: 'peak-ewma' }, latency: { decayMs: 2000 } },
     ];
     const reactionResults = new Map<string, ReactionRound[]>(reactions.map((x) => [x.label, []]));
     for (let r = 0; r < ROUNDS; r++) {

@@ -177,21 +177,38 @@ export class GrpcPod {
   /**
    * Graceful termination: the port closes (new connections refused), GOAWAY on every connection,
    * calls in flight finish; after `gracePeriodMs` whatever remains is reset.
+   *
+   * "Calls finished" is when the pod's connections have closed, not when `tryShutdown` calls back:
+   * from Node 24 on, `Http2Server.close()` closes the server's sessions itself (gracefully), and
+   * grpc-js's `tryShutdown` then finds them already `closed` and calls back at once, while their
+   * streams are still running (grpc-js 1.14.7). Resetting the sockets at that point, as a process
+   * exiting in that callback would, kills the calls in flight. A session that was closed
+   * gracefully closes its socket after its last stream, on every Node version: wait for that.
    */
   async stop(gracePeriodMs = 2000): Promise<void> {
     if (this.state !== 'running') return;
     this.state = 'stopped';
     const listenerClosed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
-    const timer = setTimeout(() => {
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'grace-over'>((resolve) => (timer = setTimeout(() => resolve('grace-over'), gracePeriodMs)));
+    const shutdown = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    const drained = Promise.all([shutdown, this.connectionsClosed()]);
+    const outcome = await Promise.race([drained, graceOver]);
+    clearTimeout(timer);
+    if (outcome === 'grace-over') {
       this.releaseHung();
       this.server.forceShutdown();
-      for (const socket of this.sockets) socket.destroy();
-    }, gracePeriodMs);
-    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
-    clearTimeout(timer);
+    }
     this.injector.destroy();
     for (const socket of this.sockets) socket.destroy();
     await listenerClosed;
+  }
+
+  /** Resolves when every connection open now has closed. */
+  private connectionsClosed(): Promise<void> {
+    return Promise.all(
+      [...this.sockets].map((socket) => (socket.closed ? undefined : new Promise<void>((resolve) => socket.once('close', () => resolve())))),
+    ).then(() => undefined);
   }
 
   private reply(text: string | undefined, seq: number): EchoReply {
