@@ -35,6 +35,13 @@ export class DecayingMean {
     this.stamp = now;
   }
 
+  /** Starts from `latencyMs` as if observed now (a newcomer treated as typical until it has samples of its own). */
+  seed(latencyMs: number, now: number): void {
+    this.seeded = true;
+    this.estimate = Math.max(0, latencyMs);
+    this.stamp = now;
+  }
+
   value(now: number): number {
     if (!this.seeded) return this.defaultMs;
     const idle = now - this.stamp;

@@ -172,6 +172,16 @@ export class Endpoint {
   }
 
   /**
+   * Starts the mean latency estimate of a newcomer at a typical value of its pool, so that it is
+   * neither starved (a default RTT far above pods answering in under a millisecond) nor flooded.
+   * Its own responses take over within about `latency.averageMs`.
+   * @internal
+   */
+  seedLatency(meanMs: number): void {
+    if (!this.ewma.hasSamples) this.mean.seed(meanMs, this.clock());
+  }
+
+  /**
    * Forgets the run of failures of a previous container behind this identity.
    * @internal
    */

@@ -130,6 +130,24 @@ describe('following the Service live', () => {
     expect(result.failed).toBe(0);
   });
 
+  it('with least-latency too: a new pod of sub-millisecond peers is not starved by the default RTT', async () => {
+    const svc = await cluster.createService({ name: 'scale-up-ll', replicas: 3 });
+    const lb = balancer({ service: svc.fqdn, portName: 'http', picker: 'least-latency' });
+    await lb.ready({ timeoutMs: 5000 });
+    const load = startLoad(lb, { concurrency: 4, maxMs: 20_000 });
+    await sleep(500); // the pool's estimates settle well below the 30 ms default RTT
+    await svc.scale(4);
+    const newIp = svc.pod('scale-up-ll-3').ip;
+    await load.waitForAnswerFrom(newIp, TTL * 1000 + 1000);
+    await sleep(500);
+    const before = load.snapshot().byIp.get(newIp) ?? 0;
+    await sleep(500);
+    const result = await load.stop();
+    // It keeps getting a share, not a single probe.
+    expect((result.byIp.get(newIp) ?? 0) - before).toBeGreaterThan(20);
+    expect(result.failed).toBe(0);
+  });
+
   it('stops sending to a scaled-down pod, with no failed request', async () => {
     const svc = await cluster.createService({ name: 'scale-down', replicas: 3 });
     const lb = balancer({ service: svc.fqdn, portName: 'http' });

@@ -181,3 +181,4 @@ describe('slow start', () => {
     }
   });
 });
+
