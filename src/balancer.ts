@@ -308,6 +308,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       return false;
     },
     allowHedge: () => this.hedgeBudget.tryWithdraw(),
+    poolSize: () => this.pool.size,
     random: () => this.config.random(),
   };
 

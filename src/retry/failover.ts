@@ -66,6 +66,8 @@ export interface FailoverHost {
   allowRetry(error: unknown): boolean;
   /** Takes one hedge from the hedge budget. */
   allowHedge(): boolean;
+  /** Endpoints in the pool now (bounds the re-sends of requests that never reached a pod). */
+  poolSize(): number;
   readonly random: () => number;
 }
 
@@ -146,12 +148,19 @@ class CallScope {
 /** The first attempt inline, then p-retry for the rest. */
 async function attemptAll<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, scope: CallScope): Promise<T> {
   const tried = new Set<Endpoint>();
+  // Re-sending a request that never reached a pod does not use up `retries` for as many times as
+  // the pool has endpoints (a refused connection costs the pods nothing), so stale or dead entries
+  // cannot exhaust a call's retries while a live pod is left; beyond that, they count as retries.
+  const requeues = { left: host.poolSize() };
+  let consumed = 0;
   try {
     return await attemptOnce(host, fn, plan, scope, tried, 1);
   } catch (error) {
     scope.lastError = error;
     if (plan.retries === 0 || !(await mayRetry(host, plan, error, 1, scope.signal))) throw asError(error);
+    if (!freeRequeue(error, requeues)) consumed = 1;
   }
+  if (plan.retries - consumed <= 0) throw asError(scope.lastError);
   return pRetry(
     async (retry) => {
       try {
@@ -163,11 +172,12 @@ async function attemptAll<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: F
       }
     },
     {
-      retries: plan.retries - 1,
+      retries: plan.retries - consumed,
       minTimeout: 0,
       maxTimeout: 0,
       randomize: false,
       signal: scope.signal === NEVER_ABORTED ? undefined : scope.signal,
+      shouldConsumeRetry: ({ error }) => !freeRequeue(error, requeues),
       shouldRetry: ({ error, attemptNumber }) => mayRetry(host, plan, error, attemptNumber + 1, scope.signal),
     },
   );
@@ -295,6 +305,13 @@ function hedged<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPla
  * that may have reached a pod is re-sent only for idempotent calls, within the retry budget,
  * after a full-jitter backoff.
  */
+/** Whether this failure is re-sent without using up a retry (and takes one such re-send if so). */
+function freeRequeue(error: unknown, requeues: { left: number }): boolean {
+  if (requeues.left <= 0 || classifyFailure(error) !== 'not-sent') return false;
+  requeues.left--;
+  return true;
+}
+
 async function mayRetry(host: FailoverHost, plan: FailoverPlan, error: unknown, attempt: number, signal: AbortSignal): Promise<boolean> {
   if (signal.aborted) return false;
   const kind: FailureKind = classifyFailure(error);

@@ -106,7 +106,8 @@ describe('run()', () => {
         throw refused();
       }),
     ).rejects.toMatchObject({ code: 'ECONNREFUSED' });
-    expect(calls).toBe(4);
+    // 1 attempt + one free re-send per endpoint (2: refused connections) + the 3 retries.
+    expect(calls).toBe(6);
   });
 
   it('gives each attempt its own signal and times out a hung attempt', async () => {
