@@ -75,7 +75,12 @@ describe('createDispatcher on a live headless Service (testing kit)', () => {
     expect(requests).toBeGreaterThan(200);
     // the crashed pod stays in DNS but is ejected; web-2 and web-3 left with the scale-down
     expect(changes.some((c) => c.added.some((e) => e.name?.startsWith('web-3.')))).toBe(true);
-    expect(changes.some((c) => c.readdressed.some((e) => e.name?.startsWith('web-2.')))).toBe(true);
+    // web-2's restart is seen either as one change of address or, when a lookup fell between its
+    // leaving DNS and coming back, as a removal then an addition at the new IP
+    const web2 = (e: { name: string | undefined }) => e.name?.startsWith('web-2.') === true;
+    const readdressed = changes.some((c) => c.readdressed.some(web2));
+    const readded = changes.some((c) => c.removed.some(web2)) && changes.some((c) => c.added.some(web2));
+    expect(readdressed || readded).toBe(true);
     expect(changes.some((c) => c.removed.some((e) => e.name?.startsWith('web-3.')))).toBe(true);
     // every pool of a departed or readdressed pod was drained and closed
     await waitFor('draining pools to close', () => dispatcher!.stats().draining === 0);
