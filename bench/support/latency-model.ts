@@ -12,6 +12,7 @@
  * from what the estimator does. With `slowBetween`, pod 0 is slow only for a while (the reaction
  * scenario). Deterministic (seeded); well under a second per run.
  */
+import { seededRandom } from '../../test/support/random.js';
 
 export interface ModelOptions {
   readonly fastMs: number;
@@ -61,16 +62,6 @@ const DEFAULT_RTT_MS = 30;
 const SLOW = 0;
 const PODS = 4;
 
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The update rule of src/pool/peak-ewma.ts, on model time. With `peak` false, the same without
@@ -112,7 +103,7 @@ interface Completion {
 }
 
 export function runModel(options: ModelOptions, variant: ModelVariant): ModelResult {
-  const random = mulberry32(options.seed);
+  const random = seededRandom(options.seed);
   const [slowFrom, slowUntil] = options.slowBetween ?? [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY];
   const delay = (pod: number, now = slowFrom): number => (pod === SLOW && now >= slowFrom && now < slowUntil ? options.slowMs : options.fastMs);
   const trace = options.trace ? { pod: [] as number[], at: [] as number[], latency: [] as number[], startedAt: [] as number[], latencyPod: [] as number[], errors: 0 } : undefined;
