@@ -4,7 +4,7 @@
  *
  * Part 1, steady state: the slow pod's share of requests and the latency percentiles of
  * round-robin, least-request and least-latency (default, and `latency.decayMs: 2000`) over the
- * 4 pods, of a bench-side prototype picker (support/latency-prototype.ts), and of the oracle
+ * 4 pods, and of the oracle
  * (round-robin over the 3 fast pods only), interleaved in the same run, a fresh balancer per
  * contender per round; plus what the balancer saw (mean latencies vs peak-EWMA estimates) and
  * the client's event-loop delay, to tell the picker from the machine's noise.
@@ -29,9 +29,8 @@ import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { createBalancer, type Balancer, type BalancerOptions, type Endpoint, type PickerOption } from '../src/index.js';
+import { createBalancer, type Balancer, type BalancerOptions, type PickerOption } from '../src/index.js';
 import { runModel, type ModelVariant } from './support/latency-model.js';
-import { createPrototype } from './support/latency-prototype.js';
 import { POD_FLAG, serveLatencyPods, startLatencyPods, type LatencyPods } from './support/latency-pods.js';
 import { fixed, machine, median, table } from './support/measure.js';
 
@@ -85,13 +84,12 @@ function podIndex(pods: LatencyPods): Map<string, number> {
 }
 
 /** 16 requests in flight through `lb.run` until `done()` (checked before each request) or MAX_REQUESTS. */
-/** A balancer under test, and where to report latencies when its picker keeps its own estimate (the prototype). */
+/** A balancer under test. */
 interface Setup {
   readonly lb: Balancer;
-  readonly observe?: (endpoint: Endpoint, latencyMs: number) => void;
 }
 
-async function drive({ lb, observe }: Setup, agent: Agent, index: Map<string, number>, trace: Trace, done: () => boolean): Promise<void> {
+async function drive({ lb }: Setup, agent: Agent, index: Map<string, number>, trace: Trace, done: () => boolean): Promise<void> {
   let issued = 0;
   const worker = async (): Promise<void> => {
     while (!done() && issued < MAX_REQUESTS) {
@@ -107,7 +105,6 @@ async function drive({ lb, observe }: Setup, agent: Agent, index: Map<string, nu
           const response = await request(`http://${endpoint.host}/`, { dispatcher: agent, signal });
           await response.body.dump();
           if (response.statusCode !== 200) throw new Error(`HTTP ${response.statusCode}`);
-          observe?.(endpoint, performance.now() - sentAt);
         });
         trace.latency.push(performance.now() - started);
         trace.startedAt.push(started);
@@ -140,8 +137,6 @@ interface Contender {
   /** Pod indexes the balancer knows. */
   readonly pods: readonly number[];
   readonly latency?: BalancerOptions['latency'];
-  /** Use the bench-side prototype picker (bench/support/latency-prototype.ts) instead of `picker`. */
-  readonly prototype?: boolean;
 }
 
 const ALL = [0, 1, 2, 3];
@@ -161,11 +156,9 @@ const CONTENDERS: readonly Contender[] = [
   },
 ];
 
-function balancer(pods: LatencyPods, members: readonly number[], picker: PickerOption, latency?: BalancerOptions['latency'], prototype = false): Setup {
+function balancer(pods: LatencyPods, members: readonly number[], picker: PickerOption, latency?: BalancerOptions['latency']): Setup {
   const endpoints = members.map((i) => ({ address: pods.addresses[i]!, port: pods.port, name: `web-${i}` }));
-  const proto = prototype ? createPrototype() : undefined;
-  const lb = createBalancer({ service: 'latency-pods', endpoints, picker: proto?.picker ?? picker, ...(latency === undefined ? {} : { latency }) });
-  return { lb, observe: proto?.observe };
+  return { lb: createBalancer({ service: 'latency-pods', endpoints, picker, ...(latency === undefined ? {} : { latency }) }) };
 }
 
 interface SteadyRound {
@@ -188,7 +181,7 @@ interface SteadyRound {
 }
 
 async function steadyRound(pods: LatencyPods, agent: Agent, contender: Contender): Promise<SteadyRound> {
-  const setup = balancer(pods, contender.pods, contender.picker, contender.latency, contender.prototype);
+  const setup = balancer(pods, contender.pods, contender.picker, contender.latency);
   const lb = setup.lb;
   const index = podIndex(pods);
   try {
@@ -253,9 +246,9 @@ interface ReactionRound {
   readonly regainBoundMs: number;
 }
 
-async function reactionRound(pods: LatencyPods, agent: Agent, picker: PickerOption, latency?: BalancerOptions['latency'], prototype = false): Promise<ReactionRound> {
+async function reactionRound(pods: LatencyPods, agent: Agent, picker: PickerOption, latency?: BalancerOptions['latency']): Promise<ReactionRound> {
   await pods.setDelay(SLOW_POD, FAST_MS);
-  const setup = balancer(pods, ALL, picker, latency, prototype);
+  const setup = balancer(pods, ALL, picker, latency);
   const lb = setup.lb;
   const trace = newTrace();
   let stop = false;
@@ -516,7 +509,7 @@ async function main(): Promise<void> {
     });
     console.log(
       `What the balancer saw in the same rounds: the mean latency of the requests sent to the fast pods and to the slow one, and the ` +
-        `peak-EWMA estimates (\`endpoint.latencyMs\`) at the end of the round (fast: median of the 3); every endpoint keeps the estimate, whatever the picker (the prototype's picker keeps its own and does not read it). ` +
+        `peak-EWMA estimates (\`endpoint.latencyMs\`) at the end of the round (fast: median of the 3); every endpoint keeps the estimate, whatever the picker. ` +
         `Last columns: the client's event-loop delay (perf_hooks, 10 ms resolution).\n`,
     );
     console.log(
@@ -531,7 +524,7 @@ async function main(): Promise<void> {
     printModel();
 
     // Part 2
-    const reactions: { label: string; picker: PickerOption; latency?: BalancerOptions['latency']; prototype?: boolean }[] = [
+    const reactions: { label: string; picker: PickerOption; latency?: BalancerOptions['latency'] }[] = [
       { label: 'round-robin', picker: 'round-robin' },
       { label: "least-latency (estimator 'mean', the default)", picker: 'least-latency' },
       { label: "least-latency, estimator 'peak-ewma' (Finagle, Linkerd)", picker: { type: 'least-latency', estimator: 'peak-ewma' } },
@@ -541,7 +534,7 @@ async function main(): Promise<void> {
     for (let r = 0; r < ROUNDS; r++) {
       for (let k = 0; k < reactions.length; k++) {
         const x = reactions[(k + r) % reactions.length]!;
-        const result = await reactionRound(pods, agent, x.picker, x.latency, x.prototype);
+        const result = await reactionRound(pods, agent, x.picker, x.latency);
         reactionResults.get(x.label)!.push(result);
         process.stderr.write(
           `  reaction round ${r + 1} ${x.label}: shed after ${result.shedRequests ?? '-'} req / ${result.shedMs === undefined ? '-' : ms(result.shedMs)} ms; ` +

@@ -77,7 +77,7 @@ const variants: readonly Variant[] = [
   { id: 'round-robin', label: 'round-robin', setup: (n) => withPicker(loadedPods(n), new RoundRobinPicker(seededRandom(1)), keyless) },
   { id: 'random', label: 'random', setup: (n) => withPicker(loadedPods(n), new RandomPicker(seededRandom(1)), keyless) },
   { id: 'least-request', label: 'least-request (P2C)', setup: (n) => withPicker(loadedPods(n), new LeastRequestPicker(seededRandom(1)), keyless) },
-  { id: 'least-latency', label: 'least-latency (P2C, peak EWMA)', setup: (n) => withPicker(loadedPods(n), new LeastLatencyPicker(seededRandom(1)), keyless) },
+  { id: 'least-latency', label: 'least-latency (P2C, mean estimate)', setup: (n) => withPicker(loadedPods(n), new LeastLatencyPicker(seededRandom(1)), keyless) },
   {
     id: 'wrr-equal',
     label: 'weighted-round-robin, equal weights',

@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../../src/options.js';
 import { Endpoint } from '../../../src/pool/endpoint.js';
 import { OutlierDetector, type OutlierDetectionConfig } from '../../../src/pool/outlier-detector.js';
 
-const config: OutlierDetectionConfig = {
-  consecutiveFailures: 5,
-  failureRate: 0.5,
-  minRequests: 20,
-  windowMs: 10_000,
-  ejectOnConnectFailure: true,
-  baseEjectionMs: 30_000,
-  maxEjectionMs: 300_000,
-  maxEjectedPercent: 50,
-  jitter: 0,
-};
+// Envoy-like defaults as shipped, with no jitter so that ejection lengths are exact.
+const config: OutlierDetectionConfig = { ...DEFAULTS.outlierDetection, jitter: 0 };
 
 function setup(size = 4, overrides: Partial<OutlierDetectionConfig> = {}) {
   let now = 0;
