@@ -3,7 +3,6 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   AttemptTimeoutError,
-  createBalancer,
   isRetryBudgetExhausted,
   type AttemptEndMessage,
   type Balancer,
@@ -11,7 +10,7 @@ import {
   type ResolutionError,
 } from '../../src/index.js';
 import { startCluster, type Cluster, type DnsServer } from '../../src/testing/index.js';
-import { startKnot, type KnotDns } from '../support/knot.js';
+import { startKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
 import { startLoad } from '../support/load.js';
 
 /**
@@ -19,26 +18,19 @@ import { startLoad } from '../support/load.js';
  * load, bounded in time, asserting what the user sees.
  */
 const TTL = 2;
-let knot: KnotDns;
-let cluster: Cluster<KnotDns>;
-const balancers: Balancer[] = [];
+let env: HttpKnotCluster;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
-  knot = await startKnot();
-  cluster = await startCluster({ dns: knot, ttl: TTL });
+  env = await startKnotCluster({ ttl: TTL });
 });
 
 afterAll(async () => {
-  await Promise.all(balancers.map((lb) => lb.close()));
-  await cluster?.close();
-  await knot?.close();
+  await env?.close();
 });
 
-function balancer(service: string, options: Partial<BalancerOptions> = {}, dns = knot.address): Balancer {
-  const lb = createBalancer({ service, portName: 'http', dnsServers: [dns], search: [], ndots: 1, ...options } as BalancerOptions);
-  balancers.push(lb);
-  return lb;
+function balancer(service: string, options: Partial<BalancerOptions> = {}, dns = env.knot.address): Balancer {
+  return env.balancer({ service, portName: 'http', dnsServers: [dns], ...options });
 }
 
 /** Counts attempts per endpoint address and outcome through the diagnostics channel. */
@@ -57,7 +49,7 @@ function watchAttempts(lb: Balancer) {
 
 describe('pod crash while still in DNS (connections refused)', () => {
   it.each(['GET', 'POST'] as const)('%s: zero failed requests; the pod is ejected within 5 attempts', async (method) => {
-    const svc = await cluster.createService({ name: `refused-${method.toLowerCase()}`, replicas: 4 });
+    const svc = await env.cluster.createService({ name: `refused-${method.toLowerCase()}`, replicas: 4 });
     const lb = balancer(svc.fqdn);
     await lb.ready();
     const dead = svc.pods[1]!;
@@ -77,7 +69,7 @@ describe('pod crash while still in DNS (connections refused)', () => {
 
 describe('pod hangs (accepts, never answers)', () => {
   it('idempotent calls succeed through a retry or a hedge within the deadline; non-idempotent ones fail clearly and are not re-sent', async () => {
-    const svc = await cluster.createService({ name: 'hang', replicas: 3 });
+    const svc = await env.cluster.createService({ name: 'hang', replicas: 3 });
     const lb = balancer(svc.fqdn, { outlierDetection: false });
     await lb.ready();
     const stuck = svc.pods[0]!;
@@ -118,7 +110,7 @@ describe('pod hangs (accepts, never answers)', () => {
 
 describe('pod resets mid-response', () => {
   it('idempotent calls succeed via retry; non-idempotent ones fail with the reset and are not re-sent', async () => {
-    const svc = await cluster.createService({ name: 'reset', replicas: 3 });
+    const svc = await env.cluster.createService({ name: 'reset', replicas: 3 });
     const lb = balancer(svc.fqdn, { outlierDetection: false });
     await lb.ready();
     const bad = svc.pods[2]!;
@@ -137,7 +129,7 @@ describe('pod resets mid-response', () => {
 
 describe('pod returning 503 for a while', () => {
   it('is ejected, then probed back in when it recovers', async () => {
-    const svc = await cluster.createService({ name: 'unavailable', replicas: 3 });
+    const svc = await env.cluster.createService({ name: 'unavailable', replicas: 3 });
     const lb = balancer(svc.fqdn, { outlierDetection: { baseEjectionMs: 700 } });
     await lb.ready();
     const sick = svc.pods[0]!;
@@ -161,7 +153,7 @@ describe('pod returning 503 for a while', () => {
 
 describe('most pods failing', () => {
   it('engages panic mode and keeps requests flowing', async () => {
-    const svc = await cluster.createService({ name: 'panic', replicas: 4 });
+    const svc = await env.cluster.createService({ name: 'panic', replicas: 4 });
     const lb = balancer(svc.fqdn, { retry: { retries: 4 } });
     await lb.ready();
     for (const pod of svc.pods.slice(0, 3)) svc.setBehaviour(pod.name, { status: 503 });
@@ -180,7 +172,7 @@ describe('most pods failing', () => {
 
 describe('every pod failing', () => {
   it('stops retrying at the budget, with clear errors and no spinning', async () => {
-    const svc = await cluster.createService({ name: 'all-down', replicas: 3 });
+    const svc = await env.cluster.createService({ name: 'all-down', replicas: 3 });
     const lb = balancer(svc.fqdn, { outlierDetection: false, retryBudget: { percent: 0.2, minPerSecond: 1, windowMs: 10_000 } });
     await lb.ready();
     for (const pod of svc.pods) svc.setBehaviour(pod.name, { status: 503 });
@@ -289,7 +281,7 @@ describe('churn', () => {
   it('pods replaced every 200 ms for 30 s under load: zero failed idempotent requests, heap and handles stable', async () => {
     // 10 pods, one replaced (same name, new IP) every 200 ms: each pod lives 2 s. A refused
     // connection triggers an early lookup, at most every 200 ms (refresh.minMs).
-    const svc = await cluster.createService({ name: 'churn', replicas: 10 });
+    const svc = await env.cluster.createService({ name: 'churn', replicas: 10 });
     const lb = balancer(svc.fqdn, { refresh: { minMs: 200 } });
     await lb.ready();
     const warm = startLoad(lb, { concurrency: 8, maxMs: 2000 });

@@ -2,8 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../src/index.js';
 import { registerHeadlessResolver } from '../../src/grpc/index.js';
-import { GrpcCluster, loadEcho, type EchoClient, type EchoReply } from '../support/grpc-pods.js';
-import { startKnot, type KnotDns } from '../support/knot.js';
+import { loadEcho, type EchoClient, type EchoReply } from '../support/grpc-pods.js';
+import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
 
 /**
  * The `headless:` resolver scheme (grpc-js >= 1.14): grpc-js's own round_robin over the pods of a
@@ -13,23 +13,20 @@ import { startKnot, type KnotDns } from '../support/knot.js';
 const TTL = 2;
 const SCHEME = 'headless-test';
 const Echo = loadEcho();
-let knot: KnotDns;
-let cluster: GrpcCluster;
+let env: GrpcKnotCluster;
 const clients: EchoClient[] = [];
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const ROUND_ROBIN = { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) };
 
 beforeAll(async () => {
-  knot = await startKnot();
-  cluster = new GrpcCluster(knot, TTL);
-  registerHeadlessResolver({ scheme: SCHEME, discovery: { dnsServers: [knot.address], search: [], ndots: 1 } });
+  env = await startKnotCluster({ ttl: TTL, pods: 'grpc' });
+  registerHeadlessResolver({ scheme: SCHEME, discovery: env.dns });
 });
 
 afterAll(async () => {
   for (const client of clients) client.close();
   await sleep(50);
-  await cluster?.close();
-  await knot?.close();
+  await env?.close();
 });
 
 function client(target: string, options: grpc.ClientOptions = ROUND_ROBIN): EchoClient {
@@ -44,7 +41,7 @@ function call(c: EchoClient, deadlineMs = 3000): Promise<EchoReply> {
 
 describe('headless: resolver scheme', () => {
   it('feeds grpc-js round_robin with every pod, by port number or by SRV port name', async () => {
-    const svc = await cluster.createService({ name: 'resolve-spread', replicas: 3 });
+    const svc = await env.cluster.createService({ name: 'resolve-spread', replicas: 3 });
     for (const target of [`${SCHEME}:///${svc.fqdn}:${svc.port}`, `${SCHEME}:///${svc.fqdn}:grpc`]) {
       const c = client(target);
       const pods = new Map<string, number>();
@@ -57,7 +54,7 @@ describe('headless: resolver scheme', () => {
   });
 
   it('an existing client sends to a new pod within TTL + 1 s (grpc-js alone never would)', async () => {
-    const svc = await cluster.createService({ name: 'resolve-grow', replicas: 2 });
+    const svc = await env.cluster.createService({ name: 'resolve-grow', replicas: 2 });
     const c = client(`${SCHEME}:///${svc.fqdn}:${svc.port}`);
     for (let i = 0; i < 10; i++) await call(c);
     await svc.scale(3);
@@ -76,7 +73,7 @@ describe('headless: resolver scheme', () => {
   });
 
   it('drains on scale-down: zero failed calls', async () => {
-    const svc = await cluster.createService({ name: 'resolve-shrink', replicas: 3 });
+    const svc = await env.cluster.createService({ name: 'resolve-shrink', replicas: 3 });
     const c = client(`${SCHEME}:///${svc.fqdn}:${svc.port}`);
     let failed = 0;
     let ok = 0;

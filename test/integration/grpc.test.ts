@@ -1,10 +1,10 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBalancer, type AttemptStartMessage, type Balancer, type BalancerOptions } from '../../src/index.js';
+import type { AttemptStartMessage, Balancer, BalancerOptions } from '../../src/index.js';
 import { createGrpcChannel, type GrpcChannelOptions, type HeadlessChannel } from '../../src/grpc/index.js';
-import { GrpcCluster, loadEcho, type EchoClient, type EchoReply } from '../support/grpc-pods.js';
-import { startKnot, type KnotDns } from '../support/knot.js';
+import { loadEcho, type EchoClient, type EchoReply } from '../support/grpc-pods.js';
+import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
 
 /**
  * headless-lb/grpc against a real Knot DNS and real grpc-js pods on 127.x: spread, shard-key
@@ -13,20 +13,15 @@ import { startKnot, type KnotDns } from '../support/knot.js';
  */
 const TTL = 2;
 const Echo = loadEcho();
-let knot: KnotDns;
-let cluster: GrpcCluster;
-const cleanups: (() => Promise<void> | void)[] = [];
+let env: GrpcKnotCluster;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
-  knot = await startKnot();
-  cluster = new GrpcCluster(knot, TTL);
+  env = await startKnotCluster({ ttl: TTL, pods: 'grpc' });
 });
 
 afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-  await cluster?.close();
-  await knot?.close();
+  await env?.close();
 });
 
 interface Client {
@@ -36,13 +31,12 @@ interface Client {
 }
 
 function connect(service: string, options: Partial<GrpcChannelOptions> = {}, lbOptions: Partial<BalancerOptions> = {}): Client {
-  const lb = createBalancer({ service, portName: 'grpc', dnsServers: [knot.address], search: [], ndots: 1, ...lbOptions } as BalancerOptions);
+  const lb = env.balancer({ service, portName: 'grpc', ...lbOptions });
   const channel = createGrpcChannel(lb, { credentials: grpc.credentials.createInsecure(), keyMetadata: 'x-shard-key', ...options });
   const client = channel.client(Echo);
-  cleanups.push(async () => {
+  env.onClose(async () => {
     client.close();
     await channel.close();
-    await lb.close();
   });
   return { lb, channel, client };
 }
@@ -110,7 +104,7 @@ function startLoad(client: EchoClient, options: { concurrency?: number; maxReque
 
 describe('spread', () => {
   it('spreads unary calls evenly over the pods (round-robin)', async () => {
-    const svc = await cluster.createService({ name: 'spread', replicas: 3 });
+    const svc = await env.cluster.createService({ name: 'spread', replicas: 3 });
     const { lb, client, channel } = connect(svc.fqdn);
     await lb.ready();
     const result = await startLoad(client, { concurrency: 6, maxRequests: 300 }).finished();
@@ -122,7 +116,7 @@ describe('spread', () => {
 
 describe('shard keys', () => {
   it('keeps every key on its pod, across calls and across a pod restart with a new IP', async () => {
-    const svc = await cluster.createService({ name: 'shards', replicas: 4 });
+    const svc = await env.cluster.createService({ name: 'shards', replicas: 4 });
     const { lb, client, channel } = connect(svc.fqdn, {}, { picker: 'shard-key' });
     await lb.ready();
     const keys = Array.from({ length: 40 }, (_, i) => `user-${i}`);
@@ -147,7 +141,7 @@ describe('shard keys', () => {
 
 describe('scale-up', () => {
   it('existing clients send to a new pod within TTL + 1 s', async () => {
-    const svc = await cluster.createService({ name: 'grow', replicas: 2 });
+    const svc = await env.cluster.createService({ name: 'grow', replicas: 2 });
     const { lb, client } = connect(svc.fqdn);
     await lb.ready();
     const load = startLoad(client, { concurrency: 4, maxMs: 15_000 });
@@ -174,7 +168,7 @@ describe('scale-up', () => {
 
 describe('pod crash', () => {
   it('zero failed calls when a pod dies under load (idempotent methods)', async () => {
-    const svc = await cluster.createService({ name: 'crash-idem', replicas: 3 });
+    const svc = await env.cluster.createService({ name: 'crash-idem', replicas: 3 });
     const { lb, client } = connect(svc.fqdn, { idempotent: ['/hlb.test.Echo/*'] });
     await lb.ready();
     const ejected = new Promise((resolve) => lb.once('eject', resolve));
@@ -192,7 +186,7 @@ describe('pod crash', () => {
   });
 
   it('non-idempotent calls: only calls caught in flight on the dying pod fail; refused ones fail over', async () => {
-    const svc = await cluster.createService({ name: 'crash-post', replicas: 3 });
+    const svc = await env.cluster.createService({ name: 'crash-post', replicas: 3 });
     const { lb, client, channel } = connect(svc.fqdn, {}, { outlierDetection: false });
     await lb.ready();
     const load = startLoad(client, { concurrency: 8, maxMs: 10_000, maxRequests: 1500, delayMs: 5 });
@@ -215,7 +209,7 @@ describe('pod crash', () => {
 
 describe('scale-down', () => {
   it('drains: calls in flight on removed pods finish, zero fail, their channels close afterwards', async () => {
-    const svc = await cluster.createService({ name: 'shrink', replicas: 4 });
+    const svc = await env.cluster.createService({ name: 'shrink', replicas: 4 });
     const { lb, client, channel } = connect(svc.fqdn);
     await lb.ready();
     const load = startLoad(client, { concurrency: 8, maxMs: 15_000, delayMs: 150 });
