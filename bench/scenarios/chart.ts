@@ -9,7 +9,7 @@ export interface Series {
   readonly points: readonly (readonly [number, number])[];
   /** Drawn thicker and on top (headless-lb). */
   readonly emphasis?: boolean;
-  /** Drawn dashed (the oracle). */
+  /** Drawn dashed (the oracles). */
   readonly dashed?: boolean;
   readonly color?: string;
 }

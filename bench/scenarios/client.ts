@@ -3,7 +3,8 @@
  * `concurrency` requests in flight, bounded by `durationMs` and `maxRequests`. Every request's
  * start, end, answering pod IP and outcome go to a records file; attempts per pod IP are counted
  * below the contender where it offers a hook (undici's `undici:request:create` for every HTTP
- * contender, headless-lb's `headless-lb:attempt:start` for its gRPC channel).
+ * contender, headless-lb's `headless-lb:attempt:start` for its gRPC channel), or by the contender
+ * itself where it picks the pod (the gRPC oracle).
  *
  * A process per contender and trial: grpc-js reads GRPC_NODE_USE_ALTERNATIVE_RESOLVER when it
  * loads, and no contender inherits another's connections, caches or JIT state.
@@ -26,8 +27,8 @@ interface Answer {
 /** One contender as the loop sees it: `call()` sends one request and resolves with the answering pod. */
 interface Contender {
   call(): Promise<Answer>;
-  /** Where attempts are observed below the contender, if anywhere. */
-  readonly attemptHook: 'undici' | 'headless-lb' | null;
+  /** Where attempts are observed below the contender, if anywhere ('self': it reports each call's pod through `attempt`). */
+  readonly attemptHook: 'undici' | 'headless-lb' | 'self' | null;
   onOracle?(ips: readonly string[]): void;
   close(): Promise<void>;
 }
@@ -76,7 +77,11 @@ function balancerOptions(config: ClientConfig, portName: 'http' | 'grpc', picker
   return { service: config.service, portName, dnsServers: [config.dnsServer], search: [], ndots: 1, picker } as const;
 }
 
-async function makeContender(config: ClientConfig): Promise<Contender> {
+/** Closing a grpc-js client lets started calls finish but fails those still waiting for a connection: close removed pods' clients a little later. */
+const GRPC_ORACLE_CLOSE_DELAY_MS = 2000;
+
+/** `attempt(ip)`: for contenders that know which pod each call goes to (attemptHook 'self'). */
+async function makeContender(config: ClientConfig, attempt: (ip: string) => void): Promise<Contender> {
   const timeout = config.requestTimeoutMs;
   const serviceUrl = `http://${config.service}:${config.ports.http}/`;
   switch (config.contender) {
@@ -172,6 +177,54 @@ async function makeContender(config: ClientConfig): Promise<Contender> {
         close: () => agent.close(),
       };
     }
+    case 'grpc-oracle': {
+      // The same for gRPC: one plain grpc-js client per pod the orchestrator says is alive and fast
+      // (an IP literal: no DNS, pick_first over one address), round-robin per call.
+      const Echo = loadEcho();
+      const clients = new Map<string, EchoClient>();
+      const closing = new Set<{ client: EchoClient; timer: NodeJS.Timeout }>();
+      let ring: { ip: string; client: EchoClient }[] = [];
+      const route = (ips: readonly string[]): void => {
+        for (const ip of ips) if (!clients.has(ip)) clients.set(ip, new Echo(`${ip}:${config.ports.grpc}`, grpc.credentials.createInsecure()));
+        ring = ips.map((ip) => ({ ip, client: clients.get(ip)! }));
+        for (const [ip, client] of clients) {
+          if (ips.includes(ip)) continue;
+          clients.delete(ip);
+          // after the switch: calls already sent on it finish first
+          const entry = {
+            client,
+            timer: setTimeout(() => {
+              closing.delete(entry);
+              client.close();
+            }, GRPC_ORACLE_CLOSE_DELAY_MS).unref(),
+          };
+          closing.add(entry);
+        }
+      };
+      route(config.oracleIps);
+      let next = 0;
+      return {
+        attemptHook: 'self',
+        call: () => {
+          if (ring.length === 0) return Promise.reject(new Error('grpc-oracle: no pod alive'));
+          next = (next + 1) % ring.length;
+          const { ip, client } = ring[next]!;
+          attempt(ip);
+          return unary(client, timeout);
+        },
+        onOracle: route,
+        close: async () => {
+          for (const entry of closing) {
+            clearTimeout(entry.timer);
+            entry.client.close();
+          }
+          closing.clear();
+          for (const client of clients.values()) client.close();
+          clients.clear();
+          ring = [];
+        },
+      };
+    }
   }
 }
 
@@ -247,7 +300,7 @@ export async function runClient(config: ClientConfig): Promise<void> {
   const setupStarted = now();
   let loadStart = Number.POSITIVE_INFINITY;
   const attempts = new AttemptCounter(() => loadStart, config.bucketMs);
-  const contender = await makeContender(config);
+  const contender = await makeContender(config, (ip) => attempts.add(ip));
   jsonLines<OracleUpdate>(process.stdin, (message) => {
     if (message.type === 'oracle') contender.onOracle?.(message.ips);
   });

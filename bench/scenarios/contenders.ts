@@ -6,6 +6,8 @@ export interface ContenderInfo {
   readonly label: string;
   readonly transport: 'HTTP/1.1' | 'gRPC';
   readonly headlessLb: boolean;
+  /** A reference, not a contender: routes by what the benchmark knows (never in "best other contender"). */
+  readonly oracle?: true;
   /** How it is set up, and what it needed to work here at all (for the docs). */
   readonly setup: string;
 }
@@ -69,9 +71,29 @@ export const CONTENDERS: readonly ContenderInfo[] = [
     label: 'oracle (plain Agent)',
     transport: 'HTTP/1.1',
     headlessLb: false,
-    setup: 'a plain undici `Agent`, round-robin over the pods the benchmark itself knows to be alive and fast (told at the moment it changes a pod); the throughput reference',
+    oracle: true,
+    setup: 'a plain undici `Agent`, round-robin over the pods the benchmark itself knows to be alive and fast (told at the moment it changes a pod); the HTTP reference (S4 p99, throughput)',
+  },
+  {
+    id: 'grpc-oracle',
+    label: 'gRPC oracle',
+    transport: 'gRPC',
+    headlessLb: false,
+    oracle: true,
+    setup:
+      "one plain grpc-js client per pod, `new Echo('<pod ip>:<port>', insecure)` (no DNS, grpc-js's default pick_first over one address), round-robin per call over the pods the benchmark knows to be alive and fast; clients of removed pods closed 2 s after the switch. The gRPC reference for S4 p99",
   },
 ];
+
+/** The references (HTTP and gRPC oracle), left out of "the best other contender". */
+export function isOracle(id: ContenderId): boolean {
+  return CONTENDERS.some((c) => c.id === id && c.oracle === true);
+}
+
+/** The oracle a contender's routing metrics are held against: the one of its own protocol. */
+export function oracleFor(id: ContenderId): ContenderId {
+  return contenderById(id).transport === 'gRPC' ? 'grpc-oracle' : 'oracle';
+}
 
 export function contenderById(id: string): ContenderInfo {
   const found = CONTENDERS.find((c) => c.id === id);

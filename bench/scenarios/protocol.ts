@@ -25,7 +25,7 @@ export function protoPath(): string {
   return join(repoRoot(), 'bench', 'scenarios', 'bench.proto');
 }
 
-export type ContenderId = 'hlb-http-rr' | 'hlb-http-ll' | 'hlb-grpc-ll' | 'grpc' | 'grpc-tuned' | 'undici-dns' | 'balanced' | 'oracle';
+export type ContenderId = 'hlb-http-rr' | 'hlb-http-ll' | 'hlb-grpc-ll' | 'grpc' | 'grpc-tuned' | 'undici-dns' | 'balanced' | 'oracle' | 'grpc-oracle';
 
 export interface PodPorts {
   readonly http: number;
@@ -55,7 +55,7 @@ export interface ClientConfig {
   /** FQDN of the headless Service. */
   readonly service: string;
   readonly ports: PodPorts;
-  /** Pods alive and fast at the start (the oracle's routing table until it is told otherwise). */
+  /** Pods alive and fast at the start (the oracles' routing table until they are told otherwise). */
   readonly oracleIps: readonly string[];
   readonly concurrency: number;
   readonly durationMs: number;
@@ -67,7 +67,7 @@ export interface ClientConfig {
   readonly recordsFile: string;
 }
 
-/** The oracle's routing table, sent by the orchestrator as it changes the pods. */
+/** The oracles' routing table (HTTP and gRPC oracle), sent by the orchestrator as it changes the pods. */
 export interface OracleUpdate {
   readonly type: 'oracle';
   readonly ips: readonly string[];
@@ -93,7 +93,7 @@ export interface ClientSummary {
   readonly failed: number;
   /** Index → IP of the records file. */
   readonly ips: readonly string[];
-  /** Attempts per IP, observed below the client (undici's `undici:request:create`, headless-lb's `attempt:start`); null when the contender offers no such hook (grpc-js). */
+  /** Attempts per IP, observed below the client (undici's `undici:request:create`, headless-lb's `attempt:start`) or reported by the contender that picks the pod itself (the gRPC oracle); null when the contender offers no such hook (grpc-js). */
   readonly attempts: Readonly<Record<string, AttemptStats>> | null;
   /** The most frequent error messages, for the report. */
   readonly errors: readonly { readonly message: string; readonly count: number }[];
