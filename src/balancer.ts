@@ -105,6 +105,7 @@ export interface BalancerStats {
 }
 
 const RUN_KEYS = ['key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries', 'hedge'] as const;
+const RUN_KEY_SET: ReadonlySet<string> = new Set(RUN_KEYS);
 const MIN_HEDGE_DELAY_MS = 1;
 
 /**
@@ -225,12 +226,17 @@ export class Balancer extends EventEmitter<BalancerEvents> {
    * another endpoint when that is safe (see RunOptions). Waits for the first lookup if none has
    * completed yet.
    */
-  async run<T>(fn: AttemptFunction<T>, options: RunOptions = {}): Promise<T> {
-    if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a function (endpoint, { signal, attempt }) => Promise');
-    const plan = this.plan(options);
-    if (this.closed) throw new BalancerClosedError();
-    if (!this.firstLookupDone) await this.waitForFirstLookup(plan.signal, plan.timeoutMs);
-    return runWithFailover(this.failoverHost, fn, plan);
+  run<T>(fn: AttemptFunction<T>, options: RunOptions = {}): Promise<T> {
+    // Not an async function: on the hot path, each async frame adds a promise and a tick.
+    try {
+      if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a function (endpoint, { signal, attempt }) => Promise');
+      const plan = this.plan(options);
+      if (this.closed) throw new BalancerClosedError();
+      if (!this.firstLookupDone) return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() => runWithFailover(this.failoverHost, fn, plan));
+      return runWithFailover(this.failoverHost, fn, plan);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** Looks up the service now (joining a lookup in flight); resolves when it is done. */
@@ -293,13 +299,18 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       if (channels.attemptStart.hasSubscribers) {
         channels.attemptStart.publish({ service: this.service, endpoint, attempt, hedged } satisfies AttemptStartMessage);
       }
-      return endpoint.start();
+      const now = this.config.clock(); // read once per attempt: the clock is a hot-path cost
+      // A call counts toward the budgets when its first attempt starts (a call that finds no
+      // endpoint sends nothing and earns no retries).
+      if (attempt === 1 && !hedged) {
+        this.retryBudget?.deposit(now);
+        this.hedgeBudget.deposit(now);
+      }
+      return endpoint.start(now);
     },
     attemptEnded: (endpoint, startedAt, outcome, attempt, hedged) => this.attemptEnded(endpoint, startedAt, outcome, attempt, hedged),
     callStarted: () => {
       this.counters.calls++;
-      this.retryBudget?.deposit();
-      this.hedgeBudget.deposit();
     },
     allowRetry: (error) => {
       if (this.retryBudget === undefined || this.retryBudget.tryWithdraw()) return true;
@@ -319,17 +330,18 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     else result = 'failure';
     const threshold = this.config.outlierDetection?.consecutiveFailures ?? Number.POSITIVE_INFINITY;
     const wasFailing = endpoint.consecutiveFailures >= threshold;
-    endpoint.finish(startedAt, result);
+    const now = this.config.clock();
+    endpoint.finish(startedAt, result, now);
     // Crossing the failure threshold changes the healthy count (and maybe panic mode).
     if (wasFailing !== endpoint.consecutiveFailures >= threshold) this.candidatesStale = true;
     // An endpoint that left the pool meanwhile has no health to judge any more.
     const inPool = this.pool.get(endpoint.id) === endpoint;
     if (inPool && result === 'success') {
-      if (endpoint.lastLatencyMs !== undefined) this.latencies.record(endpoint.lastLatencyMs);
-      this.detector?.onSuccess(endpoint);
+      if (endpoint.lastLatencyMs !== undefined) this.latencies.record(endpoint.lastLatencyMs, now);
+      this.detector?.onSuccess(endpoint, now);
     } else if (inPool && result === 'failure' && outcome.kind === 'error') {
       const kind = classifyFailure(outcome.error);
-      this.detector?.onFailure(endpoint, kind);
+      this.detector?.onFailure(endpoint, kind, now);
       // A refused connection often means the pod is gone: ask DNS again soon.
       if (kind === 'not-sent') this.config.discovery.hint?.();
     }
@@ -340,7 +352,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         attempt,
         hedged,
         outcome: result,
-        durationMs: this.config.clock() - startedAt,
+        durationMs: now - startedAt,
         error: outcome.kind === 'error' ? outcome.error : undefined,
       } satisfies AttemptEndMessage);
     }
@@ -398,7 +410,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
 
   private plan(options: RunOptions): FailoverPlan {
     const input = checkObject(options, 'options');
-    checkKnownKeys(input, RUN_KEYS, 'options');
+    // `for in` allocates nothing, unlike Object.keys: checkKnownKeys only when a key is unknown.
+    for (const name in input) if (!RUN_KEY_SET.has(name)) checkKnownKeys(input, RUN_KEYS, 'options');
     const defaults = this.config.retry;
     const idempotent = input.idempotent === undefined ? false : checkBoolean(input.idempotent, 'idempotent');
     return {

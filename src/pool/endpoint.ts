@@ -193,23 +193,22 @@ export class Endpoint {
    * Marks the start of a request; returns its start time for `finish`.
    * @internal
    */
-  start(): number {
+  start(now: number = this.clock()): number {
     this.inflightCount++;
     if (this.inflightTotalRef !== undefined) this.inflightTotalRef.count++;
-    return this.clock();
+    return now;
   }
 
   /**
    * Marks the end of a request started with `start`.
    * @internal
    */
-  finish(startedAt: number, outcome: Outcome): void {
+  finish(startedAt: number, outcome: Outcome, now: number = this.clock()): void {
     if (this.inflightCount > 0) {
       this.inflightCount--;
       if (this.inflightTotalRef !== undefined) this.inflightTotalRef.count--;
     }
     if (outcome === 'cancelled') return;
-    const now = this.clock();
     if (outcome === 'success') {
       const latency = now - startedAt;
       this.successCount++;

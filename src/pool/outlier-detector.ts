@@ -53,21 +53,20 @@ export class OutlierDetector {
     return this.ejected.size;
   }
 
-  onSuccess(endpoint: Endpoint): void {
+  onSuccess(endpoint: Endpoint, now: number = this.clock()): void {
     const health = endpoint.health;
-    if (this.config.failureRate < 1) this.window(endpoint).record(true, this.clock());
+    if (this.config.failureRate < 1) this.window(endpoint).record(true, now);
     if (health.state === 'probation') {
       health.state = 'healthy';
-      health.healthySince = this.clock();
+      health.healthySince = now;
       this.events.onRecover(endpoint);
     }
   }
 
   /** Returns true when the endpoint was ejected by this failure. */
-  onFailure(endpoint: Endpoint, kind: FailureKind): boolean {
+  onFailure(endpoint: Endpoint, kind: FailureKind, now: number = this.clock()): boolean {
     const health = endpoint.health;
     if (health.state === 'ejected') return false;
-    const now = this.clock();
     let reason: EjectionReason | undefined;
     if (this.config.failureRate < 1) {
       const window = this.window(endpoint);
@@ -85,7 +84,9 @@ export class OutlierDetector {
    * Returns endpoints whose ejection is over (on probation). Cheap when nothing is due.
    * Returns true when any state changed.
    */
-  expire(now: number = this.clock()): boolean {
+  expire(now?: number): boolean {
+    if (this.nextExpiry === Number.POSITIVE_INFINITY) return false; // nothing ejected: no clock read
+    now ??= this.clock();
     if (now < this.nextExpiry) return false;
     let changed = false;
     let next = Number.POSITIVE_INFINITY;

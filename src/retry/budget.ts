@@ -26,8 +26,8 @@ export class Budget {
   }
 
   /** Counts one call. */
-  deposit(): void {
-    this.window.add('calls', this.clock());
+  deposit(now: number = this.clock()): void {
+    this.window.add('calls', now);
   }
 
   /** Takes one extra attempt if the budget allows; false when it is spent. */

@@ -23,8 +23,8 @@ export class LatencyHistogram {
     this.windowStart = clock();
   }
 
-  record(latencyMs: number): void {
-    this.rotate();
+  record(latencyMs: number, now: number = this.clock()): void {
+    this.rotate(now);
     const bucket = latencyMs <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(latencyMs / MIN_MS) / Math.log(GROWTH)));
     this.windows[this.current]![bucket]! += 1;
     this.totals[this.current]! += 1;
@@ -51,8 +51,7 @@ export class LatencyHistogram {
     return MIN_MS * GROWTH ** (BUCKETS - 1);
   }
 
-  private rotate(): void {
-    const now = this.clock();
+  private rotate(now: number = this.clock()): void {
     if (now - this.windowStart < this.windowMs) return;
     const steps = Math.min(WINDOWS, Math.floor((now - this.windowStart) / this.windowMs));
     for (let s = 0; s < steps; s++) {
