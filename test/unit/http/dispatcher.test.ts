@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { Dispatcher } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { createBalancer, InvalidOptionError } from '../../../src/index.js';
-import { DISPATCH_FIELDS } from '../../../src/http/dispatcher.js';
+import { DISPATCH_FIELDS, DispatchFields } from '../../../src/http/dispatch-fields.js';
 import { createDispatcher, HeadlessDispatcher } from '../../../src/http/index.js';
 
 function lb() {
@@ -99,5 +99,25 @@ describe('the per-attempt dispatch options', () => {
     expect(match).not.toBeNull();
     const read = match![1]!.split(',').map((f) => f.trim().split(/[\s=:]/)[0]!).filter((f) => f.length > 0);
     expect([...DISPATCH_FIELDS].sort()).toEqual([...new Set(read)].sort());
+  });
+
+  it('copies every field, own or inherited, and sets the attempt\'s origin, headers, body and TLS name', () => {
+    const own: Record<string, unknown> = {};
+    for (const name of DISPATCH_FIELDS) own[name] = `value of ${name}`;
+    const inherited = Object.create({ reset: true }) as Record<string, unknown>;
+    inherited.origin = 'http://svc';
+    for (const opts of [{ ...own, origin: 'http://svc', dispatcher: {} }, inherited]) {
+      const fields = DispatchFields.from(opts as never);
+      const attempt = fields.forAttempt('http://127.0.0.9:80', ['host', 'svc'], 'body', 'svc') as unknown as Record<string, unknown>;
+      for (const name of DISPATCH_FIELDS) {
+        if (name === 'headers') expect(attempt.headers).toEqual(['host', 'svc']);
+        else if (name === 'body') expect(attempt.body).toBe('body');
+        else if (name === 'servername') expect(attempt.servername).toBe('svc');
+        else expect(attempt[name]).toBe(opts[name as keyof typeof opts]);
+      }
+      expect(attempt.origin).toBe('http://127.0.0.9:80');
+      expect('dispatcher' in attempt).toBe(false);
+    }
+    expect(DispatchFields.from(inherited as never).reset).toBe(true);
   });
 });
