@@ -1,0 +1,120 @@
+/**
+ * What the adapter benchmarks (bench/http.ts, bench/grpc.ts) share: pods in a child process, the
+ * client and the pods pinned to different CPUs, closed-loop rounds in rotating order with the
+ * client's CPU time per request, and medians.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { createInterface } from 'node:readline';
+import { median } from './measure.js';
+
+/**
+ * Pins this process to CPU 0 and returns the CPU for the pods (1), when there are two CPUs or
+ * more and `taskset` exists; otherwise undefined. Pinned, the client's throughput is decided by
+ * its own CPU cost per request (what an adapter adds), not by how the scheduler happened to
+ * share two cores between client, pods and the kernel's loopback work in that round.
+ */
+export function pinClient(): number | undefined {
+  if (process.platform !== 'linux' || cpus().length < 2 || process.argv.includes('--no-pin')) return undefined;
+  const pinned = spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' });
+  return pinned.status === 0 ? 1 : undefined;
+}
+
+/**
+ * Starts `node <this script> --serve-pods` and waits for its first stdout line (JSON). The child
+ * exits when its stdin closes (with this process). `cpu`: pin it there.
+ */
+export async function startPods<T>(cpu: number | undefined): Promise<{ info: T; child: ChildProcess }> {
+  const child = spawn(process.execPath, [process.argv[1]!, '--serve-pods'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines = createInterface({ input: child.stdout! });
+  const timer = setTimeout(() => child.kill(), 10_000);
+  for await (const line of lines) {
+    clearTimeout(timer);
+    if (cpu !== undefined && child.pid !== undefined) spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(child.pid)], { stdio: 'ignore' });
+    return { info: JSON.parse(line) as T, child };
+  }
+  throw new Error('the pods process exited before listening');
+}
+
+/** Call from the pods process: exit when the parent goes (its end of stdin closes). */
+export function exitWithParent(beforeExit: () => void = () => {}): void {
+  const exit = (): void => {
+    beforeExit();
+    process.exit(0);
+  };
+  process.stdin.resume();
+  process.stdin.on('end', exit);
+  process.stdin.on('close', exit);
+}
+
+export interface RoundResult {
+  readonly rps: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly errors: number;
+  /** The client process's CPU time (user + system) per request, µs. */
+  readonly cpuUs: number;
+}
+
+/**
+ * One closed-loop round: `concurrency` workers call `once` until `ms` pass or `maxRequests`
+ * completed. `once` resolves false for a failed request.
+ */
+export async function closedLoop(once: () => Promise<boolean>, concurrency: number, ms: number, maxRequests: number): Promise<RoundResult> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const cpu = process.cpuUsage();
+  const started = performance.now();
+  const stopAt = started + ms;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < stopAt && latencies.length < maxRequests) {
+      const t0 = performance.now();
+      const ok = await once().catch(() => false);
+      if (!ok) errors++;
+      latencies.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const elapsed = performance.now() - started;
+  const used = process.cpuUsage(cpu);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! * 1000;
+  return { rps: (latencies.length / elapsed) * 1000, p50: at(0.5), p99: at(0.99), errors, cpuUs: (used.user + used.system) / latencies.length };
+}
+
+/**
+ * Runs each contender's round `rounds` times after one warm-up round each, rotating the order so
+ * that no contender always runs first or after the same neighbour. Returns the rounds by id.
+ */
+export async function rotatingRounds<C extends { readonly id: string }, R>(contenders: readonly C[], rounds: number, warmup: (c: C) => Promise<unknown>, round: (c: C) => Promise<R>): Promise<Map<string, R[]>> {
+  const results = new Map<string, R[]>(contenders.map((c) => [c.id, []]));
+  for (const contender of contenders) await warmup(contender);
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < contenders.length; i++) {
+      const contender = contenders[(i + r) % contenders.length]!;
+      results.get(contender.id)!.push(await round(contender));
+    }
+  }
+  return results;
+}
+
+/** The median of each field over rounds, and the summed errors. */
+export function medianRound(rounds: readonly RoundResult[]): RoundResult {
+  return {
+    rps: median(rounds.map((r) => r.rps)),
+    p50: median(rounds.map((r) => r.p50)),
+    p99: median(rounds.map((r) => r.p99)),
+    cpuUs: median(rounds.map((r) => r.cpuUs)),
+    errors: rounds.reduce((n, r) => n + r.errors, 0),
+  };
+}
+
+/** The installed version of a package, read from the working directory's node_modules. */
+export function installedVersion(name: string): string {
+  try {
+    return (JSON.parse(readFileSync(`node_modules/${name}/package.json`, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
