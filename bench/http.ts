@@ -10,9 +10,10 @@
  * CPU 1, the client to CPU 0 (`--no-pin` to let the scheduler decide), so that the client's
  * throughput is set by its own CPU cost per request, which is what an adapter adds. Every client
  * runs `undici.request` + `body.dump()` in a closed loop: 16 requests in flight for the
- * throughput table, 1 for the latency table. Each scenario runs several rounds in rotating order;
- * the table shows the median round and the client's CPU time per request.
- * Bounded: about 80 s in all (`--quick`: about 20 s).
+ * throughput table, 1 for the latency table. Each contender runs 25 short rounds in rotating
+ * order; the table shows the median round, the client's CPU time per request, and the median of
+ * the throughput ratios to `Pool` within each rotation (the VM's speed drifts over seconds).
+ * Bounded: about 90 s in all (`--quick`: about 20 s).
  *
  *   node bench/support/run.mjs http            (npm run bench -- http)
  *   node bench/support/run.mjs http --quick
@@ -24,14 +25,14 @@ import { loadavg } from 'node:os';
 import { BalancedPool, Pool, request, type Dispatcher } from 'undici';
 import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
-import { closedLoop, exitWithParent, installedVersion, medianRound, pinClient, rotatingRounds, startPods, type RoundResult } from './support/adapter-bench.js';
+import { closedLoop, exitWithParent, installedVersion, medianRatio, medianRound, pinClient, rotatingRounds, startPods, type RoundResult } from './support/adapter-bench.js';
 import { fixed, machine, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.11', '127.0.84.12', '127.0.84.13'];
 const BODY = Buffer.from(JSON.stringify({ ok: true, pod: 'web-0', padding: 'x'.repeat(64) }));
 const quick = process.argv.includes('--quick');
-const ROUNDS = quick ? 3 : 9;
-const ROUND_MS = quick ? 600 : 1000;
+const ROUNDS = quick ? 5 : 25;
+const ROUND_MS = quick ? 300 : 400;
 const WARMUP_MS = quick ? 300 : 1000;
 const MAX_REQUESTS_PER_ROUND = 400_000;
 
@@ -122,23 +123,23 @@ async function main(): Promise<void> {
   try {
     const pinning = podsCpu === undefined ? 'not pinned' : `client pinned to CPU 0, pods to CPU ${podsCpu}`;
     console.log(`# HTTP dispatcher benchmark\n\n${machine()}; undici ${installedVersion('undici')}; pods in a child process, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
-    const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string })[] }[] = [];
+    const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; vsPool: number })[] }[] = [];
     for (const concurrency of [16, 1]) {
       const results = await measure(info.port, concurrency);
-      const rows = CONTENDERS.map((c) => ({ id: c.id, label: c.label, ...medianRound(results.get(c.id)!) }));
+      const rows = CONTENDERS.map((c) => ({ id: c.id, label: c.label, ...medianRound(results.get(c.id)!), vsPool: medianRatio(results, c.id, 'pool') }));
       sections.push({ concurrency, rows });
       const base = rows.find((r) => r.id === 'pool')!;
       console.log(`## ${concurrency} request${concurrency === 1 ? '' : 's'} in flight\n`);
       console.log(
         table(
-          ['dispatcher', 'req/s', 'vs Pool', 'client CPU µs/req', 'p50 µs', 'p50 added µs', 'p99 µs', 'errors'],
-          rows.map((r) => [r.label, fixed(r.rps, 0), `${fixed((r.rps / base.rps) * 100, 1)}%`, fixed(r.cpuUs, 1), fixed(r.p50, 0), r.id === 'pool' ? '—' : fixed(r.p50 - base.p50, 0), fixed(r.p99, 0), String(r.errors)]),
+          ['dispatcher', 'req/s', 'vs Pool (same rotation)', 'client CPU µs/req', 'p50 µs', 'p50 added µs', 'p99 µs', 'errors'],
+          rows.map((r) => [r.label, fixed(r.rps, 0), `${fixed(r.vsPool * 100, 1)}%`, fixed(r.cpuUs, 1), fixed(r.p50, 0), r.id === 'pool' ? '—' : fixed(r.p50 - base.p50, 0), fixed(r.p99, 0), String(r.errors)]),
         ),
       );
       console.log('');
     }
     const row = (concurrency: number, id: string) => sections.find((s) => s.concurrency === concurrency)!.rows.find((r) => r.id === id)!;
-    const ratio = (id: string): number => row(16, id).rps / row(16, 'pool').rps;
+    const ratio = (id: string): number => row(16, id).vsPool;
     const added = (id: string): number => row(1, id).p50 - row(1, 'pool').p50;
     const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
     for (const id of ['headless-rr', 'headless-ll']) {

@@ -99,6 +99,17 @@ export async function rotatingRounds<C extends { readonly id: string }, R>(conte
   return results;
 }
 
+/**
+ * The median over rounds of `id`'s throughput relative to `baseId`'s in the same rotation. The
+ * speed of a shared VM drifts over seconds; a rotation takes about a second, so the ratio within
+ * one rotation is far steadier than the ratio of two medians taken over the whole run.
+ */
+export function medianRatio(results: ReadonlyMap<string, readonly RoundResult[]>, id: string, baseId: string): number {
+  const rounds = results.get(id)!;
+  const base = results.get(baseId)!;
+  return median(rounds.map((r, i) => r.rps / base[i]!.rps));
+}
+
 /** The median of each field over rounds, and the summed errors. */
 export function medianRound(rounds: readonly RoundResult[]): RoundResult {
   return {

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
 // Runs the TypeScript benchmarks in bench/ without a TS loader: bundles each entry with esbuild
-// (already installed with tsup) into .tmp/bench/ and runs it with node.
+// (already installed with tsup) into .tmp/bench/ and runs it with node from the repository root.
+// An entry is bench/<name>.ts, or bench/<name>/main.ts for a benchmark of several files.
 //
 //   node bench/support/run.mjs                  # every bench/*.ts
 //   node bench/support/run.mjs pickers          # one of them
 //   node bench/support/run.mjs shard-key --compare
 //   node bench/support/run.mjs pickers --runs 5
+//   node bench/support/run.mjs scenarios --runs 3   # bench/scenarios/main.ts (npm run bench:scenarios)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -26,9 +28,9 @@ const flags = firstFlag < 0 ? [] : args.slice(firstFlag);
 const selected = names.length > 0 ? names : all;
 
 for (const name of selected) {
-  const entry = join(root, 'bench', `${name}.ts`);
-  if (!existsSync(entry)) {
-    console.error(`No benchmark bench/${name}.ts (have: ${all.join(', ')})`);
+  const entry = [join(root, 'bench', `${name}.ts`), join(root, 'bench', name, 'main.ts')].find((file) => existsSync(file));
+  if (entry === undefined) {
+    console.error(`No benchmark bench/${name}.ts or bench/${name}/main.ts (have: ${all.join(', ')}, scenarios)`);
     process.exit(2);
   }
   const outdir = join(root, '.tmp', 'bench');
@@ -45,6 +47,6 @@ for (const name of selected) {
     sourcemap: 'inline',
     logLevel: 'warning',
   });
-  const result = spawnSync(process.execPath, ['--enable-source-maps', outfile, ...flags], { stdio: 'inherit', cwd: root });
+  const result = spawnSync(process.execPath, ['--enable-source-maps', outfile, ...flags], { stdio: 'inherit', cwd: root, env: { ...process.env, HLB_BENCH_ROOT: root } });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
