@@ -4,7 +4,7 @@
  *
  *   - grpc-js, 1 pod (`ipv4:` one address, pick_first)   — the floor: no balancing at all;
  *   - grpc-js `round_robin` over `ipv4:` the 3 addresses  — the target to match;
- *   - `createGrpcChannel` over the 3 pods (round-robin, and least-request).
+ *   - `createGrpcChannel` over the 3 pods (round-robin, least-request and least-latency).
  *
  * Every client is the same generated client (test/fixtures/echo.proto, @grpc/proto-loader) making
  * unary calls in a closed loop: 16 in flight for the throughput table, 1 for the latency table.
@@ -116,6 +116,7 @@ const CONTENDERS: readonly Contender[] = [
   },
   { id: 'headless-rr', label: 'createGrpcChannel, 3 pods, round-robin', make: headless('round-robin') },
   { id: 'headless-lr', label: 'createGrpcChannel, 3 pods, least-request', make: headless('least-request') },
+  { id: 'headless-ll', label: 'createGrpcChannel, 3 pods, least-latency', make: headless('least-latency') },
 ];
 
 interface GrpcRound extends RoundResult {
@@ -178,7 +179,7 @@ async function main(): Promise<void> {
     }
     const row = (concurrency: number, id: string) => sections.find((s) => s.concurrency === concurrency)!.rows.find((r) => r.id === id)!;
     const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
-    for (const id of ['headless-rr', 'headless-lr']) {
+    for (const id of ['headless-rr', 'headless-lr', 'headless-ll']) {
       const ratio = row(16, id).vsRoundRobin;
       const added = row(1, id).p50 - row(1, 'round-robin').p50;
       // "No worse than round_robin": within 3%, the spread of the median round on this machine.
