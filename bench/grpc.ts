@@ -12,7 +12,7 @@
  * the client to CPU 0 (`--no-pin` to let the scheduler decide). Each client runs 25 short rounds
  * in rotating order; the table shows the median round, the client's CPU time per call, and the
  * median of the throughput ratios to round_robin within each rotation.
- * Bounded: about 90 s in all (`--quick`: about 20 s).
+ * Bounded: about 2 min in all (`--quick`: about 25 s).
  *
  *   node bench/support/run.mjs grpc            (npm run bench -- grpc)
  *   node bench/support/run.mjs grpc --quick
