@@ -1,29 +1,28 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createBalancer, type Balancer, type PoolChange } from '../../src/index.js';
+import type { PoolChange } from '../../src/index.js';
 import { createDispatcher, type HeadlessDispatcher } from '../../src/http/index.js';
-import { startCluster, type Cluster } from '../../src/testing/index.js';
+import { startKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
 
 /**
- * End to end with the testing kit: a headless Service on the embedded cluster DNS (SRV, TTL 1 s)
- * whose pods are scaled, crash and restart with new IPs while global `fetch` traffic flows
- * through the dispatcher. Every request must succeed.
+ * End to end on real Knot DNS: a headless Service (SRV, TTL 1 s) whose testing-kit pods are
+ * scaled, crash and restart with new IPs while global `fetch` traffic flows through the
+ * dispatcher. Every request must succeed.
  */
-describe('createDispatcher on a live headless Service (testing kit)', () => {
-  let cluster: Cluster | undefined;
-  let lb: Balancer | undefined;
+describe('createDispatcher on a live headless Service (Knot DNS)', () => {
+  let env: HttpKnotCluster | undefined;
   let dispatcher: HeadlessDispatcher | undefined;
 
   afterEach(async () => {
     await dispatcher?.close();
-    await lb?.close();
-    await cluster?.close();
+    await env?.close();
   });
 
   it('serves global fetch traffic through scale-up, a crash, a restart with a new IP and a scale-down with zero failures', async () => {
-    cluster = await startCluster({ ttl: 1 });
-    const web = await cluster.createService({ name: 'web-headless', replicas: 3, port: 8080, portName: 'http', podPrefix: 'web', behaviour: { delayMs: 5 } });
-    lb = createBalancer({ service: web.fqdn, portName: 'http', dnsServers: [cluster.dnsServer], search: [], ndots: 1, refresh: { minMs: 100, maxMs: 1000 } });
+    const ttlMs = 1000;
+    env = await startKnotCluster({ ttl: ttlMs / 1000 });
+    const web = await env.cluster.createService({ name: 'web-headless', replicas: 3, port: 8080, portName: 'http', podPrefix: 'web', behaviour: { delayMs: 5 } });
+    const lb = env.balancer({ service: web.fqdn, portName: 'http', refresh: { minMs: 100, maxMs: 1000 } });
     await lb.ready({ timeoutMs: 5000 });
     dispatcher = createDispatcher(lb);
     const changes: PoolChange[] = [];
@@ -55,8 +54,13 @@ describe('createDispatcher on a live headless Service (testing kit)', () => {
 
     try {
       await delay(300);
+      // The existing client reaches the new pod within TTL + 1 s of its DNS record (scale() resolves
+      // once Knot serves it).
       await web.scale(4);
-      await waitFor('web-3 to get traffic', () => (served.get('web-3') ?? 0) > 20);
+      const scaledAt = performance.now();
+      await waitFor('web-3 to get traffic', () => (served.get('web-3') ?? 0) > 0);
+      expect(performance.now() - scaledAt).toBeLessThan(ttlMs + 1000);
+      await waitFor('web-3 to get more traffic', () => (served.get('web-3') ?? 0) > 20);
       await web.crashPod('web-1');
       await delay(300);
       const oldIp = web.pod('web-2').ip;

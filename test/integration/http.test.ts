@@ -1,15 +1,15 @@
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import packet from 'dns-packet';
 import { Pool, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createBalancer, DeadlineExceededError, type Balancer, type Picker, type PickerOption, type PoolChange, type StaticOptions } from '../../src/index.js';
 import { createDispatcher, type HeadlessDispatcher } from '../../src/http/index.js';
+import { ClusterModel } from '../../src/testing/index.js';
+import { startKnot } from '../support/knot.js';
 import { createTestCa, type TestCa } from '../support/tls.js';
 
 // ---------------------------------------------------------------- pods: real HTTP(S) servers on 127.0.x.y
@@ -133,77 +133,32 @@ function staticBalancer(pods: readonly Pod[], picker: PickerOption = 'round-robi
   return createBalancer({ endpoints: pods.map((p) => ({ address: p.address, port: p.port, name: p.name })), picker, service: 'web-headless', ...extra });
 }
 
-// ---------------------------------------------------------------- a tiny authoritative DNS server (UDP), for change events
+// ---------------------------------------------------------------- real Knot DNS, for change events
 
 const SVC = 'web-headless.default.svc.cluster.local';
 
-interface MiniDns {
+interface PodsDns {
   readonly address: string;
-  /** Serves these pods as SRV `_http._tcp.<svc>` records (+ A records of each pod name and of the service). */
-  publish(pods: readonly { name: string; address: string; port: number }[]): void;
+  /** Serves these pods as SRV `_http._tcp.<svc>` records with A records (one port for all); resolves once Knot serves them. */
+  publish(pods: readonly { name: string; address: string; port: number }[]): Promise<void>;
   close(): Promise<void>;
 }
 
-async function startDns(): Promise<MiniDns> {
-  let a = new Map<string, string[]>();
-  let srv = new Map<string, { target: string; port: number }[]>();
-  const socket: UdpSocket = createSocket('udp4');
-  socket.on('message', (message, rinfo) => {
-    let query: packet.Packet;
-    try {
-      query = packet.decode(message);
-    } catch {
-      return;
-    }
-    const question = query.questions?.[0];
-    if (question === undefined) return;
-    const name = question.name.toLowerCase().replace(/\.$/, '');
-    const soa: packet.Answer = { type: 'SOA', name: 'cluster.local', ttl: 5, data: { mname: 'ns.dns.cluster.local', rname: 'hostmaster.cluster.local', serial: 1, refresh: 7200, retry: 1800, expire: 86400, minimum: 5 } };
-    const answers: packet.Answer[] = [];
-    const additionals: packet.Answer[] = [];
-    if (question.type === 'A') for (const ip of a.get(name) ?? []) answers.push({ type: 'A', name, ttl: 60, data: ip });
-    if (question.type === 'SRV') {
-      for (const record of srv.get(name) ?? []) {
-        answers.push({ type: 'SRV', name, ttl: 60, data: { priority: 0, weight: 33, port: record.port, target: record.target } });
-        for (const ip of a.get(record.target) ?? []) additionals.push({ type: 'A', name: record.target, ttl: 60, data: ip });
-      }
-    }
-    const exists = a.has(name) || srv.has(name);
-    const response = packet.encode({
-      type: 'response',
-      id: query.id,
-      flags: packet.AUTHORITATIVE_ANSWER | (exists ? 0 : 3), // rcode 3 = NXDOMAIN
-      questions: [question],
-      answers,
-      authorities: answers.length === 0 ? [soa] : [],
-      additionals,
-    });
-    socket.send(response, rinfo.port, rinfo.address);
-  });
-  socket.bind(0, '127.0.0.1');
-  await once(socket, 'listening');
+async function startPodsDns(): Promise<PodsDns> {
+  const knot = await startKnot();
+  const model = new ClusterModel({ ttl: 60 });
   return {
-    address: `127.0.0.1:${socket.address().port}`,
-    publish(pods) {
-      const nextA = new Map<string, string[]>();
-      const nextSrv = new Map<string, { target: string; port: number }[]>();
-      const srvName = `_http._tcp.${SVC}`;
-      nextSrv.set(srvName, []);
-      nextA.set(SVC, []);
-      for (const pod of pods) {
-        const podName = `${pod.name}.${SVC}`;
-        nextA.set(podName, [pod.address]);
-        nextA.get(SVC)!.push(pod.address);
-        nextSrv.get(srvName)!.push({ target: podName, port: pod.port });
-      }
-      a = nextA;
-      srv = nextSrv;
+    address: knot.address,
+    async publish(pods) {
+      const port = pods[0]?.port ?? 8080;
+      model.setService({ name: 'web-headless', ports: [{ name: 'http', port, protocol: 'tcp' }], pods: pods.map((pod) => ({ hostname: pod.name, ip: pod.address, ready: true })) });
+      await knot.publish(model);
     },
-    close: () => new Promise((resolve) => socket.close(() => resolve())),
+    close: () => knot.close(),
   };
 }
 
-function dnsBalancer(dns: MiniDns): Balancer {
+function dnsBalancer(dns: PodsDns): Balancer {
   return createBalancer({ service: SVC, portName: 'http', dnsServers: [dns.address], search: [], ndots: 1, refresh: { minMs: 60_000, maxMs: 60_000 } });
 }
 
@@ -502,10 +457,10 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 });
 
-describe('createDispatcher over DNS discovery (SRV): pods leaving and moving', () => {
-  let dns: MiniDns;
+describe('createDispatcher over DNS discovery (SRV, real Knot): pods leaving and moving', () => {
+  let dns: PodsDns;
   beforeAll(async () => {
-    dns = await startDns();
+    dns = await startPodsDns();
   });
   afterAll(async () => {
     await dns.close();
@@ -514,7 +469,7 @@ describe('createDispatcher over DNS discovery (SRV): pods leaving and moving', (
   it('drains a removed pod: its in-flight requests finish, it gets no new ones, its pool closes', async () => {
     const pods = await startPods(['127.0.81.11', '127.0.81.12', '127.0.81.13']);
     pods.forEach(track);
-    dns.publish(pods);
+    await dns.publish(pods);
     const lb = track(dnsBalancer(dns));
     await lb.ready({ timeoutMs: 5000 });
     const dispatcher = track(createDispatcher(lb));
@@ -526,7 +481,7 @@ describe('createDispatcher over DNS discovery (SRV): pods leaving and moving', (
     expect(leaving.hits).toBe(3);
     const changes: PoolChange[] = [];
     lb.on('change', (c) => changes.push(c));
-    dns.publish(pods.slice(0, 2));
+    await dns.publish(pods.slice(0, 2));
     await lb.refresh();
     expect(changes.map((c) => c.removed.map((e) => e.name))).toEqual([[`web-2.${SVC}`]]);
     expect(dispatcher.stats()).toMatchObject({ pools: 2, draining: 1 });
@@ -546,7 +501,7 @@ describe('createDispatcher over DNS discovery (SRV): pods leaving and moving', (
   it('swaps the pool of a pod restarted with a new IP (change.updated) and drains the old one', async () => {
     const pods = await startPods(['127.0.81.21', '127.0.81.22', '127.0.81.23']);
     pods.forEach(track);
-    dns.publish(pods);
+    await dns.publish(pods);
     const lb = track(dnsBalancer(dns));
     await lb.ready({ timeoutMs: 5000 });
     const dispatcher = track(createDispatcher(lb));
@@ -560,7 +515,7 @@ describe('createDispatcher over DNS discovery (SRV): pods leaving and moving', (
     const endpointBefore = lb.endpoints().find((e) => e.name === `web-2.${SVC}`);
     const changes: PoolChange[] = [];
     lb.on('change', (c) => changes.push(c));
-    dns.publish([pods[0]!, pods[1]!, { name: 'web-2', address: moved.address, port: moved.port }]);
+    await dns.publish([pods[0]!, pods[1]!, { name: 'web-2', address: moved.address, port: moved.port }]);
     await lb.refresh();
     expect(changes).toHaveLength(1);
     expect(changes[0]!.updated.map((e) => [e.name, e.address])).toEqual([[`web-2.${SVC}`, '127.0.81.33']]);
