@@ -140,11 +140,7 @@ async function measure(Echo: EchoConstructor, port: number, concurrency: number)
     for (const n of byPod.values()) answered += n;
     return { ...result, maxShare: Math.max(0, ...byPod.values()) / Math.max(1, answered) };
   };
-  try {
-    return await rotatingRounds(live, ROUNDS, (l) => loop(l, WARMUP_MS), (l) => loop(l, ROUND_MS));
-  } finally {
-    await Promise.all(live.map((l) => l.close()));
-  }
+  return rotatingRounds(live, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, loop);
 }
 
 async function main(): Promise<void> {

@@ -108,12 +108,7 @@ async function get(dispatcher: Dispatcher, url: string): Promise<boolean> {
 
 async function measure(port: number, concurrency: number): Promise<Map<string, RoundResult[]>> {
   const live = CONTENDERS.map((c) => ({ id: c.id, ...c.make(port) }));
-  const loop = (l: (typeof live)[number], ms: number): Promise<RoundResult> => closedLoop(() => get(l.dispatcher, l.url), concurrency, ms, MAX_REQUESTS_PER_ROUND);
-  try {
-    return await rotatingRounds(live, ROUNDS, (l) => loop(l, WARMUP_MS), (l) => loop(l, ROUND_MS));
-  } finally {
-    await Promise.all(live.map((l) => l.close()));
-  }
+  return rotatingRounds(live, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, (l, ms) => closedLoop(() => get(l.dispatcher, l.url), concurrency, ms, MAX_REQUESTS_PER_ROUND));
 }
 
 async function main(): Promise<void> {

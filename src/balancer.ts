@@ -3,7 +3,7 @@ import { resolveConfig, type BalancerConfig } from './config.js';
 import { channels, type AttemptEndMessage, type AttemptStartMessage } from './diagnostics.js';
 import type { DiscoveryUpdate } from './discovery/source.js';
 import { BalancerClosedError, InvalidOptionError, NoEndpointsError, type ResolutionError } from './errors.js';
-import { DEFAULTS, checkBoolean, checkKnownKeys, checkNumber, checkObject, checkSignal, type BalancerOptions, type RunOptions } from './options.js';
+import { DEFAULTS, checkBoolean, checkHedge, checkKnownKeys, checkNumber, checkObject, checkSignal, type BalancerOptions, type RunOptions } from './options.js';
 import type { Picker } from './pickers/picker.js';
 import type { Endpoint, EndpointState } from './pool/endpoint.js';
 import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js';
@@ -363,14 +363,15 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     this.refreshCandidates();
     const candidates = this.candidates;
     if (candidates.length === 0) throw this.noEndpoints(this.emptyReason);
-    let chosen = this.picker.pick(candidates, { key, tried, attempt });
+    const request = { key, tried, attempt };
+    let chosen = this.picker.pick(candidates, request);
     if (chosen === undefined && tried !== undefined && tried.size > 0) {
       // Every endpoint was tried: start a new round rather than fail while retries remain.
       tried.clear();
-      chosen = this.picker.pick(candidates, { key, tried, attempt });
+      chosen = this.picker.pick(candidates, request);
     }
     if (chosen === undefined) throw this.noEndpoints(`picker '${this.picker.name}' found no acceptable endpoint`);
-    if (this.slowStart !== undefined) chosen = this.slowStart.admit(chosen, candidates, this.picker, { key, tried, attempt }, this.config.clock());
+    if (this.slowStart !== undefined) chosen = this.slowStart.admit(chosen, candidates, this.picker, request, this.config.clock());
     return chosen;
   }
 
@@ -428,17 +429,11 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   }
 
   private hedgeDelay(value: unknown, idempotent: boolean): number | undefined {
-    const hedge = checkObject(value, 'hedge');
-    checkKnownKeys(hedge, ['delayMs', 'percentile'], 'hedge');
+    const hedge = checkHedge(value);
     if (!idempotent) throw new InvalidOptionError('hedge', value, 'to be used with idempotent: true only (a hedge sends the request twice)');
-    const delayMs = hedge.delayMs === undefined ? undefined : checkNumber(hedge.delayMs, 'hedge.delayMs', { min: 0 });
-    if (hedge.percentile === undefined) {
-      if (delayMs === undefined) throw new InvalidOptionError('hedge', value, '{ delayMs } or { percentile }');
-      return delayMs;
-    }
-    const q = checkNumber(hedge.percentile, 'hedge.percentile', { min: 0, max: 1 });
-    const observed = this.latencies.percentile(q);
-    return observed === undefined ? delayMs : Math.max(MIN_HEDGE_DELAY_MS, observed);
+    if (hedge.percentile === undefined) return hedge.delayMs;
+    const observed = this.latencies.percentile(hedge.percentile);
+    return observed === undefined ? hedge.delayMs : Math.max(MIN_HEDGE_DELAY_MS, observed);
   }
 
   private waitForFirstLookup(signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<void> {

@@ -3,7 +3,7 @@ import { monotonicClock, type Clock } from './clock.js';
 import { DnsResolver, type AddressFamily, type DiscoveryMode } from './discovery/dns-resolver.js';
 import { parseDnsServer, type DnsServerAddress } from './discovery/dns-server-address.js';
 import { DnsDiscovery } from './discovery/dns.js';
-import { readResolvConf } from './discovery/resolv-conf.js';
+import { readResolvConf, stripDot } from './discovery/resolv-conf.js';
 import type { DiscoverySource } from './discovery/source.js';
 import { StaticDiscovery } from './discovery/static.js';
 import { InvalidOptionError } from './errors.js';
@@ -215,10 +215,7 @@ function dnsServers(value: unknown, system: readonly string[]): DnsServerAddress
 
 function checkSearch(value: unknown): string[] {
   if (!Array.isArray(value)) throw new InvalidOptionError('search', value, 'an array of domain names');
-  return value.map((domain, i) => {
-    const name = checkDnsName(domain, `search[${i}]`);
-    return name.endsWith('.') ? name.slice(0, -1) : name;
-  });
+  return value.map((domain, i) => stripDot(checkDnsName(domain, `search[${i}]`)));
 }
 
 function checkFamily(value: unknown): AddressFamily {

@@ -267,3 +267,14 @@ export function checkKnownKeys(value: Record<string, unknown>, known: readonly s
     }
   }
 }
+
+/** Validates hedge options (`{ delayMs }`, `{ percentile }` or both): the same rules for run() and the adapters. */
+export function checkHedge(value: unknown, field = 'hedge'): HedgeOptions {
+  const hedge = checkObject(value, field);
+  checkKnownKeys(hedge, ['delayMs', 'percentile'], field);
+  if (hedge.delayMs === undefined && hedge.percentile === undefined) throw new InvalidOptionError(field, value, '{ delayMs } or { percentile }');
+  return {
+    ...(hedge.delayMs === undefined ? {} : { delayMs: checkNumber(hedge.delayMs, `${field}.delayMs`, { min: 0 }) }),
+    ...(hedge.percentile === undefined ? {} : { percentile: checkNumber(hedge.percentile, `${field}.percentile`, { min: 0, max: 1 }) }),
+  };
+}

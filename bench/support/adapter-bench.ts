@@ -84,19 +84,28 @@ export async function closedLoop(once: () => Promise<boolean>, concurrency: numb
 }
 
 /**
- * Runs each contender's round `rounds` times after one warm-up round each, rotating the order so
- * that no contender always runs first or after the same neighbour. Returns the rounds by id.
+ * Runs each contender's round `rounds` times (`roundMs` each) after one warm-up round each
+ * (`warmupMs`), rotating the order so that no contender always runs first or after the same
+ * neighbour, then closes the contenders. Returns the rounds by id.
  */
-export async function rotatingRounds<C extends { readonly id: string }, R>(contenders: readonly C[], rounds: number, warmup: (c: C) => Promise<unknown>, round: (c: C) => Promise<R>): Promise<Map<string, R[]>> {
-  const results = new Map<string, R[]>(contenders.map((c) => [c.id, []]));
-  for (const contender of contenders) await warmup(contender);
-  for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < contenders.length; i++) {
-      const contender = contenders[(i + r) % contenders.length]!;
-      results.get(contender.id)!.push(await round(contender));
+export async function rotatingRounds<C extends { readonly id: string; close(): Promise<unknown> }, R>(
+  contenders: readonly C[],
+  timing: { readonly rounds: number; readonly warmupMs: number; readonly roundMs: number },
+  round: (c: C, ms: number) => Promise<R>,
+): Promise<Map<string, R[]>> {
+  try {
+    const results = new Map<string, R[]>(contenders.map((c) => [c.id, []]));
+    for (const contender of contenders) await round(contender, timing.warmupMs);
+    for (let r = 0; r < timing.rounds; r++) {
+      for (let i = 0; i < contenders.length; i++) {
+        const contender = contenders[(i + r) % contenders.length]!;
+        results.get(contender.id)!.push(await round(contender, timing.roundMs));
+      }
     }
+    return results;
+  } finally {
+    await Promise.all(contenders.map((c) => c.close()));
   }
-  return results;
 }
 
 /**

@@ -3,7 +3,7 @@ import { ResolutionError, type ResolutionFailure } from '../errors.js';
 import type { Target } from '../pool/target.js';
 import { formatDnsServer, type DnsServerAddress } from './dns-server-address.js';
 import { DnsTransportError, exchange, type DnsResponse } from './dns-transport.js';
-import { searchCandidates } from './resolv-conf.js';
+import { searchCandidates, stripDot } from './resolv-conf.js';
 
 /**
  * Which address records to use. 'auto' asks for A and falls back to AAAA only when a name has
@@ -277,8 +277,4 @@ function rcodeFailure(rcode: string): ResolutionFailure {
     default:
       return 'OTHER';
   }
-}
-
-function stripDot(name: string): string {
-  return name.endsWith('.') ? name.slice(0, -1) : name;
 }

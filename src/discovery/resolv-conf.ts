@@ -51,7 +51,8 @@ export function readResolvConf(path = '/etc/resolv.conf'): ResolvConf {
   }
 }
 
-function stripDot(name: string): string {
+/** A DNS name without its trailing dot (`a.b.` → `a.b`). */
+export function stripDot(name: string): string {
   return name.endsWith('.') ? name.slice(0, -1) : name;
 }
 

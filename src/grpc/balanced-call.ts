@@ -300,10 +300,6 @@ export class BalancedCall implements GrpcCall {
     return values.length === 0 ? undefined : values.map(String).join(',');
   }
 
-  /** @internal */ get callMethod(): string {
-    return this.method;
-  }
-
   /** @internal Whether each pod call is one grpc-js attempt (see Attempt.neverSent). */
   get podCallsSingleAttempt(): boolean {
     return this.host.options.podCallsSingleAttempt;
@@ -511,10 +507,10 @@ class Attempt implements InterceptingListener {
     const error = new GrpcStatusError(status, this.pod.host, this.heldMetadata);
     if (!this.owner.canReplay) return error;
     if (status.code === Status.UNAVAILABLE && this.neverSent()) {
-      return new NotSentError(`${this.owner.callMethod} never reached ${this.pod.host}: no connection (${status.details})`, { cause: error });
+      return new NotSentError(`${this.owner.method} never reached ${this.pod.host}: no connection (${status.details})`, { cause: error });
     }
     if (this.owner.hostRetryable(status.code)) {
-      return new RetryableError(`${this.owner.callMethod} failed on ${this.pod.host} with ${Status[status.code] ?? status.code}: ${status.details}`, { cause: error });
+      return new RetryableError(`${this.owner.method} failed on ${this.pod.host} with ${Status[status.code] ?? status.code}: ${status.details}`, { cause: error });
     }
     return error;
   }

@@ -77,10 +77,8 @@ export class PodChannel {
       };
       if (this.active === 0) return done();
       this.onIdle = done;
-      if (Number.isFinite(timeoutMs)) {
-        timer = setTimeout(done, timeoutMs);
-        timer.unref();
-      }
+      timer = setTimeout(done, timeoutMs);
+      timer.unref();
     });
   }
 

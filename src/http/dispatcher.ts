@@ -198,7 +198,7 @@ class HttpCall {
   private waiting: Attempt | undefined;
   private twins: Attempt[] | undefined;
   /** Whether run() may abort an attempt's signal (deadline, attempt timeout, losing hedge). */
-  readonly watchSignals: boolean;
+  private readonly watchSignals: boolean;
   private readonly hedge: boolean;
 
   constructor(

@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
 import { InvalidOptionError } from '../errors.js';
-import { checkDnsName, checkFunction, checkKnownKeys, checkNumber, checkObject, type HedgeOptions } from '../options.js';
+import { checkDnsName, checkFunction, checkHedge, checkKnownKeys, checkNumber, checkObject, type HedgeOptions } from '../options.js';
 
 /** What a `key` function sees of a request. */
 export interface HttpRequestInfo {
@@ -132,16 +132,7 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
   });
 
   const retries = options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: 100, integer: true });
-  let hedge: HedgeOptions | undefined;
-  if (options.hedge !== undefined) {
-    const h = checkObject(options.hedge, 'hedge');
-    checkKnownKeys(h, ['delayMs', 'percentile'], 'hedge');
-    if (h.delayMs === undefined && h.percentile === undefined) throw new InvalidOptionError('hedge', options.hedge, '{ delayMs } or { percentile }');
-    hedge = {
-      ...(h.delayMs === undefined ? {} : { delayMs: checkNumber(h.delayMs, 'hedge.delayMs', { min: 0 }) }),
-      ...(h.percentile === undefined ? {} : { percentile: checkNumber(h.percentile, 'hedge.percentile', { min: 0, max: 1 }) }),
-    };
-  }
+  const hedge = options.hedge === undefined ? undefined : checkHedge(options.hedge);
   const timeoutMs = options.timeoutMs === undefined ? undefined : checkNumber(options.timeoutMs, 'timeoutMs', { min: 0 });
   const attemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : checkNumber(options.attemptTimeoutMs, 'attemptTimeoutMs', { min: 0 });
   const servername = options.servername === undefined ? undefined : checkDnsName(options.servername, 'servername');

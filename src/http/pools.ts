@@ -41,13 +41,20 @@ export class PodPools {
   private readonly draining = new Map<PodPool, { timer: NodeJS.Timeout | undefined; done: Promise<void> }>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** Sweep interval, ms: half the idle timeout, at most 30 s. */
+  private readonly sweepMs: number;
+  /** Sweeps in a row that must find a pool unused to close it: idle for idleTimeoutMs to idleTimeoutMs + one sweep. */
+  private readonly sweepsToClose: number;
 
   constructor(
     private readonly options: PodPoolOptions,
     private readonly drainTimeoutMs: number,
     private readonly idleTimeoutMs: number,
     private readonly forward: Forward,
-  ) {}
+  ) {
+    this.sweepMs = Math.min(30_000, Math.max(5, idleTimeoutMs / 2));
+    this.sweepsToClose = Math.max(2, Math.ceil(idleTimeoutMs / this.sweepMs));
+  }
 
   /** The pool for this endpoint, scheme and server name; made on first use. */
   acquire(endpoint: Endpoint, protocol: string, servername: string | undefined): PodPool {
@@ -79,7 +86,7 @@ export class PodPools {
       this.live.delete(endpoint);
       for (const entry of list) this.drain(entry);
     }
-    for (const endpoint of change.updated) {
+    for (const endpoint of change.readdressed) {
       const list = this.live.get(endpoint);
       if (list === undefined) continue;
       const keep = list.filter((entry) => entry.host === endpoint.host);
@@ -135,18 +142,14 @@ export class PodPools {
         clearTimeout(timer);
         this.draining.delete(entry);
       });
-    if (Number.isFinite(this.drainTimeoutMs)) {
-      timer = setTimeout(() => void pool.destroy().catch(() => {}), this.drainTimeoutMs);
-      timer.unref();
-    }
+    timer = setTimeout(() => void pool.destroy().catch(() => {}), this.drainTimeoutMs);
+    timer.unref();
     this.draining.set(entry, { timer, done });
   }
 
   private startSweep(): void {
     if (this.sweepTimer !== undefined || this.idleTimeoutMs === 0 || this.closed) return;
-    // A pool is closed after two sweeps in a row found it unused: idle for idleTimeoutMs to 1.5×.
-    const every = Math.min(30_000, Math.max(5, this.idleTimeoutMs / 2));
-    this.sweepTimer = setInterval(() => this.sweep(), every);
+    this.sweepTimer = setInterval(() => this.sweep(), this.sweepMs);
     this.sweepTimer.unref();
   }
 
@@ -165,7 +168,7 @@ export class PodPools {
         } else {
           entry.idleSweeps++;
         }
-        if (entry.idleSweeps >= 2) this.drain(entry);
+        if (entry.idleSweeps >= this.sweepsToClose) this.drain(entry);
         else keep.push(entry);
       }
       if (keep.length === 0) this.live.delete(endpoint);

@@ -104,8 +104,6 @@ class CallScope {
   readonly stopped: Promise<never> | undefined;
   attempts = 0;
   lastError: unknown;
-  /** The endpoint of the first attempt (the first entry of the tried set, if a retry needs one). */
-  firstEndpoint: Endpoint | undefined;
   private timer: NodeJS.Timeout | undefined;
   private onCallerAbort: (() => void) | undefined;
 
@@ -149,17 +147,17 @@ class CallScope {
 function attemptAll<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, scope: CallScope): Promise<T> {
   // The set of tried endpoints is made only when needed (a hedge, a retry): most calls need none.
   let tried: Set<Endpoint> | undefined;
+  let firstEndpoint: Endpoint | undefined;
   let first: Promise<T>;
   try {
     scope.attempts = 1;
-    const endpoint = host.pickFor(plan.key, undefined, 1);
-    tried = plan.hedgeDelayMs === undefined ? undefined : new Set([endpoint]);
-    first = tried === undefined ? launch(host, fn, plan, endpoint, 1, false, scope.signal) : hedged(host, fn, plan, scope, tried, endpoint, 1);
-    scope.firstEndpoint = endpoint;
+    firstEndpoint = host.pickFor(plan.key, undefined, 1);
+    tried = plan.hedgeDelayMs === undefined ? undefined : new Set([firstEndpoint]);
+    first = tried === undefined ? launch(host, fn, plan, firstEndpoint, 1, false, scope.signal) : hedged(host, fn, plan, scope, tried, firstEndpoint, 1);
   } catch (error) {
     first = Promise.reject(error); // the pick failed (no endpoint, balancer closed)
   }
-  return first.then(undefined, (error: unknown) => retryAfterFirst(host, fn, plan, scope, tried ?? new Set(scope.firstEndpoint === undefined ? [] : [scope.firstEndpoint]), error));
+  return first.then(undefined, (error: unknown) => retryAfterFirst(host, fn, plan, scope, tried ?? new Set(firstEndpoint === undefined ? [] : [firstEndpoint]), error));
 }
 
 /** After a failed first attempt: decides whether to go on, then lets p-retry run the rest. */

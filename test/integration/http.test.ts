@@ -466,14 +466,18 @@ describe('createDispatcher over DNS discovery (SRV, real Knot): pods leaving and
     await dns.close();
   });
 
-  it('drains a removed pod: its in-flight requests finish, it gets no new ones, its pool closes', async () => {
-    const pods = await startPods(['127.0.81.11', '127.0.81.12', '127.0.81.13']);
+  /** Pods on `addresses` published in Knot, a balancer that found them, and a dispatcher over it. */
+  async function podsBehindDns(addresses: readonly string[]): Promise<{ pods: Pod[]; lb: Balancer; dispatcher: HeadlessDispatcher; origin: string }> {
+    const pods = await startPods(addresses);
     pods.forEach(track);
     await dns.publish(pods);
     const lb = track(dnsBalancer(dns));
     await lb.ready({ timeoutMs: 5000 });
-    const dispatcher = track(createDispatcher(lb));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    return { pods, lb, dispatcher: track(createDispatcher(lb)), origin: `http://${SVC}:${pods[0]!.port}` };
+  }
+
+  it('drains a removed pod: its in-flight requests finish, it gets no new ones, its pool closes', async () => {
+    const { pods, lb, dispatcher, origin } = await podsBehindDns(['127.0.81.11', '127.0.81.12', '127.0.81.13']);
     const leaving = pods[2]!;
     // 9 slow requests: 3 on each pod (round-robin)
     const slow = Array.from({ length: 9 }, () => request(`${origin}/slow?ms=600`, { dispatcher }).then(body));
@@ -499,13 +503,7 @@ describe('createDispatcher over DNS discovery (SRV, real Knot): pods leaving and
   });
 
   it('swaps the pool of a pod restarted with a new IP (change.updated) and drains the old one', async () => {
-    const pods = await startPods(['127.0.81.21', '127.0.81.22', '127.0.81.23']);
-    pods.forEach(track);
-    await dns.publish(pods);
-    const lb = track(dnsBalancer(dns));
-    await lb.ready({ timeoutMs: 5000 });
-    const dispatcher = track(createDispatcher(lb));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    const { pods, lb, dispatcher, origin } = await podsBehindDns(['127.0.81.21', '127.0.81.22', '127.0.81.23']);
     const old = pods[2]!;
     const slow = Array.from({ length: 6 }, () => request(`${origin}/slow?ms=500`, { dispatcher }).then(body));
     await delay(100);
