@@ -9,7 +9,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { Agent, request } from 'undici';
 import { createBalancer, type AttemptEndMessage, type Balancer, type BalancerOptions, type RunOptions } from '../src/index.js';
 import { startCluster, type Cluster, type Service } from '../src/testing/index.js';
-import { fixed, machine, table } from './support/measure.js';
+import { fixed, machine, quantile, table } from './support/measure.js';
 
 const CONCURRENCY = 16;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -69,9 +69,7 @@ function attemptsTo(lb: Balancer) {
 }
 
 function percentile(values: number[], q: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+  return quantile([...values].sort((a, b) => a - b), q);
 }
 
 async function withService(cluster: Cluster, name: string, options: Partial<BalancerOptions>, body: (svc: Service, lb: Balancer, agent: Agent) => Promise<string[]>): Promise<string[]> {

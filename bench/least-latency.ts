@@ -32,7 +32,7 @@ import { Agent, request } from 'undici';
 import { createBalancer, type Balancer, type BalancerOptions, type PickerOption } from '../src/index.js';
 import { runModel, type ModelVariant } from './support/latency-model.js';
 import { POD_FLAG, serveLatencyPods, startLatencyPods, type LatencyPods } from './support/latency-pods.js';
-import { fixed, machine, median, table } from './support/measure.js';
+import { fixed, machine, median, quantile, table } from './support/measure.js';
 
 // ---------------------------------------------------------------- settings
 
@@ -115,11 +115,6 @@ async function drive({ lb }: Setup, agent: Agent, index: Map<string, number>, tr
     }
   };
   await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-}
-
-function quantile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }
 
 function sortedLatencies(values: readonly number[]): Float64Array {

@@ -5,6 +5,7 @@
 import type { DnsQueryLog } from './dns-proxy.js';
 import { RECORD_FIELDS, type ClientSummary, type ContenderId } from './protocol.js';
 import type { ScenarioId } from './scenarios.js';
+import { median, quantile } from '../support/measure.js';
 
 /** Without an attempt hook, unattributed failures this close to the event (or to the previous one counted) are the dead pod's. */
 export const UNATTRIBUTED_CHAIN_MS = 1000;
@@ -96,18 +97,6 @@ export interface TrialMetrics {
   readonly series: readonly (readonly [number, number])[];
 }
 
-function quantile(sorted: Float64Array, q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-}
-
-function median(values: readonly number[]): number {
-  if (values.length === 0) return 0;
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
 export function dnsMetrics(queries: readonly DnsQueryLog[], from: number, to: number): DnsMetrics {
   const inWindow = queries.filter((q) => q.at >= from && q.at <= to).sort((a, b) => a.at - b.at);
   const bursts: number[] = [];
@@ -119,7 +108,7 @@ export function dnsMetrics(queries: readonly DnsQueryLog[], from: number, to: nu
   }
   const byType: Record<string, number> = {};
   for (const query of inWindow) byType[query.type] = (byType[query.type] ?? 0) + 1;
-  return { queries: inWindow.length, refreshes: bursts.length, perRefreshMedian: median(bursts), perRefreshMax: bursts.length === 0 ? 0 : Math.max(...bursts), byType };
+  return { queries: inWindow.length, refreshes: bursts.length, perRefreshMedian: bursts.length === 0 ? 0 : median(bursts), perRefreshMax: bursts.length === 0 ? 0 : Math.max(...bursts), byType };
 }
 
 export function analyze(input: TrialInput): TrialMetrics {

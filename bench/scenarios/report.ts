@@ -7,6 +7,7 @@ import type { TrialMetrics } from './analyze.js';
 import { lineChart, type Series } from './chart.js';
 import { CONTENDERS, contenderById, isOracle, oracleFor } from './contenders.js';
 import type { ContenderId } from './protocol.js';
+import { table } from '../support/measure.js';
 import { CRASH_IN_DNS_MS, RESTART_GAP_MS, SLOW_DELAY_MS, type ScenarioId } from './scenarios.js';
 
 /** Scenarios whose throughput counts (every pod fast). */
@@ -188,7 +189,7 @@ export class Results {
     }
     const dnsScenario = has('S1') ? 'S1' : this.scenarios()[0];
     if (dnsScenario !== undefined) row('all', `DNS queries per refresh × refreshes, ${dnsScenario}`, (c) => this.dnsCell(dnsScenario, c));
-    return markdownTable(header, rows);
+    return table(header, rows);
   }
 
   detailTable(scenario: ScenarioId): string {
@@ -219,7 +220,7 @@ export class Results {
           error === undefined ? '' : `${error.message.replace(/\|/g, '\\|').slice(0, 70)} (${error.count})`,
         ];
       });
-    return markdownTable(header, rows);
+    return table(header, rows);
   }
 
   // ---------------------------------------------------------------- targets
@@ -333,9 +334,8 @@ export class Results {
     compare('S4', 'S4 p99', (t) => t.p99, (v) => `${ms(v)} ms`);
     compare('S5', 'S5 failed', (t) => t.failed, (v) => v.toFixed(0));
     compare('S5', 'S5 new IP', (t) => t.newFirstS, secs);
-    const table = markdownTable(['target', ...hlb.map((c) => contenderById(c).label)], rows);
     for (const row of rows) lines.push(`${row[0]}: ${row.slice(1).join(' | ')}`);
-    return { lines, table };
+    return { lines, table: table(['target', ...hlb.map((c) => contenderById(c).label)], rows) };
   }
 
   // ---------------------------------------------------------------- charts
@@ -481,10 +481,4 @@ function scenarioMetricName(scenario: ScenarioId): string {
     case 'S5':
       return 'new IP first request; old IP last tried';
   }
-}
-
-export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
-  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
 }

@@ -23,6 +23,12 @@ export function nsPerOp(loop: (iterations: number) => void, budgetMs = 300, samp
   return median(samples);
 }
 
+/** The value at quantile `q` of an ascending list: index min(n − 1, ⌊q·n⌋); NaN when empty. */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}
+
 export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;

@@ -27,15 +27,11 @@ export class DnsTransportError extends Error {
 export interface DnsResponse {
   /** NOERROR, NXDOMAIN, SERVFAIL, REFUSED, ... */
   readonly rcode: string;
-  readonly authoritative: boolean;
   readonly answers: readonly Answer[];
   readonly authorities: readonly Answer[];
   readonly additionals: readonly Answer[];
-  /** How the final answer came: UDP, or TCP after a truncated UDP answer. */
-  readonly transport: 'udp' | 'tcp';
-  /** Messages sent to get it (2 after a TCP fallback). */
+  /** Messages sent to get it: 1 over UDP, 2 after a truncated UDP answer and a TCP retry. */
   readonly messages: number;
-  readonly server: string;
 }
 
 export interface ExchangeOptions {
@@ -58,21 +54,18 @@ export async function exchange(server: DnsServerAddress, name: string, type: Rec
     additionals: [{ type: 'OPT', name: '.', udpPayloadSize: EDNS_UDP_PAYLOAD, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }],
   });
   const udp = await sendUdp(server, query, id, name, type, options);
-  if (!udp.flag_tc) return toResponse(udp, 'udp', 1, server);
+  if (!udp.flag_tc) return toResponse(udp, 1);
   const tcp = await sendTcp(server, query, id, name, type, options);
-  return toResponse(tcp, 'tcp', 2, server);
+  return toResponse(tcp, 2);
 }
 
-function toResponse(decoded: DecodedPacket, transport: 'udp' | 'tcp', messages: number, server: DnsServerAddress): DnsResponse {
+function toResponse(decoded: DecodedPacket, messages: number): DnsResponse {
   return {
     rcode: (decoded as DecodedPacket & { rcode?: string }).rcode ?? 'NOERROR',
-    authoritative: decoded.flag_aa,
     answers: decoded.answers ?? [],
     authorities: decoded.authorities ?? [],
     additionals: decoded.additionals ?? [],
-    transport,
     messages,
-    server: formatDnsServer(server),
   };
 }
 

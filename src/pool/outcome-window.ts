@@ -17,10 +17,9 @@ export class OutcomeWindow {
     return this.window.sum('success', now) + this.window.sum('failure', now);
   }
 
-  /** Failure share in the window (0 when empty). */
-  failureRate(now: number): number {
-    const total = this.total(now);
-    return total === 0 ? 0 : this.window.sum('failure', now) / total;
+  /** Failures in the window. */
+  failures(now: number): number {
+    return this.window.sum('failure', now);
   }
 
   reset(): void {

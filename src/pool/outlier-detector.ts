@@ -55,7 +55,7 @@ export class OutlierDetector {
 
   onSuccess(endpoint: Endpoint, now: number = this.clock()): void {
     const health = endpoint.health;
-    if (this.config.failureRate < 1) this.window(endpoint).record(true, now);
+    if (this.config.failureRate < 1) this.window(endpoint, now).record(true, now);
     if (health.state === 'probation') {
       health.state = 'healthy';
       health.healthySince = now;
@@ -69,9 +69,10 @@ export class OutlierDetector {
     if (health.state === 'ejected') return false;
     let reason: EjectionReason | undefined;
     if (this.config.failureRate < 1) {
-      const window = this.window(endpoint);
+      const window = this.window(endpoint, now);
       window.record(false, now);
-      if (window.total(now) >= this.config.minRequests && window.failureRate(now) >= this.config.failureRate) reason = 'failure-rate';
+      const total = window.total(now);
+      if (total >= this.config.minRequests && window.failures(now) / total >= this.config.failureRate) reason = 'failure-rate';
     }
     if (endpoint.consecutiveFailures >= this.config.consecutiveFailures) reason = 'consecutive-failures';
     if (kind === 'not-sent' && this.config.ejectOnConnectFailure) reason = 'connect-failure';
@@ -117,9 +118,10 @@ export class OutlierDetector {
     health.window?.reset();
     health.ejections = 0;
     if (health.state !== 'healthy') {
+      const now = this.clock();
       health.state = 'healthy';
-      health.availableSince = this.clock();
-      health.healthySince = this.clock();
+      health.availableSince = now;
+      health.healthySince = now;
       this.events.onReturn(endpoint);
     }
   }
@@ -151,7 +153,7 @@ export class OutlierDetector {
     return true;
   }
 
-  private window(endpoint: Endpoint): OutcomeWindow {
-    return (endpoint.health.window ??= new OutcomeWindow(this.config.windowMs, this.clock()));
+  private window(endpoint: Endpoint, now: number): OutcomeWindow {
+    return (endpoint.health.window ??= new OutcomeWindow(this.config.windowMs, now));
   }
 }

@@ -55,9 +55,4 @@ export class PeakEwma {
     return this.estimate * Math.exp(-elapsed / this.decayMs);
   }
 
-  reset(now: number): void {
-    this.seeded = false;
-    this.estimate = this.defaultMs;
-    this.stamp = now;
-  }
 }

@@ -29,6 +29,7 @@ export class SlowStart {
     const other = picker.pick(candidates, { ...request, tried });
     // A warm endpoint takes it; a second cold one is admitted only by its own weight.
     if (other === undefined) return chosen;
-    return this.weight(other, now) >= 1 || this.random() < this.weight(other, now) ? other : chosen;
+    const otherWeight = this.weight(other, now);
+    return otherWeight >= 1 || this.random() < otherWeight ? other : chosen;
   }
 }

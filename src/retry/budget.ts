@@ -32,14 +32,14 @@ export class Budget {
 
   /** Takes one extra attempt if the budget allows; false when it is spent. */
   tryWithdraw(): boolean {
-    if (this.available() < 1) return false;
-    this.window.add('extra', this.clock());
+    const now = this.clock();
+    if (this.available(now) < 1) return false;
+    this.window.add('extra', now);
     return true;
   }
 
   /** Extra attempts that could be taken now. */
-  available(): number {
-    const now = this.clock();
+  available(now: number = this.clock()): number {
     const reserve = (this.options.minPerSecond * this.options.windowMs) / 1000;
     return Math.max(0, Math.floor(reserve + this.options.percent * this.window.sum('calls', now) - this.window.sum('extra', now)));
   }

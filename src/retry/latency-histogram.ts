@@ -2,8 +2,9 @@ import type { Clock } from '../clock.js';
 
 /** Buckets grow by 10%: a percentile is known to within 10%, over 0.01 ms … ~2 min. */
 const GROWTH = 1.1;
+const LOG_GROWTH = Math.log(GROWTH);
 const MIN_MS = 0.01;
-const BUCKETS = Math.ceil(Math.log(120_000 / MIN_MS) / Math.log(GROWTH)) + 1;
+const BUCKETS = Math.ceil(Math.log(120_000 / MIN_MS) / LOG_GROWTH) + 1;
 const WINDOWS = 3;
 
 /**
@@ -25,7 +26,7 @@ export class LatencyHistogram {
 
   record(latencyMs: number, now: number = this.clock()): void {
     this.rotate(now);
-    const bucket = latencyMs <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(latencyMs / MIN_MS) / Math.log(GROWTH)));
+    const bucket = latencyMs <= MIN_MS ? 0 : Math.min(BUCKETS - 1, Math.ceil(Math.log(latencyMs / MIN_MS) / LOG_GROWTH));
     this.windows[this.current]![bucket]! += 1;
     this.totals[this.current]! += 1;
   }
