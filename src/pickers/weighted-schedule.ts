@@ -73,83 +73,70 @@ export class WeightedSchedule {
     for (let i = 0; i < this.size; i++) this.pushEligible(i);
   }
 
-  /** Slot a's next pick is due before slot b's: (picks_a + 1) / w_a < (picks_b + 1) / w_b. */
-  private dueBefore(a: number, b: number): boolean {
-    const left = (this.picks[a]! + 1) * this.weights[b]!;
-    const right = (this.picks[b]! + 1) * this.weights[a]!;
-    return left < right || (left === right && this.tieOrder[a]! < this.tieOrder[b]!);
-  }
-
-  /** Slot a becomes eligible before slot b: picks_a / w_a < picks_b / w_b. */
-  private eligibleBefore(a: number, b: number): boolean {
-    const left = this.picks[a]! * this.weights[b]!;
-    const right = this.picks[b]! * this.weights[a]!;
+  /**
+   * Slot a comes before slot b in a heap ordered on (picks + offset) / weight, ties by `tieOrder`.
+   * The eligible heap uses offset 1 (the due time of the next pick), the waiting heap offset 0
+   * (the time the slot becomes eligible again).
+   */
+  private before(a: number, b: number, offset: number): boolean {
+    const left = (this.picks[a]! + offset) * this.weights[b]!;
+    const right = (this.picks[b]! + offset) * this.weights[a]!;
     return left < right || (left === right && this.tieOrder[a]! < this.tieOrder[b]!);
   }
 
   private pushEligible(slot: number): void {
-    const heap = this.eligible;
-    let i = this.eligibleSize++;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (!this.dueBefore(slot, heap[parent]!)) break;
-      heap[i] = heap[parent]!;
-      i = parent;
-    }
-    heap[i] = slot;
+    this.siftUp(this.eligible, this.eligibleSize++, slot, DUE);
   }
 
   private popEligible(): number {
-    const heap = this.eligible;
-    const top = heap[0]!;
-    const last = heap[--this.eligibleSize]!;
-    const size = this.eligibleSize;
-    let i = 0;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= size) break;
-      if (child + 1 < size && this.dueBefore(heap[child + 1]!, heap[child]!)) child++;
-      if (!this.dueBefore(heap[child]!, last)) break;
-      heap[i] = heap[child]!;
-      i = child;
-    }
-    heap[i] = last;
+    const top = this.eligible[0]!;
+    this.siftDown(this.eligible, --this.eligibleSize, DUE);
     return top;
   }
 
   private pushWaiting(slot: number): void {
-    const heap = this.waiting;
-    let i = this.waitingSize++;
+    this.siftUp(this.waiting, this.waitingSize++, slot, ELIGIBLE);
+  }
+
+  private popWaiting(): number {
+    const top = this.waiting[0]!;
+    this.siftDown(this.waiting, --this.waitingSize, ELIGIBLE);
+    return top;
+  }
+
+  /** Places `slot` at the free position `i` of `heap` and moves it up to its place. */
+  private siftUp(heap: Int32Array, i: number, slot: number, offset: number): void {
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!this.eligibleBefore(slot, heap[parent]!)) break;
+      if (!this.before(slot, heap[parent]!, offset)) break;
       heap[i] = heap[parent]!;
       i = parent;
     }
     heap[i] = slot;
   }
 
-  private popWaiting(): number {
-    const heap = this.waiting;
-    const top = heap[0]!;
-    const last = heap[--this.waitingSize]!;
-    const size = this.waitingSize;
+  /** After the top was taken: moves the last element (at index `size`) down from the root. */
+  private siftDown(heap: Int32Array, size: number, offset: number): void {
+    const last = heap[size]!;
     let i = 0;
     for (;;) {
       let child = 2 * i + 1;
       if (child >= size) break;
-      if (child + 1 < size && this.eligibleBefore(heap[child + 1]!, heap[child]!)) child++;
-      if (!this.eligibleBefore(heap[child]!, last)) break;
+      if (child + 1 < size && this.before(heap[child + 1]!, heap[child]!, offset)) child++;
+      if (!this.before(heap[child]!, last, offset)) break;
       heap[i] = heap[child]!;
       i = child;
     }
     heap[i] = last;
-    return top;
   }
 }
 
+/** Heap offsets for `before`: the eligible heap orders on the next pick's due time, the waiting heap on eligibility. */
+const DUE = 1;
+const ELIGIBLE = 0;
+
 /** Largest weight kept exact; larger or fractional weights are scaled into 1..MAX_WEIGHT. */
-export const MAX_WEIGHT = 65535;
+const MAX_WEIGHT = 65535;
 
 /**
  * Turns endpoint weights into positive integers for `WeightedSchedule`: non-positive or
