@@ -342,7 +342,7 @@ function analyse(trace: Trace, t: number, t2: number): ReactionRound {
 
 const MODEL_VARIANTS: readonly ModelVariant[] = [
   { label: 'least-request (P2C, cost = in-flight)', choice: 'p2c', estimator: 'none' },
-  { label: 'least-latency as shipped (P2C, peak-EWMA τ = 10 s)', choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000 },
+  { label: 'peak-EWMA τ = 10 s (the default before the change)', choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000 },
   { label: 'least-latency, peak-EWMA τ = 2 s', choice: 'p2c', estimator: 'peak-ewma', decayMs: 2000 },
   { label: 'cheapest of all 4 instead of P2C, peak-EWMA τ = 10 s', choice: 'all', estimator: 'peak-ewma', decayMs: 10_000 },
   { label: 'mean EWMA τ = 1 s (no peak rule)', choice: 'p2c', estimator: 'ewma', decayMs: 1000 },

@@ -1,7 +1,7 @@
 // A live demo of headless-lb: a headless Service on an embedded, Kubernetes-shaped DNS server
-// (TTL 5 s, like CoreDNS) with real HTTP pods on 127.0.0.x. Steady traffic flows through a
-// balancer while the Service is scaled up, a pod crashes, a pod restarts with a new IP, and the
-// Service is scaled down. Run: npm run demo
+// (TTL 5 s, like CoreDNS) with real HTTP pods on 127.x.y.z loopback addresses. Steady traffic
+// flows through a balancer while the Service is scaled up, a pod crashes, a pod restarts with a
+// new IP, and the Service is scaled down. Run: npm run demo
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RetryableError, createBalancer } from 'headless-lb';
 import { startCluster } from 'headless-lb/testing';

@@ -10,7 +10,7 @@ export const channels = {
   attemptStart: channel('headless-lb:attempt:start'),
   /** An attempt ends: `AttemptEndMessage`. */
   attemptEnd: channel('headless-lb:attempt:end'),
-  /** The pool changed: `{ service, added, removed, updated, size }`. */
+  /** The pool changed: `{ service, added, removed, updated, readdressed, size }`. */
   poolChange: channel('headless-lb:pool:change'),
 } as const;
 

@@ -27,7 +27,7 @@ export interface RefreshOptions {
 }
 
 export interface LatencyOptions {
-  /** Time constant of the peak-EWMA decay, ms. Default 10000. */
+  /** Time constant of the peak-EWMA decay, and of both estimates' decay while an endpoint gets no traffic, ms. Default 10000. */
   readonly decayMs?: number;
   /** Latency assumed for an endpoint before its first response, ms. Default 30. */
   readonly defaultRttMs?: number;

@@ -26,7 +26,7 @@ export const CONTENDERS: readonly ContenderInfo[] = [
     label: 'headless-lb HTTP ll',
     transport: 'HTTP/1.1',
     headlessLb: true,
-    setup: "the same with `picker: 'least-latency'` (P2C, peak EWMA)",
+    setup: "the same with `picker: 'least-latency'` (P2C on mean latency × (1 + in-flight / 2), the default estimator)",
   },
   {
     id: 'hlb-grpc-ll',

@@ -1,6 +1,6 @@
 /**
  * Scenario benchmark: headless-lb against grpc-js, undici's DNS interceptor, BalancedPool and two
- * oracles (HTTP and gRPC) on the five headless-Service scenarios of the baseline anchor (shared/anchors/baseline.md beside the project), with a real
+ * oracles (HTTP and gRPC) on five headless-Service scenarios (scale-up, graceful scale-down, crash, one slow pod, restart), with a real
  * DNS server (Knot, shaped like CoreDNS, TTL 5) and real pods on 127.x in another process.
  *
  *   npm run bench:scenarios                        # 1 run (≈ 10 min), charts into docs/img/

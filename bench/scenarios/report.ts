@@ -225,7 +225,7 @@ export class Results {
 
   // ---------------------------------------------------------------- targets
 
-  /** The targets for each headless-lb contender; medians across runs (failed counts: the worst run). */
+  /** The targets for each headless-lb contender (docs/scenarios.md); medians across runs (failed counts: the worst run). */
   targets(): { lines: string[]; table: string } {
     const hlb = this.contenders().filter((c) => contenderById(c).headlessLb);
     const lines: string[] = [];

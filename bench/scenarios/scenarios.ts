@@ -1,5 +1,5 @@
 /**
- * The five scenarios of the baseline anchor (shared/anchors/baseline.md beside the project), as scripts the orchestrator plays
+ * The five headless-Service scenarios, as scripts the orchestrator plays
  * against the pods and the DNS server while a contender's closed loop runs. Times are ms after
  * the loop started (`ctx.at`); every scenario starts with a warm-up of 2 s (S4: 1 s) before
  * anything changes.

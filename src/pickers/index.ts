@@ -36,7 +36,10 @@ export interface RandomPickerOptions {
 export interface LeastRequestPickerOptions {
   readonly type: 'least-request';
 }
-/** P2C on peak-EWMA latency × (in-flight + 1). Decay and default RTT are the balancer's `latency` option. */
+/**
+ * P2C on an expected wait: mean latency × (1 + in-flight/2) by default, or peak-EWMA × (in-flight + 1)
+ * with `estimator: 'peak-ewma'`. Decay, averaging time and default RTT are the balancer's `latency` option.
+ */
 export interface LeastLatencyPickerOptions {
   readonly type: 'least-latency';
   /**

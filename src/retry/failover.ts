@@ -81,7 +81,7 @@ export interface FailoverHost {
  *
  * The first attempt runs inline; p-retry takes over only when it failed and may be retried. The
  * path of a call that succeeds at once has no async function and no await: a few promises are
- * all it costs (about 0.4 µs on a 2.6 GHz core).
+ * all it costs (about 0.5 µs on a 2.6 GHz core).
  */
 export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> {
   if (plan.signal?.aborted === true) return Promise.reject(plan.signal.reason);
@@ -308,12 +308,6 @@ function hedged<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPla
   });
 }
 
-/**
- * Whether a failed attempt may be sent again, and after which pause. A request that never
- * reached a pod added no load anywhere: re-sending it at once is bounded by `retries` only. One
- * that may have reached a pod is re-sent only for idempotent calls, within the retry budget,
- * after a full-jitter backoff.
- */
 /** Whether this failure is re-sent without using up a retry (and takes one such re-send if so). */
 function freeRequeue(error: unknown, requeues: { left: number }): boolean {
   if (requeues.left <= 0 || classifyFailure(error) !== 'not-sent') return false;
@@ -321,6 +315,12 @@ function freeRequeue(error: unknown, requeues: { left: number }): boolean {
   return true;
 }
 
+/**
+ * Whether a failed attempt may be sent again, and after which pause. A request that never
+ * reached a pod added no load anywhere: re-sending it at once is bounded by `retries` only. One
+ * that may have reached a pod is re-sent only for idempotent calls, within the retry budget,
+ * after a full-jitter backoff.
+ */
 async function mayRetry(host: FailoverHost, plan: FailoverPlan, error: unknown, attempt: number, signal: AbortSignal): Promise<boolean> {
   if (signal.aborted) return false;
   const kind: FailureKind = classifyFailure(error);

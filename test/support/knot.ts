@@ -13,7 +13,7 @@ import { findFreeDualPort } from './ports.js';
 
 /**
  * A real Knot DNS 3.2 for integration tests, serving a ClusterModel like the embedded server
- * does (see ../shared/test-infra.md beside the project). One per test file: it is cheap (~15 ms, ~9 MiB).
+ * does. One per test file: it is cheap (~15 ms, ~9 MiB).
  *
  * knotd runs under a small sh guard that kills it when its stdin closes. The test process holds
  * the other end of that pipe, so knotd dies with the test process, even on SIGKILL.
