@@ -1,5 +1,6 @@
 import { connectivityState, status as Status, type CallCredentials, type Channel, type Deadline, type InterceptingListener, type Metadata, type StatusObject } from '@grpc/grpc-js';
 import type { Balancer } from '../balancer.js';
+import type { RunOptions } from '../options.js';
 import { NotSentError, RetryableError } from '../errors.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { AttemptContext } from '../retry/failover.js';
@@ -25,6 +26,8 @@ export interface CallHost {
   readonly pods: PodChannels;
   /** Paths of the methods known to answer with one message (from the clients' service definitions). */
   readonly unaryResponseMethods: ReadonlySet<string>;
+  /** The options of one call's `lb.run()`. */
+  runOptions(method: string, key: string | undefined): RunOptions;
 }
 
 /** One request message, kept until the call commits so that a retry can send it again. */
@@ -112,7 +115,6 @@ export class BalancedCall implements GrpcCall {
       this.finish(make(Status.INTERNAL, `headless-lb: ${(error as Error).message}`));
       return;
     }
-    const options = this.host.options;
     // The deadline is kept here rather than as run()'s `timeoutMs`: each attempt is a grpc-js call
     // with the same absolute deadline, so only the time outside attempts (the first DNS lookup, a
     // backoff) needs a timer, and a call without an abort source takes run()'s fast path.
@@ -120,12 +122,7 @@ export class BalancedCall implements GrpcCall {
     if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(() => this.onDeadline(), Math.max(0, deadlineMs - Date.now()));
     let run: Promise<void>;
     try {
-      run = this.host.lb.run(this.attempt, {
-        key,
-        idempotent: options.isIdempotent(this.method),
-        retries: options.retries,
-        attemptTimeoutMs: options.attemptTimeoutMs,
-      });
+      run = this.host.lb.run(this.attempt, this.host.runOptions(this.method, key));
     } catch (error) {
       run = Promise.reject(error);
     }

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { isIP } from 'node:net';
 import { connectivityState, type ChannelInterface, type ChannelOptions, type Client, type ClientOptions, type Deadline, type ServiceDefinition } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
+import type { RunOptions } from '../options.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
 import { BalancedCall, type GrpcBalancer, type GrpcCall, type ParentCall } from './balanced-call.js';
@@ -39,6 +40,8 @@ export class HeadlessChannel implements ChannelInterface {
   private readonly target: string;
   private readonly channelzRef: ChannelzRef;
   private closing: Promise<void> | undefined;
+  /** run() options of a call without a shard key, by idempotence: made once, shared. */
+  private readonly keylessRunOptions: readonly [RunOptions, RunOptions];
   private readonly onChange = (change: PoolChange): void => {
     this.pods.onChange(change);
     this.stateMayHaveChanged();
@@ -67,7 +70,16 @@ export class HeadlessChannel implements ChannelInterface {
     this.pods = new PodChannels(this.options.credentials, optionsFor, this.options.drainTimeoutMs, () => this.stateMayHaveChanged());
     this.target = `headless:///${lb.service}`;
     this.channelzRef = { kind: 'channel' as ChannelzRef['kind'], id: 0, name: this.target };
+    const { retries, attemptTimeoutMs } = this.options;
+    this.keylessRunOptions = [Object.freeze({ idempotent: false, retries, attemptTimeoutMs }), Object.freeze({ idempotent: true, retries, attemptTimeoutMs })];
     lb.on('change', this.onChange);
+  }
+
+  /** @internal The options of one call's `lb.run()`. */
+  runOptions(method: string, key: string | undefined): RunOptions {
+    const idempotent = this.options.isIdempotent(method);
+    if (key === undefined) return this.keylessRunOptions[idempotent ? 1 : 0];
+    return { key, idempotent, retries: this.options.retries, attemptTimeoutMs: this.options.attemptTimeoutMs };
   }
 
   /**

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { Dispatcher, errors } from 'undici';
 import type { Balancer } from '../balancer.js';
 import { InvalidOptionError } from '../errors.js';
+import type { RunOptions } from '../options.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
 import type { AttemptContext } from '../retry/failover.js';
@@ -50,6 +51,8 @@ export class HeadlessDispatcher extends Dispatcher {
   private destroyedFlag = false;
   private closing: Promise<void> | undefined;
   private readonly onChange = (change: PoolChange): void => this.pools.onChange(change);
+  /** run() options of a request without a shard key or hedge, by idempotence: made once, shared. */
+  private readonly keylessRunOptions: readonly [RunOptions, RunOptions];
 
   /** Use `createDispatcher`. */
   constructor(lb: HttpBalancer, options?: HttpDispatcherOptions) {
@@ -64,7 +67,16 @@ export class HeadlessDispatcher extends Dispatcher {
       else if (event === 'disconnect') this.emit('disconnect', origin, [this, ...targets], error as errors.UndiciError);
       else this.emit('connectionError', origin, [this, ...targets], error as errors.UndiciError);
     });
+    const { retries, timeoutMs, attemptTimeoutMs } = this.options;
+    this.keylessRunOptions = [Object.freeze({ idempotent: false, retries, timeoutMs, attemptTimeoutMs }), Object.freeze({ idempotent: true, retries, timeoutMs, attemptTimeoutMs })];
     lb.on('change', this.onChange);
+  }
+
+  /** @internal The options of one request's run(). */
+  runOptions(key: string | undefined, idempotent: boolean, hedge: boolean): RunOptions {
+    if (key === undefined && !hedge) return this.keylessRunOptions[idempotent ? 1 : 0];
+    const { retries, timeoutMs, attemptTimeoutMs } = this.options;
+    return { key, idempotent, hedge: hedge ? this.options.hedge : undefined, retries, timeoutMs, attemptTimeoutMs };
   }
 
   /** `true` once `close()` or `destroy()` was called. */
@@ -234,21 +246,11 @@ class HttpCall {
   start(): void {
     this.downstream.start(this.abort);
     if (this.state !== CallState.Pending) return; // aborted in onConnect
-    const options = this.dispatcher.options;
     // A request that may have reached a pod is re-sent only when its method allows it and its
     // body is a value: a stream body is read by the first attempt. (Attempts that never reached
     // a pod are re-sent whatever the method, as long as the stream was not read.)
     const resend = this.idempotent && this.body.isValue;
-    this.lb
-      .run(this.attempt, {
-        key: this.key,
-        idempotent: resend,
-        hedge: this.hedge ? options.hedge : undefined,
-        retries: options.retries,
-        timeoutMs: options.timeoutMs,
-        attemptTimeoutMs: options.attemptTimeoutMs,
-      })
-      .then(undefined, (error: unknown) => this.onRunFailed(error));
+    this.lb.run(this.attempt, this.dispatcher.runOptions(this.key, resend, this.hedge)).then(undefined, (error: unknown) => this.onRunFailed(error));
   }
 
   /** The abort function the caller's handler gets. */
