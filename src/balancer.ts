@@ -10,7 +10,7 @@ import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js
 import { EndpointPool, type PoolChange } from './pool/pool.js';
 import { Budget } from './retry/budget.js';
 import { classifyFailure } from './retry/classify.js';
-import { runWithFailover, type AttemptFunction, type AttemptOutcome, type FailoverHost, type FailoverPlan } from './retry/failover.js';
+import { dispatchWithFailover, runWithFailover, type AttemptFunction, type DispatchedCall, type AttemptOutcome, type FailoverHost, type FailoverPlan } from './retry/failover.js';
 import { LatencyHistogram } from './retry/latency-histogram.js';
 import { markBudgetExhausted } from './retry/marks.js';
 import { SlowStart } from './pool/slow-start.js';
@@ -236,6 +236,34 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       return runWithFailover(this.failoverHost, fn, plan);
     } catch (error) {
       return Promise.reject(error);
+    }
+  }
+
+  /**
+   * The callback form of `run()`, for protocol adapters whose calls are driven by callbacks
+   * already: `call.startAttempt(endpoint, attempt)` starts each attempt and reports its end with
+   * `attempt.succeed(value)` or `attempt.fail(error)`; the call ends with `call.succeeded(value)` or
+   * `call.failed(error)`. Same picks, retry rules, budgets and statistics as `run()`; a call that
+   * nothing can abort costs no promise until an attempt fails.
+   */
+  dispatch<T>(call: DispatchedCall<T>, options: RunOptions = {}): void {
+    // Without its callbacks there is no one to report to: thrown.
+    if (call === null || typeof call !== 'object' || typeof call.startAttempt !== 'function' || typeof call.succeeded !== 'function' || typeof call.failed !== 'function') {
+      throw new InvalidOptionError('call', call, 'an object with startAttempt(), succeeded() and failed()');
+    }
+    try {
+      const plan = this.plan(options);
+      if (this.closed) throw new BalancerClosedError();
+      if (!this.firstLookupDone) {
+        this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(
+          () => dispatchWithFailover(this.failoverHost, call, plan),
+          (error: unknown) => call.failed(error),
+        );
+        return;
+      }
+      dispatchWithFailover(this.failoverHost, call, plan);
+    } catch (error) {
+      queueMicrotask(() => call.failed(error)); // bad options, closed balancer: reported as run() rejects
     }
   }
 

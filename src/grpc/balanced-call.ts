@@ -3,7 +3,7 @@ import type { Balancer } from '../balancer.js';
 import type { RunOptions } from '../options.js';
 import { NotSentError, RetryableError } from '../errors.js';
 import type { Endpoint } from '../pool/endpoint.js';
-import type { AttemptContext } from '../retry/failover.js';
+import type { AttemptHandle, DispatchedCall } from '../retry/failover.js';
 import type { ResolvedGrpcOptions } from './options.js';
 import type { PodChannel, PodChannels } from './pod-channels.js';
 import { GrpcStatusError, headersFromError, make, statusFromError } from './status.js';
@@ -17,7 +17,7 @@ export type ParentCall = Parameters<Channel['createCall']>[3];
 type AuthContext = ReturnType<GrpcCall['getAuthContext']>;
 
 /** What the channel needs of a balancer. */
-export type GrpcBalancer = Pick<Balancer, 'run' | 'on' | 'off' | 'endpoints' | 'service'>;
+export type GrpcBalancer = Pick<Balancer, 'dispatch' | 'on' | 'off' | 'endpoints' | 'service'>;
 
 /** What a balanced call needs of its channel. */
 export interface CallHost {
@@ -26,7 +26,7 @@ export interface CallHost {
   readonly pods: PodChannels;
   /** Paths of the methods known to answer with one message (from the clients' service definitions). */
   readonly unaryResponseMethods: ReadonlySet<string>;
-  /** The options of one call's `lb.run()`. */
+  /** The options of one call's `lb.dispatch()`. */
   runOptions(method: string, key: string | undefined): RunOptions;
 }
 
@@ -49,7 +49,7 @@ const CALL_ENDED: Error = new Error('headless-lb: the call ended before this att
 /**
  * A client call over the pods of a balancer. grpc-js creates it through `createCall` before the
  * call's metadata exists, so the pod is chosen in `start()`, where the metadata (and so the shard
- * key) is known. Each attempt is a real call on one pod's channel, run under `lb.run()`: the
+ * key) is known. Each attempt is a real call on one pod's channel, run under `lb.dispatch()`: the
  * balancer picks, records latency and outcome on the pod, and decides about retries.
  *
  * An attempt *commits* when the pod answers (response metadata, a message, or an OK status; for
@@ -60,7 +60,7 @@ const CALL_ENDED: Error = new Error('headless-lb: the call ended before this att
  * be sent again elsewhere: always when it provably never reached the pod, and for idempotent
  * methods also after a retryable status.
  */
-export class BalancedCall implements GrpcCall {
+export class BalancedCall implements GrpcCall, DispatchedCall<void> {
   private readonly callNumber = nextCallNumber++;
   private listener: InterceptingListener | undefined;
   private metadata: Metadata | undefined;
@@ -115,27 +115,17 @@ export class BalancedCall implements GrpcCall {
       this.finish(make(Status.INTERNAL, `headless-lb: ${(error as Error).message}`));
       return;
     }
-    // The deadline is kept here rather than as run()'s `timeoutMs`: each attempt is a grpc-js call
-    // with the same absolute deadline, so only the time outside attempts (the first DNS lookup, a
-    // backoff) needs a timer, and a call without an abort source takes run()'s fast path.
+    // The deadline is kept here rather than as the balancer's `timeoutMs`: each attempt is a
+    // grpc-js call with the same absolute deadline, so only the time outside attempts (the first
+    // DNS lookup, a backoff) needs a timer, and a call without an abort source takes the
+    // balancer's fast path (no promise).
     const deadlineMs = this.deadline instanceof Date ? this.deadline.getTime() : this.deadline;
     if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(() => this.onDeadline(), Math.max(0, deadlineMs - Date.now()));
-    let run: Promise<void>;
     try {
-      run = this.host.lb.run(this.attempt, this.host.runOptions(this.method, key));
+      this.host.lb.dispatch(this, this.host.runOptions(this.method, key));
     } catch (error) {
-      run = Promise.reject(error);
+      this.failed(error);
     }
-    run.then(undefined, (error: unknown) => {
-      // A committed attempt reports its own status; a cancelled call already reported one.
-      if (this.committed !== undefined || this.finished) return;
-      const current = this.current;
-      const status = statusFromError(error);
-      const headers = headersFromError(error);
-      if (headers !== undefined) this.listener?.onReceiveMetadata(headers);
-      this.finish(status);
-      current?.abandon(status.code, status.details); // the deadline passed while it ran
-    });
   }
 
   sendMessageWithContext(context: MessageContext, message: Buffer): void {
@@ -212,27 +202,41 @@ export class BalancedCall implements GrpcCall {
     current?.abandon(Status.DEADLINE_EXCEEDED, 'Deadline exceeded');
   }
 
-  // ---- attempts ----
+  // ---- attempts (lb.dispatch()'s callbacks) ----
 
-  /** `lb.run()`'s attempt function: resolves when the attempt commits, rejects when it fails first. */
-  private readonly attempt = (endpoint: Endpoint, context: AttemptContext): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      if (this.finished) {
-        reject(CALL_ENDED);
-        return;
-      }
-      if (this.host.pods.isClosed) {
-        reject(new GrpcStatusError(make(Status.UNAVAILABLE, 'headless-lb: channel closed'), endpoint.host));
-        return;
-      }
-      const first = this.current === undefined;
-      const attempt = new Attempt(this, this.host.pods.acquire(endpoint), this.history.length === 0 ? [] : this.history.slice(), resolve, reject, this.host.options.attemptTimeoutMs === undefined ? undefined : context.signal);
-      if (!this.replayable) this.history.length = 0;
-      this.current = attempt;
-      // grpc-js may keep and add to the metadata it is given: each retry gets its own copy.
-      attempt.start(first ? this.metadata! : this.metadata!.clone(), this.credentials);
-      if (this.readPending) attempt.startRead();
-    });
+  /** Starts an attempt on a pod; it reports success when it commits, failure when it fails first. */
+  startAttempt(endpoint: Endpoint, handle: AttemptHandle<void>): void {
+    if (this.finished) {
+      handle.fail(CALL_ENDED);
+      return;
+    }
+    if (this.host.pods.isClosed) {
+      handle.fail(new GrpcStatusError(make(Status.UNAVAILABLE, 'headless-lb: channel closed'), endpoint.host));
+      return;
+    }
+    const first = this.current === undefined;
+    const attempt = new Attempt(this, this.host.pods.acquire(endpoint), this.history.length === 0 ? [] : this.history.slice(), handle, this.host.options.attemptTimeoutMs === undefined ? undefined : handle.signal);
+    if (!this.replayable) this.history.length = 0;
+    this.current = attempt;
+    // grpc-js may keep and add to the metadata it is given: each retry gets its own copy.
+    attempt.start(first ? this.metadata! : this.metadata!.clone(), this.credentials);
+    if (this.readPending) attempt.startRead();
+  }
+
+  /** The committed attempt delivers the status itself. */
+  succeeded(): void {}
+
+  /** No attempt committed and none will: the call ends with the last failure's status. */
+  failed(error: unknown): void {
+    // A cancelled call already reported its status.
+    if (this.committed !== undefined || this.finished) return;
+    const current = this.current;
+    const status = statusFromError(error);
+    const headers = headersFromError(error);
+    if (headers !== undefined) this.listener?.onReceiveMetadata(headers);
+    this.finish(status);
+    current?.abandon(status.code, status.details); // the deadline passed while it ran
+  }
 
   /** @internal */ get isHalfClosed(): boolean {
     return this.halfClosed;
@@ -329,8 +333,8 @@ class Attempt implements InterceptingListener {
     private readonly owner: BalancedCall,
     readonly pod: PodChannel,
     private readonly queue: Outgoing[],
-    private readonly resolve: () => void,
-    private readonly reject: (error: unknown) => void,
+    /** The balancer's side of this attempt: told once, when the attempt commits or fails. */
+    private readonly handle: AttemptHandle<void>,
     /** Only set when attempts have their own timeout: the deadline and cancellation are handled without it. */
     private readonly signal: AbortSignal | undefined,
   ) {
@@ -342,7 +346,7 @@ class Attempt implements InterceptingListener {
     if (this.signal?.aborted) {
       this.ended = true;
       this.settle();
-      this.reject(this.signal.reason);
+      this.handle.fail(this.signal.reason);
       return;
     }
     const owner = this.owner;
@@ -429,7 +433,7 @@ class Attempt implements InterceptingListener {
     this.call.cancelWithStatus(code, details);
     if (!this.settled) {
       this.settle();
-      this.reject(CALL_ENDED);
+      this.handle.fail(CALL_ENDED);
     }
   }
 
@@ -437,11 +441,11 @@ class Attempt implements InterceptingListener {
     if (this.abandoned) return false;
     if (!this.owner.commit(this)) return false;
     this.settle();
-    this.resolve();
+    this.handle.succeed();
     return true;
   }
 
-  /** The attempt timed out (`attemptTimeoutMs`): cancel it; `lb.run()` decides about a retry. */
+  /** The attempt timed out (`attemptTimeoutMs`): cancel it; the balancer decides about a retry. */
   private onAbort: (() => void) | undefined;
 
   private aborted(): void {
@@ -449,7 +453,7 @@ class Attempt implements InterceptingListener {
     const reason: unknown = this.signal?.reason;
     const timedOut = reason instanceof Error && (reason as { code?: unknown }).code === 'ERR_HLB_ATTEMPT_TIMEOUT';
     this.settle();
-    this.reject(reason);
+    this.handle.fail(reason);
     this.abandon(timedOut ? Status.DEADLINE_EXCEEDED : Status.CANCELLED, `headless-lb: ${reason instanceof Error ? reason.message : 'attempt cancelled'}`);
   }
 
@@ -478,7 +482,7 @@ class Attempt implements InterceptingListener {
       return;
     }
     this.settle();
-    this.reject(this.classify(status));
+    this.handle.fail(this.classify(status));
   }
 
   /**
@@ -499,7 +503,7 @@ class Attempt implements InterceptingListener {
     return this.owner.podCallsSingleAttempt && this.call.getPeer() === this.pod.channel.getTarget();
   }
 
-  /** What a failure before any answer proves, for `lb.run()`'s retry rules. */
+  /** What a failure before any answer proves, for the balancer's retry rules. */
   private classify(status: StatusObject): Error {
     const error = new GrpcStatusError(status, this.pod.host, this.heldMetadata);
     if (!this.owner.canReplay) return error;

@@ -40,7 +40,7 @@ export class HeadlessChannel implements ChannelInterface {
   private readonly target: string;
   private readonly channelzRef: ChannelzRef;
   private closing: Promise<void> | undefined;
-  /** run() options of a call without a shard key, by idempotence: made once, shared. */
+  /** Balancer options of a call without a shard key, by idempotence: made once, shared. */
   private readonly keylessRunOptions: readonly [RunOptions, RunOptions];
   private readonly onChange = (change: PoolChange): void => {
     this.pods.onChange(change);
@@ -49,7 +49,7 @@ export class HeadlessChannel implements ChannelInterface {
 
   /** Use `createGrpcChannel`. */
   constructor(lb: GrpcBalancer, options: GrpcChannelOptions) {
-    if (lb === null || typeof lb !== 'object' || typeof lb.run !== 'function' || typeof lb.on !== 'function') {
+    if (lb === null || typeof lb !== 'object' || typeof lb.dispatch !== 'function' || typeof lb.on !== 'function') {
       throw new InvalidOptionError('lb', lb, 'a Balancer from createBalancer()');
     }
     this.lb = lb;
@@ -75,7 +75,7 @@ export class HeadlessChannel implements ChannelInterface {
     lb.on('change', this.onChange);
   }
 
-  /** @internal The options of one call's `lb.run()`. */
+  /** @internal The options of one call's `lb.dispatch()`. */
   runOptions(method: string, key: string | undefined): RunOptions {
     const idempotent = this.options.isIdempotent(method);
     if (key === undefined) return this.keylessRunOptions[idempotent ? 1 : 0];

@@ -2,7 +2,7 @@ import { Metadata, status as Status, type StatusObject } from '@grpc/grpc-js';
 import { AttemptTimeoutError, BalancerClosedError, HeadlessLbError, NoEndpointsError } from '../errors.js';
 
 /**
- * A gRPC status that ended an attempt, carried through `lb.run()` so that the caller gets the
+ * A gRPC status that ended an attempt, carried through the balancer so that the caller gets the
  * pod's own status (code, details, trailers) when no retry is made. Its `code` string is not a
  * retry code: on its own it is neither retried nor counted against the pod; the adapter wraps it
  * in a NotSentError or RetryableError when it is.

@@ -6,7 +6,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { RunOptions } from '../options.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
-import type { AttemptContext } from '../retry/failover.js';
+import type { AttemptHandle, DispatchedCall } from '../retry/failover.js';
 import { RequestBody } from './body.js';
 import { DispatchFields } from './dispatch-fields.js';
 import { toDownstream, type Downstream } from './downstream.js';
@@ -16,7 +16,7 @@ import { resolveHttpOptions, type HttpDispatcherOptions, type HttpRequestInfo, t
 import { PodPools, type PodPool, type PodPoolsStats } from './pools.js';
 
 /** What the dispatcher needs of a balancer. */
-export type HttpBalancer = Pick<Balancer, 'run' | 'on' | 'off'>;
+export type HttpBalancer = Pick<Balancer, 'dispatch' | 'on' | 'off'>;
 
 export interface HeadlessDispatcherStats extends PodPoolsStats {
   readonly closed: boolean;
@@ -51,13 +51,13 @@ export class HeadlessDispatcher extends Dispatcher {
   private destroyedFlag = false;
   private closing: Promise<void> | undefined;
   private readonly onChange = (change: PoolChange): void => this.pools.onChange(change);
-  /** run() options of a request without a shard key or hedge, by idempotence: made once, shared. */
+  /** Balancer options of a request without a shard key or hedge, by idempotence: made once, shared. */
   private readonly keylessRunOptions: readonly [RunOptions, RunOptions];
 
   /** Use `createDispatcher`. */
   constructor(lb: HttpBalancer, options?: HttpDispatcherOptions) {
     super();
-    if (lb === null || typeof lb !== 'object' || typeof lb.run !== 'function' || typeof lb.on !== 'function') {
+    if (lb === null || typeof lb !== 'object' || typeof lb.dispatch !== 'function' || typeof lb.on !== 'function') {
       throw new InvalidOptionError('lb', lb, 'a Balancer from createBalancer()');
     }
     this.lb = lb;
@@ -72,7 +72,7 @@ export class HeadlessDispatcher extends Dispatcher {
     lb.on('change', this.onChange);
   }
 
-  /** @internal The options of one request's run(). */
+  /** @internal The options of one request's `lb.dispatch()`. */
   runOptions(key: string | undefined, idempotent: boolean, hedge: boolean): RunOptions {
     if (key === undefined && !hedge) return this.keylessRunOptions[idempotent ? 1 : 0];
     const { retries, timeoutMs, attemptTimeoutMs } = this.options;
@@ -185,14 +185,14 @@ const enum CallState {
 }
 
 /**
- * One request through the dispatcher: one `lb.run()` call and its attempts.
+ * One request through the dispatcher: one `lb.dispatch()` call and its attempts.
  *
- * The caller's abort is handled here rather than with a signal passed to `run()`: the error
+ * The caller's abort is handled here rather than with a signal passed to the balancer: the error
  * reaches the caller at once, attempts in flight are aborted, and a later attempt (after a
  * backoff) is refused. A signal per call costs an AbortController, two listener operations and
- * a promise race in `run()` on every request, a measurable share of the dispatcher's overhead.
+ * a promise race in the balancer on every request, a measurable share of the dispatcher's overhead.
  */
-class HttpCall {
+class HttpCall implements DispatchedCall<void> {
   private readonly lb: HttpBalancer;
   /** The caller's dispatch options, read once (see DispatchFields). */
   private readonly fields: DispatchFields;
@@ -209,7 +209,7 @@ class HttpCall {
   /** The attempt waiting for response headers; a hedged twin goes to `twins`. */
   private waiting: Attempt | undefined;
   private twins: Attempt[] | undefined;
-  /** Whether run() may abort an attempt's signal (deadline, attempt timeout, losing hedge). */
+  /** Whether the balancer may abort an attempt's signal (deadline, attempt timeout, losing hedge). */
   private readonly watchSignals: boolean;
   private readonly hedge: boolean;
 
@@ -250,7 +250,7 @@ class HttpCall {
     // body is a value: a stream body is read by the first attempt. (Attempts that never reached
     // a pod are re-sent whatever the method, as long as the stream was not read.)
     const resend = this.idempotent && this.body.isValue;
-    this.lb.run(this.attempt, this.dispatcher.runOptions(this.key, resend, this.hedge)).then(undefined, (error: unknown) => this.onRunFailed(error));
+    this.lb.dispatch(this, this.dispatcher.runOptions(this.key, resend, this.hedge));
   }
 
   /** The abort function the caller's handler gets. */
@@ -277,30 +277,32 @@ class HttpCall {
     this.downstream.error(error);
   }
 
-  /** run()'s attempt function: resolves when a response is committed to the caller. */
-  private readonly attempt = (endpoint: Endpoint, context: AttemptContext): Promise<void> =>
-    new Promise<void>((resolve, reject) => {
-      this.discardHeld();
-      if (this.state !== CallState.Pending) {
-        // Aborted by the caller (the error was delivered already): no more attempts.
-        reject(new FinalAttemptError(new errors.RequestAbortedError()));
-        return;
-      }
-      if (this.dispatcher.closed) {
-        reject(new FinalAttemptError(this.dispatcher.destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError()));
-        return;
-      }
-      if (!this.body.replayable) {
-        // The core retries only failures that left the body unread; never re-send a read one.
-        reject(new FinalAttemptError(new Error('the request body was already consumed by an earlier attempt; not re-sent')));
-        return;
-      }
-      const pod = this.dispatcher.pools.acquire(endpoint, this.origin.protocol, this.origin.servername);
-      const attempt = new Attempt(this, pod, this.watchSignals ? context.signal : undefined, resolve, reject);
-      if (this.waiting === undefined) this.waiting = attempt;
-      else (this.twins ??= []).push(attempt);
-      attempt.send();
-    });
+  /** The balancer's attempt: it succeeds when a response is committed to the caller. */
+  startAttempt(endpoint: Endpoint, handle: AttemptHandle<void>): void {
+    this.discardHeld();
+    if (this.state !== CallState.Pending) {
+      // Aborted by the caller (the error was delivered already): no more attempts.
+      handle.fail(new FinalAttemptError(new errors.RequestAbortedError()));
+      return;
+    }
+    if (this.dispatcher.closed) {
+      handle.fail(new FinalAttemptError(this.dispatcher.destroyed ? new errors.ClientDestroyedError() : new errors.ClientClosedError()));
+      return;
+    }
+    if (!this.body.replayable) {
+      // The core retries only failures that left the body unread; never re-send a read one.
+      handle.fail(new FinalAttemptError(new Error('the request body was already consumed by an earlier attempt; not re-sent')));
+      return;
+    }
+    const pod = this.dispatcher.pools.acquire(endpoint, this.origin.protocol, this.origin.servername);
+    const attempt = new Attempt(this, pod, this.watchSignals ? handle.signal : undefined, handle);
+    if (this.waiting === undefined) this.waiting = attempt;
+    else (this.twins ??= []).push(attempt);
+    attempt.send();
+  }
+
+  /** The committed attempt delivers the response itself. */
+  succeeded(): void {}
 
   /** The options of one attempt for the pod's pool. @internal */
   dispatchOptions(pod: PodPool): Dispatcher.DispatchOptions {
@@ -359,7 +361,8 @@ class HttpCall {
     held?.discard();
   }
 
-  private onRunFailed(error: unknown): void {
+  /** No attempt committed and none will. */
+  failed(error: unknown): void {
     if (this.state !== CallState.Pending) return;
     const held = this.held;
     this.held = undefined;
@@ -398,8 +401,8 @@ class Attempt implements Dispatcher.DispatchHandler {
     private readonly call: HttpCall,
     private readonly pod: PodPool,
     private readonly signal: AbortSignal | undefined,
-    private readonly resolve: () => void,
-    private readonly reject: (error: unknown) => void,
+    /** The balancer's side of this attempt: told once, when a response is committed or the attempt fails. */
+    private readonly handle: AttemptHandle<void>,
   ) {}
 
   send(): void {
@@ -446,7 +449,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.state = AttemptState.Failed;
     this.settle();
     // After the caller aborted, or with a body already read, the core must not retry.
-    this.reject(this.call.isPending && this.call.bodyReplayable ? error : new FinalAttemptError(error));
+    this.handle.fail(this.call.isPending && this.call.bodyReplayable ? error : new FinalAttemptError(error));
   }
 
   /** Throws away a held failure response (a retry goes elsewhere). */
@@ -501,18 +504,18 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.state = AttemptState.Held;
       this.held = { statusCode, rawHeaders, resume, statusText, chunks: [] };
       this.call.hold(this);
-      this.reject(new HttpStatusError(statusCode, this.pod.endpoint.host));
+      this.handle.fail(new HttpStatusError(statusCode, this.pod.endpoint.host));
       return false; // paused until the balancer decides
     }
     if (!this.call.commit(this)) {
       // The call ended meanwhile (aborted, deadline, a twin won): drop this response.
       this.state = AttemptState.Discarded;
-      this.reject(new FinalAttemptError(new errors.RequestAbortedError()));
+      this.handle.fail(new FinalAttemptError(new errors.RequestAbortedError()));
       this.innerAbort?.(new errors.RequestAbortedError());
       return false;
     }
     this.state = AttemptState.Committed;
-    this.resolve();
+    this.handle.succeed();
     const downstream = this.call.downstream;
     downstream.responseStarted();
     return downstream.headers(statusCode, rawHeaders, resume, statusText);
@@ -566,12 +569,12 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.settle();
     if (!this.call.commit(this)) {
       this.state = AttemptState.Discarded;
-      this.reject(new FinalAttemptError(new errors.RequestAbortedError()));
+      this.handle.fail(new FinalAttemptError(new errors.RequestAbortedError()));
       socket.destroy();
       return;
     }
     this.state = AttemptState.Committed;
-    this.resolve();
+    this.handle.succeed();
     this.call.finish();
     this.call.downstream.upgrade(statusCode, rawHeaders, socket);
   }

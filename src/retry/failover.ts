@@ -36,6 +36,31 @@ export interface AttemptContext {
 
 export type AttemptFunction<T> = (endpoint: Endpoint, context: AttemptContext) => Promise<T>;
 
+/** An attempt of a dispatched call: its context, and how its runner reports the end. */
+export interface AttemptHandle<T> extends AttemptContext {
+  /** The attempt succeeded. Only the first report of an attempt counts. */
+  succeed(value: T): void;
+  /** The attempt failed; the balancer decides about another one. Only the first report counts. */
+  fail(error: unknown): void;
+}
+
+/**
+ * A call run by `Balancer.dispatch()`: the callback form of `run()`, for protocol adapters whose
+ * calls are driven by callbacks already (an undici handler, a grpc-js listener). Same picks, retry
+ * rules, budgets and statistics as `run()`, without a promise per attempt.
+ */
+export interface DispatchedCall<T> {
+  /**
+   * Starts one attempt on `endpoint`. Report its end once, with `attempt.succeed(value)` or
+   * `attempt.fail(error)`; throwing counts as `fail`.
+   */
+  startAttempt(endpoint: Endpoint, attempt: AttemptHandle<T>): void;
+  /** The call succeeded with this attempt's value. Called once, from `succeed` or later. */
+  succeeded(value: T): void;
+  /** The call failed for good, with the error `run()` would reject with. Called once, never from inside `dispatch()`. */
+  failed(error: unknown): void;
+}
+
 /** One call's settings after defaults. */
 export interface FailoverPlan {
   readonly key: string | undefined;
@@ -92,6 +117,104 @@ export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, p
   const work = attemptAll(host, fn, plan, scope);
   work.catch(() => {}); // the race below observes it
   return Promise.race([work, scope.stopped]).finally(() => scope.close());
+}
+
+/**
+ * `runWithFailover` for a call driven by callbacks. A call that nothing can abort and that is not
+ * hedged (the adapters' usual case) runs its first attempt with no promise at all; it switches to
+ * the promise-based path only when that attempt fails. Any other call goes through
+ * `runWithFailover` whole.
+ */
+export function dispatchWithFailover<T>(host: FailoverHost, call: DispatchedCall<T>, plan: FailoverPlan): void {
+  if (plan.signal !== undefined || plan.timeoutMs !== undefined || plan.attemptTimeoutMs !== undefined || plan.hedgeDelayMs !== undefined) {
+    runWithFailover(host, promisedAttempts(call), plan).then(
+      (value) => call.succeeded(value),
+      (error: unknown) => call.failed(error),
+    );
+    return;
+  }
+  host.callStarted();
+  let endpoint: Endpoint;
+  try {
+    endpoint = host.pickFor(plan.key, undefined, 1);
+  } catch (error) {
+    retryDispatched(host, call, plan, undefined, error); // no endpoint, balancer closed
+    return;
+  }
+  const attempt = new FirstAttempt(host, call, plan, endpoint);
+  try {
+    call.startAttempt(endpoint, attempt);
+  } catch (error) {
+    attempt.fail(error);
+  }
+}
+
+/**
+ * The first attempt of a dispatched call that nothing can abort: its context (an unabortable
+ * signal, made only if read) and its report, which records the outcome on the endpoint at once.
+ */
+class FirstAttempt<T> extends UnabortableContext implements AttemptHandle<T> {
+  private readonly startedAt: number;
+  private reported = false;
+
+  constructor(
+    private readonly host: FailoverHost,
+    private readonly call: DispatchedCall<T>,
+    private readonly plan: FailoverPlan,
+    private readonly endpoint: Endpoint,
+  ) {
+    super(1);
+    this.startedAt = host.attemptStarted(endpoint, 1, false);
+  }
+
+  succeed(value: T): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.host.attemptEnded(this.endpoint, this.startedAt, SUCCEEDED, 1, false);
+    this.call.succeeded(value);
+  }
+
+  fail(error: unknown): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.host.attemptEnded(this.endpoint, this.startedAt, { kind: 'error', error }, 1, false);
+    retryDispatched(this.host, this.call, this.plan, this.endpoint, error);
+  }
+}
+
+/** After a dispatched call's first attempt failed (or found no endpoint): the promise-based retry path. */
+function retryDispatched<T>(host: FailoverHost, call: DispatchedCall<T>, plan: FailoverPlan, tried: Endpoint | undefined, error: unknown): void {
+  const scope = new CallScope(plan);
+  scope.attempts = 1;
+  retryAfterFirst(host, promisedAttempts(call), plan, scope, new Set(tried === undefined ? [] : [tried]), error).then(
+    (value) => call.succeeded(value),
+    (failure: unknown) => call.failed(failure),
+  );
+}
+
+/** A dispatched call's attempts as run()'s attempt function: each handle settles a promise. */
+function promisedAttempts<T>(call: DispatchedCall<T>): AttemptFunction<T> {
+  return (endpoint, context) => new Promise<T>((resolve, reject) => call.startAttempt(endpoint, new PromisedAttempt(context, resolve, reject)));
+}
+
+class PromisedAttempt<T> implements AttemptHandle<T> {
+  constructor(
+    private readonly context: AttemptContext,
+    readonly succeed: (value: T) => void,
+    readonly fail: (error: unknown) => void,
+  ) {}
+
+  get signal(): AbortSignal {
+    return this.context.signal;
+  }
+
+  get attempt(): number {
+    return this.context.attempt;
+  }
+
+  get hedged(): boolean {
+    return this.context.hedged;
+  }
 }
 
 /**
