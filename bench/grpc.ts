@@ -11,8 +11,8 @@
  * unary calls in a closed loop: 16 in flight for the throughput table, 1 for the latency table.
  * The pods (3 grpc-js servers on 127.0.85.11–13, one port) run in a child process pinned to CPU 1,
  * the client to CPU 0 (`--no-pin` to let the scheduler decide). Each client runs 25 short rounds
- * in rotating order; the table shows the median round, the client's CPU time per call, and the
- * median of the throughput ratios to round_robin within each rotation.
+ * in shuffled order (each pass runs every client once); the table shows the median round, the
+ * client's CPU time per call, and the median of the throughput ratios to round_robin within each pass.
  * Bounded: about 2 min in all (`--quick`: about 25 s).
  *
  *   node bench/support/run.mjs grpc            (npm run bench -- grpc)
@@ -25,7 +25,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
 import { createGrpcChannel } from '../src/grpc/index.js';
-import { closedLoop, exitWithParent, installedVersion, medianRatio, medianRound, pinClient, rotatingRounds, startPods, type RoundResult } from './support/adapter-bench.js';
+import { closedLoop, exitWithParent, installedVersion, medianRatio, medianRound, pinClient, shuffledRounds, startPods, type RoundResult } from './support/adapter-bench.js';
 import { fixed, machine, median, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.85.11', '127.0.85.12', '127.0.85.13'];
@@ -154,7 +154,7 @@ async function measure(Echo: EchoConstructor, port: number, concurrency: number)
     for (const n of byPod.values()) answered += n;
     return { ...result, maxShare: Math.max(0, ...byPod.values()) / Math.max(1, answered) };
   };
-  return rotatingRounds(live, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, loop);
+  return shuffledRounds(live, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, loop);
 }
 
 async function main(): Promise<void> {
@@ -181,7 +181,7 @@ async function main(): Promise<void> {
       console.log(`## ${concurrency} call${concurrency === 1 ? '' : 's'} in flight\n`);
       console.log(
         table(
-          ['client', 'calls/s', 'vs round_robin (same rotation)', 'vs round_robin, channelz off', 'client CPU µs/call', 'p50 µs', 'p99 µs', 'busiest pod', 'errors'],
+          ['client', 'calls/s', 'vs round_robin (same pass)', 'vs round_robin, channelz off', 'client CPU µs/call', 'p50 µs', 'p99 µs', 'busiest pod', 'errors'],
           rows.map((r) => [r.label, fixed(r.rps, 0), `${fixed(r.vsRoundRobin * 100, 1)}%`, `${fixed(r.vsChannelzOff * 100, 1)}%`, fixed(r.cpuUs, 1), fixed(r.p50, 0), fixed(r.p99, 0), `${fixed(r.maxShare * 100, 0)}%`, String(r.errors)]),
         ),
       );

@@ -10,9 +10,10 @@
  * CPU 1, the client to CPU 0 (`--no-pin` to let the scheduler decide), so that the client's
  * throughput is set by its own CPU cost per request, which is what an adapter adds. Every client
  * runs `undici.request` + `body.dump()` in a closed loop: 16 requests in flight for the
- * throughput table, 1 for the latency table. Each contender runs 25 short rounds in rotating
- * order; the table shows the median round, the client's CPU time per request, and the median of
- * the throughput ratios to `Pool` within each rotation (the VM's speed drifts over seconds).
+ * throughput table, 1 for the latency table. Each contender runs 25 short rounds in shuffled
+ * order (each pass runs every client once); the table shows the median round, the client's CPU
+ * time per request, and the median of the throughput ratios to `Pool` within each pass (the VM's
+ * speed drifts over seconds).
  * Bounded: about 90 s in all (`--quick`: about 20 s).
  *
  *   node bench/support/run.mjs http            (npm run bench -- http)
@@ -25,7 +26,7 @@ import { loadavg } from 'node:os';
 import { BalancedPool, Pool, request, type Dispatcher } from 'undici';
 import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
-import { closedLoop, exitWithParent, installedVersion, medianRatio, medianRound, pinClient, rotatingRounds, startPods, type RoundResult } from './support/adapter-bench.js';
+import { closedLoop, exitWithParent, installedVersion, medianRatio, medianRound, pinClient, shuffledRounds, startPods, type RoundResult } from './support/adapter-bench.js';
 import { fixed, machine, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.11', '127.0.84.12', '127.0.84.13'];
@@ -108,7 +109,7 @@ async function get(dispatcher: Dispatcher, url: string): Promise<boolean> {
 
 async function measure(port: number, concurrency: number): Promise<Map<string, RoundResult[]>> {
   const live = CONTENDERS.map((c) => ({ id: c.id, ...c.make(port) }));
-  return rotatingRounds(live, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, (l, ms) => closedLoop(() => get(l.dispatcher, l.url), concurrency, ms, MAX_REQUESTS_PER_ROUND));
+  return shuffledRounds(live, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, (l, ms) => closedLoop(() => get(l.dispatcher, l.url), concurrency, ms, MAX_REQUESTS_PER_ROUND));
 }
 
 async function main(): Promise<void> {
@@ -127,7 +128,7 @@ async function main(): Promise<void> {
       console.log(`## ${concurrency} request${concurrency === 1 ? '' : 's'} in flight\n`);
       console.log(
         table(
-          ['dispatcher', 'req/s', 'vs Pool (same rotation)', 'client CPU µs/req', 'p50 µs', 'p50 added µs', 'p99 µs', 'errors'],
+          ['dispatcher', 'req/s', 'vs Pool (same pass)', 'client CPU µs/req', 'p50 µs', 'p50 added µs', 'p99 µs', 'errors'],
           rows.map((r) => [r.label, fixed(r.rps, 0), `${fixed(r.vsPool * 100, 1)}%`, fixed(r.cpuUs, 1), fixed(r.p50, 0), r.id === 'pool' ? '—' : fixed(r.p50 - base.p50, 0), fixed(r.p99, 0), String(r.errors)]),
         ),
       );

@@ -1,6 +1,6 @@
 /**
  * What the adapter benchmarks (bench/http.ts, bench/grpc.ts) share: pods in a child process, the
- * client and the pods pinned to different CPUs, closed-loop rounds in rotating order with the
+ * client and the pods pinned to different CPUs, closed-loop rounds in shuffled order with the
  * client's CPU time per request, and medians.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -85,10 +85,11 @@ export async function closedLoop(once: () => Promise<boolean>, concurrency: numb
 
 /**
  * Runs each contender's round `rounds` times (`roundMs` each) after one warm-up round each
- * (`warmupMs`), rotating the order so that no contender always runs first or after the same
- * neighbour, then closes the contenders. Returns the rounds by id.
+ * (`warmupMs`), in a new shuffled order each time (seeded: the same orders in every run), then
+ * closes the contenders. Returns the rounds by id. A round pays part of the garbage collection
+ * of the round before it; in a fixed rotation a contender would always follow the same neighbour.
  */
-export async function rotatingRounds<C extends { readonly id: string; close(): Promise<unknown> }, R>(
+export async function shuffledRounds<C extends { readonly id: string; close(): Promise<unknown> }, R>(
   contenders: readonly C[],
   timing: { readonly rounds: number; readonly warmupMs: number; readonly roundMs: number },
   round: (c: C, ms: number) => Promise<R>,
@@ -96,11 +97,9 @@ export async function rotatingRounds<C extends { readonly id: string; close(): P
   try {
     const results = new Map<string, R[]>(contenders.map((c) => [c.id, []]));
     for (const contender of contenders) await round(contender, timing.warmupMs);
+    const random = seededRandom(0x5eed);
     for (let r = 0; r < timing.rounds; r++) {
-      for (let i = 0; i < contenders.length; i++) {
-        const contender = contenders[(i + r) % contenders.length]!;
-        results.get(contender.id)!.push(await round(contender, timing.roundMs));
-      }
+      for (const contender of shuffled(contenders, random)) results.get(contender.id)!.push(await round(contender, timing.roundMs));
     }
     return results;
   } finally {
@@ -108,10 +107,33 @@ export async function rotatingRounds<C extends { readonly id: string; close(): P
   }
 }
 
+/** A small deterministic PRNG (mulberry32). */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A Fisher–Yates shuffled copy. */
+function shuffled<T>(items: readonly T[], random: () => number): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
+}
+
 /**
- * The median over rounds of `id`'s throughput relative to `baseId`'s in the same rotation. The
- * speed of a shared VM drifts over seconds; a rotation takes about a second, so the ratio within
- * one rotation is far steadier than the ratio of two medians taken over the whole run.
+ * The median over passes of `id`'s throughput relative to `baseId`'s in the same pass (every
+ * contender's round once). The speed of a shared VM drifts over seconds; a pass takes a few
+ * seconds, so the ratio within one pass is far steadier than the ratio of two medians taken over
+ * the whole run.
  */
 export function medianRatio(results: ReadonlyMap<string, readonly RoundResult[]>, id: string, baseId: string): number {
   const rounds = results.get(id)!;
