@@ -4,7 +4,6 @@
  *
  *   - grpc-js, 1 pod (`ipv4:` one address, pick_first)   — the floor: no balancing at all;
  *   - grpc-js `round_robin` over `ipv4:` the 3 addresses  — the target to match;
- *   - the same with channelz off, as the pod channels run — the adapter's own cost is the difference;
  *   - `createGrpcChannel` over the 3 pods (round-robin, least-request and least-latency).
  *
  * Every client is the same generated client (test/fixtures/echo.proto, @grpc/proto-loader) making
@@ -115,19 +114,6 @@ const CONTENDERS: readonly Contender[] = [
       return { client, close: async () => client.close() };
     },
   },
-  {
-    // What the pod channels run with (POD_CHANNEL_DEFAULTS): the same grpc-js work per call, so the
-    // difference to this row is the adapter's own cost.
-    id: 'round-robin-nocz',
-    label: 'grpc-js round_robin, 3 pods, channelz off',
-    make: (Echo, port) => {
-      const client = new Echo(`ipv4:${ADDRESSES.map((a) => `${a}:${port}`).join(',')}`, insecure, {
-        'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
-        'grpc.enable_channelz': 0,
-      });
-      return { client, close: async () => client.close() };
-    },
-  },
   { id: 'headless-rr', label: 'createGrpcChannel, 3 pods, round-robin', make: headless('round-robin') },
   { id: 'headless-lr', label: 'createGrpcChannel, 3 pods, least-request', make: headless('least-request') },
   { id: 'headless-ll', label: 'createGrpcChannel, 3 pods, least-latency', make: headless('least-latency') },
@@ -170,19 +156,19 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(2))
         .join(' ')}\n`,
     );
-    const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; maxShare: number; vsRoundRobin: number; vsChannelzOff: number })[] }[] = [];
+    const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; maxShare: number; vsRoundRobin: number })[] }[] = [];
     for (const concurrency of [16, 1]) {
       const results = await measure(Echo, info.port, concurrency);
       const rows = CONTENDERS.map((c) => {
         const rounds = results.get(c.id)!;
-        return { id: c.id, label: c.label, ...medianRound(rounds), maxShare: median(rounds.map((r) => r.maxShare)), vsRoundRobin: medianRatio(results, c.id, 'round-robin'), vsChannelzOff: medianRatio(results, c.id, 'round-robin-nocz') };
+        return { id: c.id, label: c.label, ...medianRound(rounds), maxShare: median(rounds.map((r) => r.maxShare)), vsRoundRobin: medianRatio(results, c.id, 'round-robin') };
       });
       sections.push({ concurrency, rows });
       console.log(`## ${concurrency} call${concurrency === 1 ? '' : 's'} in flight\n`);
       console.log(
         table(
-          ['client', 'calls/s', 'vs round_robin (same pass)', 'vs round_robin, channelz off', 'client CPU µs/call', 'p50 µs', 'p99 µs', 'busiest pod', 'errors'],
-          rows.map((r) => [r.label, fixed(r.rps, 0), `${fixed(r.vsRoundRobin * 100, 1)}%`, `${fixed(r.vsChannelzOff * 100, 1)}%`, fixed(r.cpuUs, 1), fixed(r.p50, 0), fixed(r.p99, 0), `${fixed(r.maxShare * 100, 0)}%`, String(r.errors)]),
+          ['client', 'calls/s', 'vs round_robin (same pass)', 'client CPU µs/call', 'p50 µs', 'p99 µs', 'busiest pod', 'errors'],
+          rows.map((r) => [r.label, fixed(r.rps, 0), `${fixed(r.vsRoundRobin * 100, 1)}%`, fixed(r.cpuUs, 1), fixed(r.p50, 0), fixed(r.p99, 0), `${fixed(r.maxShare * 100, 0)}%`, String(r.errors)]),
         ),
       );
       console.log('');

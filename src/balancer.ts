@@ -363,7 +363,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     // Crossing the failure threshold changes the healthy count (and maybe panic mode).
     if (wasFailing !== endpoint.consecutiveFailures >= threshold) this.candidatesStale = true;
     // An endpoint that left the pool meanwhile has no health to judge any more.
-    const inPool = this.pool.get(endpoint.id) === endpoint;
+    const inPool = endpoint.inPool;
     if (inPool && result === 'success') {
       if (endpoint.lastLatencyMs !== undefined) this.latencies.record(endpoint.lastLatencyMs, now);
       this.detector?.onSuccess(endpoint, now);

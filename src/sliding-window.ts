@@ -2,54 +2,62 @@
  * Counters over a sliding time window, kept in ten buckets: counts older than the window drop
  * out as time moves, at O(1) per operation (amortised), with no per-event memory. The window
  * moves in whole buckets, so it is exact to within one bucket (a tenth of the window).
+ *
+ * Series are numbered (0, 1, ...) and every count lives in one typed array: this sits on the
+ * path of every request (budgets, outcome windows), where string-keyed lookups cost more than
+ * the counting itself.
  */
-export class SlidingWindow<Series extends string> {
+export class SlidingWindow {
   private static readonly BUCKETS = 10;
   private readonly bucketMs: number;
-  private readonly counts: Record<Series, Float64Array>;
-  private readonly sums: Record<Series, number>;
-  private readonly series: readonly Series[];
+  /** Count of series `s` in bucket `b` at `s * BUCKETS + b`. */
+  private readonly counts: Float64Array;
+  /** Per series: the sum of its buckets. */
+  private readonly sums: Float64Array;
   private head: number;
 
-  constructor(series: readonly Series[], windowMs: number, now: number) {
-    this.series = series;
+  constructor(
+    private readonly seriesCount: number,
+    windowMs: number,
+    now: number,
+  ) {
     this.bucketMs = windowMs / SlidingWindow.BUCKETS;
-    this.counts = Object.fromEntries(series.map((s) => [s, new Float64Array(SlidingWindow.BUCKETS)])) as Record<Series, Float64Array>;
-    this.sums = Object.fromEntries(series.map((s) => [s, 0])) as Record<Series, number>;
+    this.counts = new Float64Array(seriesCount * SlidingWindow.BUCKETS);
+    this.sums = new Float64Array(seriesCount);
     this.head = Math.floor(now / this.bucketMs);
   }
 
-  add(series: Series, now: number, amount = 1): void {
+  add(series: number, now: number, amount = 1): void {
     const i = this.advance(now);
-    this.counts[series][i]! += amount;
-    this.sums[series] += amount;
+    this.counts[series * SlidingWindow.BUCKETS + i]! += amount;
+    this.sums[series]! += amount;
   }
 
   /** The count of `series` over the window ending now. */
-  sum(series: Series, now: number): number {
+  sum(series: number, now: number): number {
     this.advance(now);
-    return this.sums[series];
+    return this.sums[series]!;
   }
 
   clear(): void {
-    for (const s of this.series) {
-      this.counts[s].fill(0);
-      this.sums[s] = 0;
-    }
+    this.counts.fill(0);
+    this.sums.fill(0);
   }
 
   /** Moves the window to `now`, dropping buckets that fell out of it; returns the current bucket. */
   private advance(now: number): number {
     const bucket = Math.floor(now / this.bucketMs);
+    if (bucket <= this.head) return this.head % SlidingWindow.BUCKETS;
     const steps = Math.min(bucket - this.head, SlidingWindow.BUCKETS);
     for (let step = 1; step <= steps; step++) {
       const i = (this.head + step) % SlidingWindow.BUCKETS;
-      for (const s of this.series) {
-        this.sums[s] -= this.counts[s][i]!;
-        this.counts[s][i] = 0;
+      for (let s = 0; s < this.seriesCount; s++) {
+        const at = s * SlidingWindow.BUCKETS + i;
+        this.sums[s]! -= this.counts[at]!;
+        this.counts[at] = 0;
       }
     }
-    if (bucket > this.head) this.head = bucket;
-    return this.head % SlidingWindow.BUCKETS;
+    this.head = bucket;
+    return bucket % SlidingWindow.BUCKETS;
   }
 }

@@ -65,8 +65,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
   private listener: InterceptingListener | undefined;
   private metadata: Metadata | undefined;
   private credentials: CallCredentials | undefined;
-  /** Messages sent so far, while they can still be replayed. */
-  private history: Outgoing[] = [];
+  /** Messages sent so far, while they can still be replayed (made with the first one). */
+  private history: Outgoing[] | undefined;
   private historyBytes = 0;
   /** False once the messages exceed `retryBufferBytes`: a failed attempt then ends the call. */
   private replayable = true;
@@ -136,17 +136,22 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
       return;
     }
     if (this.replayable) {
-      this.history.push(outgoing);
+      this.keep(outgoing);
       this.historyBytes += message.length;
       if (this.historyBytes > this.host.options.retryBufferBytes) {
         this.replayable = false;
         // The current attempt holds what it has not sent yet; nothing is kept for another one.
-        if (this.current !== undefined) this.history.length = 0;
+        if (this.current !== undefined) this.history = undefined;
       }
     } else if (this.current === undefined) {
-      this.history.push(outgoing); // for the next (and last) attempt
+      this.keep(outgoing); // for the next (and last) attempt
     }
     this.current?.enqueue(outgoing);
+  }
+
+  private keep(outgoing: Outgoing): void {
+    if (this.history === undefined) this.history = [outgoing];
+    else this.history.push(outgoing);
   }
 
   halfClose(): void {
@@ -215,8 +220,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
       return;
     }
     const first = this.current === undefined;
-    const attempt = new Attempt(this, this.host.pods.acquire(endpoint), this.history.length === 0 ? [] : this.history.slice(), handle, this.host.options.attemptTimeoutMs === undefined ? undefined : handle.signal);
-    if (!this.replayable) this.history.length = 0;
+    const attempt = new Attempt(this, this.host.pods.acquire(endpoint), this.history?.slice(), handle, this.host.options.attemptTimeoutMs === undefined ? undefined : handle.signal);
+    if (!this.replayable) this.history = undefined;
     this.current = attempt;
     // grpc-js may keep and add to the metadata it is given: each retry gets its own copy.
     attempt.start(first ? this.metadata! : this.metadata!.clone(), this.credentials);
@@ -247,7 +252,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
     if (this.finished || attempt !== this.current) return false;
     if (this.committed === attempt) return true;
     this.committed = attempt;
-    this.history.length = 0; // attempts hold copies: clearing it in place saves an array per call
+    this.history = undefined; // attempts hold copies
     clearTimeout(this.deadlineTimer); // the pod's call has the same deadline
     return true;
   }
@@ -279,7 +284,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
     if (this.finished) return;
     this.finished = true;
     this.finalStatus = status;
-    this.history.length = 0; // attempts hold copies: clearing it in place saves an array per call
+    this.history = undefined; // attempts hold copies
     clearTimeout(this.deadlineTimer);
     const listener = this.listener;
     if (listener === undefined) return;
@@ -332,7 +337,8 @@ class Attempt implements InterceptingListener {
   constructor(
     private readonly owner: BalancedCall,
     readonly pod: PodChannel,
-    private readonly queue: Outgoing[],
+    /** Messages waiting to be written: the kept ones at the start, then any that come while one is being written. */
+    private queue: Outgoing[] | undefined,
     /** The balancer's side of this attempt: told once, when the attempt commits or fails. */
     private readonly handle: AttemptHandle<void>,
     /** Only set when attempts have their own timeout: the deadline and cancellation are handled without it. */
@@ -384,7 +390,9 @@ class Attempt implements InterceptingListener {
   }
 
   enqueue(outgoing: Outgoing): void {
-    this.queue.push(outgoing);
+    // Nothing waiting (a unary call's one message): written at once, no queue made.
+    if (this.writing === undefined && this.isQueueEmpty && !this.ended && !this.abandoned) this.write(outgoing);
+    else (this.queue ??= []).push(outgoing);
     this.pump();
   }
 
@@ -395,18 +403,24 @@ class Attempt implements InterceptingListener {
   pump(): void {
     if (this.ended || this.abandoned) return;
     if (this.writing === undefined) {
-      const next = this.queue.shift();
-      if (next !== undefined) {
-        this.writing = next;
-        const context: MessageContext = { callback: (this.onWritten ??= (error) => this.written(error)) };
-        if (next.flags !== undefined) context.flags = next.flags;
-        this.call.sendMessageWithContext(context, next.message);
-      }
+      const next = this.queue?.shift();
+      if (next !== undefined) this.write(next);
     }
-    if (this.queue.length === 0 && this.owner.isHalfClosed && !this.halfCloseSent) {
+    if (this.isQueueEmpty && this.owner.isHalfClosed && !this.halfCloseSent) {
       this.halfCloseSent = true;
       this.call.halfClose();
     }
+  }
+
+  private get isQueueEmpty(): boolean {
+    return this.queue === undefined || this.queue.length === 0;
+  }
+
+  private write(next: Outgoing): void {
+    this.writing = next;
+    const context: MessageContext = { callback: (this.onWritten ??= (error) => this.written(error)) };
+    if (next.flags !== undefined) context.flags = next.flags;
+    this.call.sendMessageWithContext(context, next.message);
   }
 
   private onWritten: WriteCallback | undefined;

@@ -76,18 +76,13 @@ export interface ResolvedGrpcOptions {
 }
 
 /**
- * Options every pod channel gets unless `channelOptions` overrides them.
- * - A pod channel talks to one pod, so a long reconnect backoff (grpc-js: up to 120 s) only keeps a
- *   restarted pod dark: outlier ejection already keeps traffic away from a pod that refuses connections.
- * - channelz off: grpc-js's channelz bookkeeping (call counters and timestamps per channel,
- *   subchannel and socket) costs about 5 µs of a unary call's client CPU, and pod channels would
- *   show up in channelz as unrelated top-level channels; `stats()` of the headless channel and of
- *   the balancer say what they would. Set it to 1 to inspect pod channels with a channelz client.
+ * Options every pod channel gets unless `channelOptions` overrides them. A pod channel talks to one
+ * pod, so a long reconnect backoff (grpc-js: up to 120 s) only keeps a restarted pod dark: outlier
+ * ejection already keeps traffic away from a pod that refuses connections.
  */
 export const POD_CHANNEL_DEFAULTS: Readonly<ChannelOptions> = Object.freeze({
   'grpc.initial_reconnect_backoff_ms': 500,
   'grpc.max_reconnect_backoff_ms': 5000,
-  'grpc.enable_channelz': 0,
 });
 
 export const GRPC_DEFAULTS = {

@@ -65,6 +65,8 @@ export class Endpoint {
   /** When the endpoint joined the pool (clock ms). */
   readonly addedAt: number;
   private target: Target;
+  /** `host`, made when the address changes: adapters read it on every request. */
+  private hostPort: string;
   private readonly clock: Clock;
   private readonly ewma: PeakEwma;
   private readonly mean: DecayingMean;
@@ -76,11 +78,14 @@ export class Endpoint {
   private lastLatency: number | undefined;
   /** @internal */
   readonly health: EndpointHealth;
+  /** @internal False once the endpoint left the pool (a returning pod gets a new Endpoint). */
+  inPool = true;
 
   /** @internal */
   constructor(target: Target, clock: Clock, metrics: EndpointMetricsOptions) {
     this.id = target.id;
     this.target = target;
+    this.hostPort = hostPort(target);
     this.clock = clock;
     this.addedAt = clock();
     this.ewma = new PeakEwma(metrics.decayMs, metrics.defaultRttMs, this.addedAt);
@@ -121,7 +126,7 @@ export class Endpoint {
   }
   /** `address:port`, bracketed for IPv6: ready for a URL. */
   get host(): string {
-    return this.target.family === 6 ? `[${this.target.address}]:${this.target.port}` : `${this.target.address}:${this.target.port}`;
+    return this.hostPort;
   }
 
   /** Requests now in flight on this endpoint. */
@@ -239,6 +244,7 @@ export class Endpoint {
       !sameList(prev.addresses, target.addresses);
     if (!changed) return undefined;
     this.target = target;
+    if (readdressed) this.hostPort = hostPort(target);
     return readdressed ? 'readdressed' : 'updated';
   }
 
@@ -264,4 +270,8 @@ function sameList(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
+}
+
+function hostPort(target: Target): string {
+  return target.family === 6 ? `[${target.address}]:${target.port}` : `${target.address}:${target.port}`;
 }

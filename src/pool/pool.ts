@@ -56,6 +56,7 @@ export class EndpointPool {
     for (const endpoint of this.list) {
       const target = incoming.get(endpoint.id);
       if (target === undefined) {
+        endpoint.inPool = false;
         removed.push(endpoint);
         continue;
       }

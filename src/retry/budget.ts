@@ -15,32 +15,35 @@ export interface BudgetOptions {
  * attempts may be at most `percent` of the calls plus `minPerSecond` per second. A failing fleet
  * then sees at most 1.2× its normal load from one client instead of a retry storm.
  */
+const CALLS = 0;
+const EXTRA = 1;
+
 export class Budget {
-  private readonly window: SlidingWindow<'calls' | 'extra'>;
+  private readonly window: SlidingWindow;
 
   constructor(
     private readonly options: BudgetOptions,
     private readonly clock: Clock,
   ) {
-    this.window = new SlidingWindow(['calls', 'extra'], options.windowMs, clock());
+    this.window = new SlidingWindow(2, options.windowMs, clock());
   }
 
   /** Counts one call. */
   deposit(now: number = this.clock()): void {
-    this.window.add('calls', now);
+    this.window.add(CALLS, now);
   }
 
   /** Takes one extra attempt if the budget allows; false when it is spent. */
   tryWithdraw(): boolean {
     const now = this.clock();
     if (this.available(now) < 1) return false;
-    this.window.add('extra', now);
+    this.window.add(EXTRA, now);
     return true;
   }
 
   /** Extra attempts that could be taken now. */
   available(now: number = this.clock()): number {
     const reserve = (this.options.minPerSecond * this.options.windowMs) / 1000;
-    return Math.max(0, Math.floor(reserve + this.options.percent * this.window.sum('calls', now) - this.window.sum('extra', now)));
+    return Math.max(0, Math.floor(reserve + this.options.percent * this.window.sum(CALLS, now) - this.window.sum(EXTRA, now)));
   }
 }
