@@ -10,10 +10,12 @@
 export class SlidingWindow {
   private static readonly BUCKETS = 10;
   private readonly bucketMs: number;
-  /** Count of series `s` in bucket `b` at `s * BUCKETS + b`. */
+  /**
+   * One array (one allocation, few cache lines): the count of series `s` in bucket `b` at
+   * `s * BUCKETS + b`, then each series' sum over its buckets at `sumsAt + s`.
+   */
   private readonly counts: Float64Array;
-  /** Per series: the sum of its buckets. */
-  private readonly sums: Float64Array;
+  private readonly sumsAt: number;
   private head: number;
 
   constructor(
@@ -22,26 +24,25 @@ export class SlidingWindow {
     now: number,
   ) {
     this.bucketMs = windowMs / SlidingWindow.BUCKETS;
-    this.counts = new Float64Array(seriesCount * SlidingWindow.BUCKETS);
-    this.sums = new Float64Array(seriesCount);
+    this.sumsAt = seriesCount * SlidingWindow.BUCKETS;
+    this.counts = new Float64Array(this.sumsAt + seriesCount);
     this.head = Math.floor(now / this.bucketMs);
   }
 
   add(series: number, now: number, amount = 1): void {
     const i = this.advance(now);
     this.counts[series * SlidingWindow.BUCKETS + i]! += amount;
-    this.sums[series]! += amount;
+    this.counts[this.sumsAt + series]! += amount;
   }
 
   /** The count of `series` over the window ending now. */
   sum(series: number, now: number): number {
     this.advance(now);
-    return this.sums[series]!;
+    return this.counts[this.sumsAt + series]!;
   }
 
   clear(): void {
     this.counts.fill(0);
-    this.sums.fill(0);
   }
 
   /** Moves the window to `now`, dropping buckets that fell out of it; returns the current bucket. */
@@ -53,7 +54,7 @@ export class SlidingWindow {
       const i = (this.head + step) % SlidingWindow.BUCKETS;
       for (let s = 0; s < this.seriesCount; s++) {
         const at = s * SlidingWindow.BUCKETS + i;
-        this.sums[s]! -= this.counts[at]!;
+        this.counts[this.sumsAt + s]! -= this.counts[at]!;
         this.counts[at] = 0;
       }
     }
