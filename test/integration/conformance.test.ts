@@ -9,6 +9,7 @@ import { ClusterModel, startCluster, startDnsServer, toZoneFile, type DnsServer,
 import { KNOT_ENV, KNOT_GUARD_SCRIPT, knotConfig, soaSerial, startKnot, type KnotDns } from '../support/knot.js';
 import { findFreeDualPort } from '../support/ports.js';
 import { buildQuery, decode, exchange, exchangeTcp, type QueryOptions, type Transport } from '../unit/testing/dns-query.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * The embedded DNS server must answer exactly like Knot DNS for the same model: same rcode and
@@ -354,11 +355,11 @@ describe('Knot harness', () => {
           }
         });
       });
-      await waitFor(async () => (await soaSerial(port, 200)) === 1, 5000);
+      await waitFor(async () => (await soaSerial(port, 200)) === 1, { timeoutMs: 5000 });
       expect(isAlive(knotdPid)).toBe(true);
       parent.kill('SIGKILL');
       await parentExited;
-      await waitFor(async () => !isAlive(knotdPid), 5000);
+      await waitFor(async () => !isAlive(knotdPid), { timeoutMs: 5000 });
       expect(isAlive(knotdPid)).toBe(false);
       expect(await soaSerial(port, 200)).toBeUndefined();
     } finally {
@@ -377,10 +378,3 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function waitFor(condition: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}

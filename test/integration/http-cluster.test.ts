@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { PoolChange } from '../../src/index.js';
 import { createDispatcher, type HeadlessDispatcher } from '../../src/http/index.js';
 import { startKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * End to end on real Knot DNS: a headless Service (SRV, TTL 1 s) whose testing-kit pods are
@@ -47,10 +48,6 @@ describe('createDispatcher on a live headless Service (Knot DNS)', () => {
       }
     };
     const load = Promise.all(Array.from({ length: 8 }, worker));
-    const waitFor = async (what: string, condition: () => boolean): Promise<void> => {
-      for (let i = 0; i < 300 && !condition(); i++) await delay(10);
-      if (!condition()) throw new Error(`timed out waiting for ${what}`);
-    };
 
     try {
       await delay(300);
@@ -58,16 +55,16 @@ describe('createDispatcher on a live headless Service (Knot DNS)', () => {
       // once Knot serves it).
       await web.scale(4);
       const scaledAt = performance.now();
-      await waitFor('web-3 to get traffic', () => (served.get('web-3') ?? 0) > 0);
+      await waitFor(() => (served.get('web-3') ?? 0) > 0, { what: 'web-3 to get traffic' });
       expect(performance.now() - scaledAt).toBeLessThan(ttlMs + 1000);
-      await waitFor('web-3 to get more traffic', () => (served.get('web-3') ?? 0) > 20);
+      await waitFor(() => (served.get('web-3') ?? 0) > 20, { what: 'web-3 to get more traffic' });
       await web.crashPod('web-1');
       await delay(300);
       const oldIp = web.pod('web-2').ip;
       await web.restartPod('web-2', { gracePeriodMs: 2000 });
       expect(web.pod('web-2').ip).not.toBe(oldIp);
       const before = served.get('web-2') ?? 0;
-      await waitFor('restarted web-2 to get traffic', () => (served.get('web-2') ?? 0) > before + 20);
+      await waitFor(() => (served.get('web-2') ?? 0) > before + 20, { what: 'restarted web-2 to get traffic' });
       await web.scale(2);
       await delay(1500);
     } finally {
@@ -87,7 +84,7 @@ describe('createDispatcher on a live headless Service (Knot DNS)', () => {
     expect(readdressed || readded).toBe(true);
     expect(changes.some((c) => c.removed.some((e) => e.name?.startsWith('web-3.')))).toBe(true);
     // every pool of a departed or readdressed pod was drained and closed
-    await waitFor('draining pools to close', () => dispatcher!.stats().draining === 0);
+    await waitFor(() => dispatcher!.stats().draining === 0, { what: 'draining pools to close' });
     expect(dispatcher.stats().pools).toBeLessThanOrEqual(2);
   });
 });

@@ -34,13 +34,4 @@ export function count<T>(values: readonly T[]): Map<T, number> {
   return counts;
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `condition` every 5 ms until it holds; throws after `timeoutMs`. */
-export async function waitFor(condition: () => boolean, timeoutMs = 3000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!condition()) {
-    if (performance.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(5);
-  }
-}
+export { sleep, waitFor } from '../../support/wait.js';

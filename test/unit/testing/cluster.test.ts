@@ -4,6 +4,7 @@ import { startCluster, startDnsServer, type Cluster, type DnsServer, type Servic
 import { handlesReleased } from '../../../src/testing/handles.js';
 import { query } from './dns-query.js';
 import { get } from './http-get.js';
+import { waitFor } from '../../support/wait.js';
 
 async function addresses(cluster: Cluster, name: string, type = 'A'): Promise<string[]> {
   const r = await query(cluster.dnsServer, name, type, { transport: 'tcp' });
@@ -237,10 +238,3 @@ describe('clusters side by side', () => {
   });
 });
 
-async function waitFor(condition: () => Promise<boolean>, timeoutMs = 3000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../../src/errors.js';
 import { startPod, type Pod } from '../../../src/testing/index.js';
 import { get } from './http-get.js';
+import { waitFor } from '../../support/wait.js';
 
 describe('pods', () => {
   const started: Pod[] = [];
@@ -72,7 +73,7 @@ describe('pods', () => {
   it('crash() fails in-flight requests at once; the address then refuses connections', async () => {
     const p = await pod({ name: 'c', behaviour: { delayMs: 500 } });
     const inFlight = [outcome(get(p.url)), outcome(get(p.url))];
-    await waitFor(() => p.inFlight === 2);
+    await waitFor(() => p.inFlight === 2, { timeoutMs: 2000 });
     const t = performance.now();
     await p.crash();
     expect(await Promise.all(inFlight)).toEqual(['ECONNRESET', 'ECONNRESET']);
@@ -85,7 +86,7 @@ describe('pods', () => {
     const p = await pod({ name: 'g', behaviour: { delayMs: 150 } });
     const agent = keepAliveAgent();
     const inFlight = get(p.url, { agent });
-    await waitFor(() => p.inFlight === 1);
+    await waitFor(() => p.inFlight === 1, { timeoutMs: 2000 });
     const closed = p.close();
     expect(p.state).toBe('stopped');
     const res = await inFlight;
@@ -107,7 +108,7 @@ describe('pods', () => {
   it('close() cuts off what is still running after the grace period', async () => {
     const p = await pod({ name: 'gh', behaviour: { hang: true } });
     const hung = outcome(get(p.url, { timeoutMs: 5000 }));
-    await waitFor(() => p.inFlight === 1);
+    await waitFor(() => p.inFlight === 1, { timeoutMs: 2000 });
     const t = performance.now();
     await p.close({ gracePeriodMs: 100 });
     expect(performance.now() - t).toBeLessThan(1000);
@@ -140,10 +141,3 @@ function outcome(request: Promise<unknown>): Promise<unknown> {
   );
 }
 
-async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
