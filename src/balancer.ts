@@ -4,7 +4,7 @@ import { channels, type AttemptEndMessage, type AttemptStartMessage } from './di
 import type { DiscoveryUpdate } from './discovery/source.js';
 import { BalancerClosedError, InvalidOptionError, NoEndpointsError, type ResolutionError } from './errors.js';
 import { DEFAULTS, checkBoolean, checkHedge, checkKnownKeys, checkNumber, checkObject, checkSignal, type BalancerOptions, type RunOptions } from './options.js';
-import type { Picker } from './pickers/picker.js';
+import type { Picker, PickRequest } from './pickers/picker.js';
 import type { Endpoint, EndpointState } from './pool/endpoint.js';
 import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js';
 import { EndpointPool, type PoolChange } from './pool/pool.js';
@@ -107,6 +107,7 @@ export interface BalancerStats {
 const RUN_KEYS = ['key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries', 'hedge'] as const;
 const RUN_KEY_SET: ReadonlySet<string> = new Set(RUN_KEYS);
 const MIN_HEDGE_DELAY_MS = 1;
+const FIRST_PICK: PickRequest = Object.freeze({ key: undefined, tried: undefined, attempt: 1 });
 
 /**
  * A client-side load balancer over the pods of one headless Service (or a static list):
@@ -132,6 +133,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   private emptyReason = 'no lookup has completed yet';
   private firstLookupDone = false;
   private readonly firstLookupWaiters = new Set<() => void>();
+  private readonly frozenPlans = new WeakMap<RunOptions, FailoverPlan>();
   private counters = { calls: 0, retries: 0, hedges: 0 };
   private discoveryStats: DiscoveryStats = { lookups: 0, failures: 0, queries: 0, lastSuccessAt: undefined, lastError: undefined, lastErrorAt: undefined };
 
@@ -232,7 +234,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a function (endpoint, { signal, attempt }) => Promise');
       const plan = this.plan(options);
       if (this.closed) throw new BalancerClosedError();
-      if (!this.firstLookupDone) return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() => runWithFailover(this.failoverHost, fn, plan));
+      if (!this.firstLookupDone) return this.runAfterFirstLookup(fn, plan);
       return runWithFailover(this.failoverHost, fn, plan);
     } catch (error) {
       return Promise.reject(error);
@@ -251,20 +253,29 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     if (call === null || typeof call !== 'object' || typeof call.startAttempt !== 'function' || typeof call.succeeded !== 'function' || typeof call.failed !== 'function') {
       throw new InvalidOptionError('call', call, 'an object with startAttempt(), succeeded() and failed()');
     }
+    let plan: FailoverPlan;
     try {
-      const plan = this.plan(options);
+      plan = this.plan(options);
       if (this.closed) throw new BalancerClosedError();
-      if (!this.firstLookupDone) {
-        this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(
-          () => dispatchWithFailover(this.failoverHost, call, plan),
-          (error: unknown) => call.failed(error),
-        );
-        return;
-      }
-      dispatchWithFailover(this.failoverHost, call, plan);
     } catch (error) {
-      queueMicrotask(() => call.failed(error)); // bad options, closed balancer: reported as run() rejects
+      failSoon(call, error); // bad options, closed balancer: reported as run() rejects
+      return;
     }
+    if (this.firstLookupDone) dispatchWithFailover(this.failoverHost, call, plan);
+    else this.dispatchAfterFirstLookup(call, plan);
+  }
+
+  // The closures below live outside run() and dispatch(): a closure in a function makes every call
+  // of it allocate a context for the variables it captures, taken or not.
+  private runAfterFirstLookup<T>(fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> {
+    return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() => runWithFailover(this.failoverHost, fn, plan));
+  }
+
+  private dispatchAfterFirstLookup<T>(call: DispatchedCall<T>, plan: FailoverPlan): void {
+    this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(
+      () => dispatchWithFailover(this.failoverHost, call, plan),
+      (error: unknown) => call.failed(error),
+    );
   }
 
   /** Looks up the service now (joining a lookup in flight); resolves when it is done. */
@@ -391,7 +402,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     this.refreshCandidates();
     const candidates = this.candidates;
     if (candidates.length === 0) throw this.noEndpoints(this.emptyReason);
-    const request = { key, tried, attempt };
+    // Most picks are a call's first, without a key: they share one request (pickers only read it).
+    const request = key === undefined && tried === undefined && attempt === 1 ? FIRST_PICK : { key, tried, attempt };
     let chosen = this.picker.pick(candidates, request);
     if (chosen === undefined && tried !== undefined && tried.size > 0) {
       // Every endpoint was tried: start a new round rather than fail while retries remain.
@@ -438,6 +450,20 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   }
 
   private plan(options: RunOptions): FailoverPlan {
+    // Frozen options cannot change: their plan is made once (the adapters pass the same few objects
+    // on every call; a plan per call was 100 bytes of garbage that lived as long as the call).
+    const frozen = Object.isFrozen(options);
+    if (frozen) {
+      const cached = this.frozenPlans.get(options);
+      if (cached !== undefined) return cached;
+    }
+    const plan = this.newPlan(options);
+    // A percentile hedge's delay follows the latencies: planned per call.
+    if (frozen && options !== null && typeof options === 'object' && options.hedge === undefined) this.frozenPlans.set(options, plan);
+    return plan;
+  }
+
+  private newPlan(options: RunOptions): FailoverPlan {
     const input = checkObject(options, 'options');
     // `for in` allocates nothing, unlike Object.keys: checkKnownKeys only when a key is unknown.
     for (const name in input) if (!RUN_KEY_SET.has(name)) checkKnownKeys(input, RUN_KEYS, 'options');
@@ -549,4 +575,8 @@ function checkString(value: unknown, field: string): string {
 /** Creates a balancer and starts discovery. */
 export function createBalancer(options: BalancerOptions): Balancer {
   return new Balancer(options);
+}
+
+function failSoon(call: DispatchedCall<unknown>, error: unknown): void {
+  queueMicrotask(() => call.failed(error));
 }

@@ -40,6 +40,15 @@ interface Outgoing {
 
 let nextCallNumber = 1;
 
+// Module functions rather than closures: a closure makes its function allocate a context per call.
+function deliverStatus(listener: InterceptingListener, status: StatusObject): void {
+  listener.onReceiveStatus(status);
+}
+
+function onDeadline(call: BalancedCall): void {
+  call.deadlinePassed();
+}
+
 /**
  * Ends an attempt of a call that already ended (cancelled by the caller, or its deadline passed):
  * not retried, not held against the pod. Shared: no stack trace to build per call.
@@ -104,8 +113,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
     this.listener = listener;
     if (this.finalStatus !== undefined) {
       // Cancelled before it started.
-      const status = this.finalStatus;
-      process.nextTick(() => listener.onReceiveStatus(status));
+      process.nextTick(deliverStatus, listener, this.finalStatus);
       return;
     }
     let key: string | undefined;
@@ -120,7 +128,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
     // DNS lookup, a backoff) needs a timer, and a call without an abort source takes the
     // balancer's fast path (no promise).
     const deadlineMs = this.deadline instanceof Date ? this.deadline.getTime() : this.deadline;
-    if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(() => this.onDeadline(), Math.max(0, deadlineMs - Date.now()));
+    if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(onDeadline, Math.max(0, deadlineMs - Date.now()), this);
     try {
       this.host.lb.dispatch(this, this.host.runOptions(this.method, key));
     } catch (error) {
@@ -198,8 +206,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
     return this.committed?.call.getAuthContext() ?? null;
   }
 
-  /** The deadline passed before the call committed (after that, the pod's call reports it). */
-  private onDeadline(): void {
+  /** @internal The deadline passed before the call committed (after that, the pod's call reports it). */
+  deadlinePassed(): void {
     this.deadlineTimer = undefined;
     if (this.finished || this.committed !== undefined) return;
     const current = this.current;
@@ -289,7 +297,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
     const listener = this.listener;
     if (listener === undefined) return;
     if (fromPod) listener.onReceiveStatus(status);
-    else process.nextTick(() => listener.onReceiveStatus(status));
+    else process.nextTick(deliverStatus, listener, status);
   }
 
   /** @internal The shard key: `withKey()`, then the `key` function, then the key metadata. */
@@ -358,10 +366,7 @@ class Attempt implements InterceptingListener {
     const owner = this.owner;
     this.call = this.pod.channel.createCall(owner.method, owner.deadline, owner.authorityOverride, owner.parent, owner.propagateFlags);
     this.pod.callStarted();
-    if (this.signal !== undefined) {
-      this.onAbort = () => this.aborted();
-      this.signal.addEventListener('abort', this.onAbort, { once: true });
-    }
+    if (this.signal !== undefined) this.listenForAbort(this.signal);
     if (credentials !== undefined) this.call.setCredentials(credentials);
     this.call.start(metadata, this);
     this.pump();
@@ -418,12 +423,23 @@ class Attempt implements InterceptingListener {
 
   private write(next: Outgoing): void {
     this.writing = next;
-    const context: MessageContext = { callback: (this.onWritten ??= (error) => this.written(error)) };
+    const context: MessageContext = { callback: (this.onWritten ??= this.writeCallback()) };
     if (next.flags !== undefined) context.flags = next.flags;
     this.call.sendMessageWithContext(context, next.message);
   }
 
   private onWritten: WriteCallback | undefined;
+
+  // Closures are made in methods of their own: one in write() or start() would make every call of
+  // those allocate a context for `this`, whether the closure is made or not.
+  private writeCallback(): WriteCallback {
+    return (error) => this.written(error);
+  }
+
+  private listenForAbort(signal: AbortSignal): void {
+    this.onAbort = () => this.aborted();
+    signal.addEventListener('abort', this.onAbort, { once: true });
+  }
 
   private written(error?: Error | null): void {
     const written = this.writing;

@@ -412,8 +412,7 @@ class Attempt implements Dispatcher.DispatchHandler {
         this.fail(signal.reason);
         return;
       }
-      this.onSignal = () => this.abortInner(signal.reason);
-      signal.addEventListener('abort', this.onSignal);
+      this.listenForAbort(signal);
     }
     const pod = this.pod;
     pod.active++;
@@ -427,6 +426,12 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   private onSignal: (() => void) | undefined;
+
+  // Not in send(): a closure there would make every call of send() allocate a context.
+  private listenForAbort(signal: AbortSignal): void {
+    this.onSignal = () => this.abortInner(signal.reason);
+    signal.addEventListener('abort', this.onSignal);
+  }
 
   abortInner(reason: Error): void {
     if (this.innerAbort !== undefined) this.innerAbort(reason);

@@ -66,6 +66,11 @@ export class PodPools {
         if (entry.host === host && entry.protocol === protocol && entry.servername === servername) return entry;
       }
     }
+    return this.create(endpoint, host, protocol, servername, list);
+  }
+
+  // Apart from acquire(): its closures would make every call of acquire() allocate a context.
+  private create(endpoint: Endpoint, host: string, protocol: string, servername: string | undefined, list: PodPool[] | undefined): PodPool {
     const origin = `${protocol}//${host}`;
     const pool = new Pool(origin, this.options);
     const entry: PodPool = { pool, origin, endpoint, host, protocol, servername, active: 0, used: true, idleSweeps: 0 };

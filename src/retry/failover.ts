@@ -13,8 +13,10 @@ const NEVER_ABORTED = new AbortController().signal;
  */
 class UnabortableContext implements AttemptContext {
   private ownSignal: AbortSignal | undefined;
-  readonly hedged = false;
   constructor(readonly attempt: number) {}
+  get hedged(): boolean {
+    return false;
+  }
   get signal(): AbortSignal {
     return (this.ownSignal ??= new AbortController().signal);
   }
@@ -114,9 +116,13 @@ export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, p
   const scope = new CallScope(plan);
   // Nothing to clean up when nothing can stop the call (no signal, no deadline).
   if (scope.stopped === undefined) return attemptAll(host, fn, plan, scope);
-  const work = attemptAll(host, fn, plan, scope);
-  work.catch(() => {}); // the race below observes it
-  return Promise.race([work, scope.stopped]).finally(() => scope.close());
+  return raceStopped(attemptAll(host, fn, plan, scope), scope, scope.stopped);
+}
+
+/** The call's work against what can stop it. Not inline: its closure would cost every call a context. */
+function raceStopped<T>(work: Promise<T>, scope: CallScope, stopped: Promise<never>): Promise<T> {
+  work.catch(() => {}); // the race observes it
+  return Promise.race([work, stopped]).finally(() => scope.close());
 }
 
 /**
@@ -127,10 +133,7 @@ export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, p
  */
 export function dispatchWithFailover<T>(host: FailoverHost, call: DispatchedCall<T>, plan: FailoverPlan): void {
   if (plan.signal !== undefined || plan.timeoutMs !== undefined || plan.attemptTimeoutMs !== undefined || plan.hedgeDelayMs !== undefined) {
-    runWithFailover(host, promisedAttempts(call), plan).then(
-      (value) => call.succeeded(value),
-      (error: unknown) => call.failed(error),
-    );
+    reportTo(call, runWithFailover(host, promisedAttempts(call), plan));
     return;
   }
   host.callStarted();
@@ -186,9 +189,17 @@ class FirstAttempt<T> extends UnabortableContext implements AttemptHandle<T> {
 function retryDispatched<T>(host: FailoverHost, call: DispatchedCall<T>, plan: FailoverPlan, tried: Endpoint | undefined, error: unknown): void {
   const scope = new CallScope(plan);
   scope.attempts = 1;
-  retryAfterFirst(host, promisedAttempts(call), plan, scope, new Set(tried === undefined ? [] : [tried]), error).then(
+  reportTo(call, retryAfterFirst(host, promisedAttempts(call), plan, scope, new Set(tried === undefined ? [] : [tried]), error));
+}
+
+/**
+ * Ends a dispatched call with the result of the promise-based path. A function of its own: a
+ * closure in `dispatchWithFailover` would make every call allocate a context, taken or not.
+ */
+function reportTo<T>(call: DispatchedCall<T>, work: Promise<T>): void {
+  work.then(
     (value) => call.succeeded(value),
-    (failure: unknown) => call.failed(failure),
+    (error: unknown) => call.failed(error),
   );
 }
 
