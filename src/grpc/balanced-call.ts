@@ -24,8 +24,8 @@ export interface CallHost {
   readonly lb: GrpcBalancer;
   readonly options: ResolvedGrpcOptions;
   readonly pods: PodChannels;
-  /** Paths of the methods known to answer with one message (from the clients' service definitions). */
-  readonly unaryResponseMethods: ReadonlySet<string>;
+  /** What is known of each method's messages (from the clients' service definitions): `MethodShape` bits. */
+  readonly methodShapes: ReadonlyMap<string, number>;
   /** The options of one call's `lb.dispatch()`. */
   runOptions(method: string, key: string | undefined): RunOptions;
 }
@@ -37,6 +37,17 @@ interface Outgoing {
   /** The caller's write callback, called once: when the first attempt has written the message. */
   callback: WriteCallback | undefined;
 }
+
+/** Bits of a method's shape, known from the service definitions the channel was told. */
+export const MethodShape = {
+  /** The method answers with one message. */
+  UnaryResponse: 1,
+  /** The method takes one message. */
+  UnaryRequest: 2,
+} as const;
+
+/** The context of a write nobody waits for (grpc-js only reads it). */
+const NO_WRITE_CALLBACK: MessageContext = Object.freeze({});
 
 let nextCallNumber = 1;
 
@@ -96,7 +107,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
     readonly propagateFlags: number | null | undefined,
     private readonly explicitKey: string | undefined,
   ) {
-    this.unaryResponse = host.unaryResponseMethods.has(method);
+    this.shape = host.methodShapes.get(method) ?? 0;
   }
 
   /**
@@ -104,7 +115,16 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
    * attempts commit at the status, not at the response metadata, so that an idempotent call whose
    * connection drops mid-answer is retried. The caller sees the same events, at the status.
    */
-  readonly unaryResponse: boolean;
+  get unaryResponse(): boolean {
+    return (this.shape & MethodShape.UnaryResponse) !== 0;
+  }
+
+  /** The method takes one message: nothing follows it, so its write needs no callback of ours. */
+  get unaryRequest(): boolean {
+    return (this.shape & MethodShape.UnaryRequest) !== 0;
+  }
+
+  private readonly shape: number;
 
   // ---- grpc-js Call ----
 
@@ -422,6 +442,12 @@ class Attempt implements InterceptingListener {
   }
 
   private write(next: Outgoing): void {
+    if (next.callback === undefined && this.owner.unaryRequest) {
+      // The only message, and nobody waits for its write (grpc-js's unary calls): sent without a
+      // write callback of ours, so no context object and no closure per call.
+      this.call.sendMessageWithContext(next.flags === undefined ? NO_WRITE_CALLBACK : { flags: next.flags }, next.message);
+      return;
+    }
     this.writing = next;
     const context: MessageContext = { callback: (this.onWritten ??= this.writeCallback()) };
     if (next.flags !== undefined) context.flags = next.flags;

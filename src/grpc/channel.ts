@@ -5,7 +5,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { RunOptions } from '../options.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
-import { BalancedCall, type GrpcBalancer, type GrpcCall, type ParentCall } from './balanced-call.js';
+import { BalancedCall, MethodShape, type GrpcBalancer, type GrpcCall, type ParentCall } from './balanced-call.js';
 import { resolveGrpcOptions, type GrpcChannelOptions, type ResolvedGrpcOptions } from './options.js';
 import { PodChannels, type PodChannelsStats } from './pod-channels.js';
 
@@ -35,7 +35,7 @@ export class HeadlessChannel implements ChannelInterface {
   /** @internal */ readonly options: ResolvedGrpcOptions;
   /** @internal */ readonly pods: PodChannels;
   private readonly keys = new AsyncLocalStorage<string>();
-  /** @internal */ readonly unaryResponseMethods = new Set<string>();
+  /** @internal */ readonly methodShapes = new Map<string, number>();
   private readonly watchers = new Set<StateWatcher>();
   private readonly target: string;
   private readonly channelzRef: ChannelzRef;
@@ -106,12 +106,15 @@ export class HeadlessChannel implements ChannelInterface {
   /**
    * Tells the channel the methods of a service (`Client.service` of a generated client; `client()`
    * does it for you). Calls of methods with a unary response then commit at their status instead of
-   * at the response metadata, so an idempotent call whose connection drops mid-answer is retried.
+   * at the response metadata, so an idempotent call whose connection drops mid-answer is retried;
+   * the one message of a unary request is written without a write callback of the channel's.
    */
   addService(service: ServiceDefinition): void {
     if (service === null || typeof service !== 'object') throw new InvalidOptionError('service', service, 'a grpc ServiceDefinition (Client.service)');
     for (const method of Object.values(service)) {
-      if (method !== null && typeof method === 'object' && typeof method.path === 'string' && method.responseStream === false) this.unaryResponseMethods.add(method.path);
+      if (method === null || typeof method !== 'object' || typeof method.path !== 'string') continue;
+      const shape = (method.responseStream === false ? MethodShape.UnaryResponse : 0) | (method.requestStream === false ? MethodShape.UnaryRequest : 0);
+      if (shape !== 0) this.methodShapes.set(method.path, shape);
     }
   }
 
