@@ -331,7 +331,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   }
 
   private readonly failoverHost: FailoverHost = {
-    pickFor: (key, tried, attempt) => this.pickFor(key, tried, attempt),
+    pickFor: (key, tried, attempt, newRound) => this.pickFor(key, tried, attempt, newRound),
     attemptStarted: (endpoint, attempt, hedged) => {
       if (attempt > 1 && !hedged) this.counters.retries++;
       if (hedged) this.counters.hedges++;
@@ -397,7 +397,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     }
   }
 
-  private pickFor(key: string | undefined, tried: Set<Endpoint> | undefined, attempt: number): Endpoint {
+  private pickFor(key: string | undefined, tried: Set<Endpoint> | undefined, attempt: number, newRound = true): Endpoint {
     if (this.closed) throw new BalancerClosedError();
     this.refreshCandidates();
     const candidates = this.candidates;
@@ -405,7 +405,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     // Most picks are a call's first, without a key: they share one request (pickers only read it).
     const request = key === undefined && tried === undefined && attempt === 1 ? FIRST_PICK : { key, tried, attempt };
     let chosen = this.picker.pick(candidates, request);
-    if (chosen === undefined && tried !== undefined && tried.size > 0) {
+    if (chosen === undefined && newRound && tried !== undefined && tried.size > 0) {
       // Every endpoint was tried: start a new round rather than fail while retries remain.
       tried.clear();
       chosen = this.picker.pick(candidates, request);

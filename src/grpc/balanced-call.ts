@@ -94,7 +94,6 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
   private readPending = false;
   private current: Attempt | undefined;
   private committed: Attempt | undefined;
-  private finished = false;
   private finalStatus: StatusObject | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
 
@@ -122,6 +121,11 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
   /** The method takes one message: nothing follows it, so its write needs no callback of ours. */
   get unaryRequest(): boolean {
     return (this.shape & MethodShape.UnaryRequest) !== 0;
+  }
+
+  /** The caller has its final status (or it is on its way). */
+  private get finished(): boolean {
+    return this.finalStatus !== undefined;
   }
 
   private readonly shape: number;
@@ -310,7 +314,6 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
    */
   finish(status: StatusObject, fromPod = false): void {
     if (this.finished) return;
-    this.finished = true;
     this.finalStatus = status;
     this.history = undefined; // attempts hold copies
     clearTimeout(this.deadlineTimer);

@@ -82,8 +82,13 @@ export type AttemptOutcome = { readonly kind: 'success' } | { readonly kind: 'ca
 
 /** How the runner reaches the balancer. */
 export interface FailoverHost {
-  /** Chooses an endpoint, avoiding `tried`; throws NoEndpointsError when there is none. */
-  pickFor(key: string | undefined, tried: Set<Endpoint> | undefined, attempt: number): Endpoint;
+  /**
+   * Chooses an endpoint, avoiding `tried`; throws NoEndpointsError when there is none. When every
+   * endpoint was tried, a retry starts a new round (`tried` is cleared); a hedge (`newRound`
+   * false) is not sent at all: it would go to a pod that already failed this call, or is
+   * running its primary.
+   */
+  pickFor(key: string | undefined, tried: Set<Endpoint> | undefined, attempt: number, newRound?: boolean): Endpoint;
   /** Records the start of an attempt; returns its start time. */
   attemptStarted(endpoint: Endpoint, attempt: number, hedged: boolean): number;
   attemptEnded(endpoint: Endpoint, startedAt: number, outcome: AttemptOutcome, attempt: number, hedged: boolean): void;
@@ -429,7 +434,7 @@ function hedged<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPla
       if (done) return;
       let twin: Endpoint | undefined;
       try {
-        twin = host.allowHedge() ? host.pickFor(plan.key, tried, attempt) : undefined;
+        twin = host.allowHedge() ? host.pickFor(plan.key, tried, attempt, false) : undefined;
       } catch {
         twin = undefined;
       }

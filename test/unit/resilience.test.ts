@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { seededRandom } from '../support/random.js';
-import { createBalancer, isRetryBudgetExhausted, type Balancer, type BalancerOptions } from '../../src/index.js';
+import { createBalancer, isRetryBudgetExhausted, type Balancer, type BalancerOptions, type Picker } from '../../src/index.js';
 
 const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
 const reset = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
@@ -131,6 +131,27 @@ describe('hedging', () => {
     await new Promise((r) => setTimeout(r, 5));
     // The loser was cancelled: neither a failure nor still in flight.
     expect(lb.endpoints().every((e) => e.inflight === 0 && e.failures === 0)).toBe(true);
+  });
+
+  it('sends no hedge when every pod was tried: not to the pod that just failed this call', async () => {
+    // Always the first pod not tried yet: after a new round it would be the pod that failed attempt 1.
+    const firstUntried: Picker = { name: 'first-untried', pick: (endpoints, request) => endpoints.find((e) => !request.tried?.has(e)) };
+    const lb = balancer(2, { picker: firstUntried, hedgeBudget: { percent: 1, minPerSecond: 10 }, retry: { retries: 2, backoffBaseMs: 1, backoffMaxMs: 1 } });
+    const sent: { endpoint: string; attempt: number; hedged: boolean }[] = [];
+    const result = await lb.run(
+      (endpoint, { attempt, hedged }) => {
+        sent.push({ endpoint: endpoint.id, attempt, hedged });
+        if (attempt === 1) return Promise.reject(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+        return new Promise<string>((resolve) => setTimeout(() => resolve('slow retry'), 40)); // slower than the hedge delay
+      },
+      { idempotent: true, hedge: { delayMs: 5 } },
+    );
+    expect(result).toBe('slow retry');
+    // The retry went to the other pod; with both tried, its hedge would have gone back to the first.
+    expect(sent).toHaveLength(2);
+    expect(sent[1]).toMatchObject({ attempt: 2, hedged: false });
+    expect(sent[1]!.endpoint).not.toBe(sent[0]!.endpoint);
+    expect(lb.stats().hedges).toBe(0);
   });
 
   it('does not hedge a fast call, and refuses to hedge a non-idempotent one', async () => {
