@@ -141,6 +141,16 @@ export function medianRatio(results: ReadonlyMap<string, readonly RoundResult[]>
   return median(rounds.map((r, i) => r.rps / base[i]!.rps));
 }
 
+/**
+ * The median over passes of `id`'s p50 minus `baseId`'s in the same pass, µs: the latency an
+ * adapter adds, without the drift of the VM between passes.
+ */
+export function medianAddedP50(results: ReadonlyMap<string, readonly RoundResult[]>, id: string, baseId: string): number {
+  const rounds = results.get(id)!;
+  const base = results.get(baseId)!;
+  return median(rounds.map((r, i) => r.p50 - base[i]!.p50));
+}
+
 /** The median of each field over rounds, and the summed errors. */
 export function medianRound(rounds: readonly RoundResult[]): RoundResult {
   return {
