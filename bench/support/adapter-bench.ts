@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
+import { seededRandom } from '../../test/support/random.js';
 import { median } from './measure.js';
 
 /**
@@ -105,18 +106,6 @@ export async function shuffledRounds<C extends { readonly id: string; close(): P
   } finally {
     await Promise.all(contenders.map((c) => c.close()));
   }
-}
-
-/** A small deterministic PRNG (mulberry32). */
-function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A Fisher–Yates shuffled copy. */
