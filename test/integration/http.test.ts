@@ -178,13 +178,36 @@ function track<T extends { close(): Promise<unknown> }>(thing: T): T {
   return thing;
 }
 
+interface StaticSetup {
+  readonly pods: Pod[];
+  readonly lb: Balancer;
+  readonly dispatcher: ReturnType<typeof createDispatcher>;
+  /** The Service's URL origin, as a caller would write it. */
+  readonly origin: string;
+}
+
+/**
+ * Pods on `addresses` behind a static balancer and a dispatcher, all closed after the test
+ * (`kill`: pods are killed instead, for tests that kill one themselves).
+ */
+async function staticSetup(
+  addresses: readonly string[],
+  options: { picker?: PickerOption; balancer?: Partial<StaticOptions>; dispatcher?: Parameters<typeof createDispatcher>[1]; pod?: PodOptions; kill?: boolean } = {},
+): Promise<StaticSetup> {
+  const pods = await startPods(addresses, options.pod);
+  for (const pod of pods) {
+    if (options.kill === true) cleanups.push(() => pod.kill());
+    else track(pod);
+  }
+  const lb = track(staticBalancer(pods, options.picker, options.balancer));
+  const dispatcher = track(createDispatcher(lb, options.dispatcher));
+  const scheme = options.pod?.tls === undefined ? 'http' : 'https';
+  return { pods, lb, dispatcher, origin: `${scheme}://${SVC}:${pods[0]!.port}` };
+}
+
 describe('createDispatcher over plain HTTP pods', () => {
   it('spreads requests over the pods, with the original Host header', async () => {
-    const pods = await startPods(['127.0.80.11', '127.0.80.12', '127.0.80.13']);
-    pods.forEach(track);
-    const lb = track(staticBalancer(pods));
-    const dispatcher = track(createDispatcher(lb));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    const { pods, dispatcher, origin } = await staticSetup(['127.0.80.11', '127.0.80.12', '127.0.80.13']);
     const seen = new Map<string, number>();
     for (let i = 0; i < 300; i++) {
       const res = await request(`${origin}/echo`, { dispatcher });
@@ -200,11 +223,7 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('keeps a shard key on one pod (keyHeader) and hands the key to the picker', async () => {
-    const pods = await startPods(['127.0.80.21', '127.0.80.22', '127.0.80.23']);
-    pods.forEach(track);
-    const lb = track(staticBalancer(pods, 'shard-key'));
-    const dispatcher = track(createDispatcher(lb, { keyHeader: 'X-User-Id' }));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    const { dispatcher, origin } = await staticSetup(['127.0.80.21', '127.0.80.22', '127.0.80.23'], { picker: 'shard-key', dispatcher: { keyHeader: 'X-User-Id' } });
     const home = new Map<string, string>();
     for (let round = 0; round < 5; round++) {
       for (let user = 0; user < 30; user++) {
@@ -281,11 +300,7 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('never re-sends a non-idempotent request that may have reached a pod', async () => {
-    const pods = await startPods(['127.0.80.51', '127.0.80.52']);
-    pods.forEach(track);
-    const lb = track(staticBalancer(pods));
-    const dispatcher = track(createDispatcher(lb));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    const { pods, dispatcher, origin } = await staticSetup(['127.0.80.51', '127.0.80.52']);
     await expect(request(`${origin}/reset-after-body`, { dispatcher, method: 'POST', body: 'pay' })).rejects.toMatchObject({ code: expect.stringMatching(/UND_ERR_SOCKET|ECONNRESET/) });
     expect(pods[0]!.hits + pods[1]!.hits).toBe(1);
     // the same failure on an idempotent request is retried on the other pod (and fails there too)
@@ -294,11 +309,7 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('re-sends an unread stream body after a refused connection, never a consumed one', async () => {
-    const pods = await startPods(['127.0.80.61', '127.0.80.62']);
-    pods.forEach((p) => cleanups.push(() => p.kill()));
-    const lb = track(staticBalancer(pods));
-    const dispatcher = track(createDispatcher(lb));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    const { pods, dispatcher, origin } = await staticSetup(['127.0.80.61', '127.0.80.62'], { kill: true });
     await pods[0]!.kill();
     for (let i = 0; i < 4; i++) {
       const res = await request(`${origin}/echo`, { dispatcher, method: 'POST', body: Readable.from([Buffer.from(`part-${i}-a `), Buffer.from('b')]) });
@@ -406,11 +417,7 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('honours the deadline and the caller abort; neither counts against the pod', async () => {
-    const pods = await startPods(['127.0.80.81']);
-    pods.forEach((p) => cleanups.push(() => p.kill()));
-    const lb = track(staticBalancer(pods));
-    const dispatcher = track(createDispatcher(lb, { timeoutMs: 150 }));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    const { lb, dispatcher, origin } = await staticSetup(['127.0.80.81'], { kill: true, dispatcher: { timeoutMs: 150 } });
     const started = Date.now();
     await expect(request(`${origin}/hang`, { dispatcher })).rejects.toBeInstanceOf(DeadlineExceededError);
     expect(Date.now() - started).toBeLessThan(2000);
@@ -442,11 +449,7 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('closes idle pools and re-creates them on demand', async () => {
-    const pods = await startPods(['127.0.80.101']);
-    pods.forEach(track);
-    const lb = track(staticBalancer(pods));
-    const dispatcher = track(createDispatcher(lb, { idleTimeoutMs: 100 }));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    const { pods, dispatcher, origin } = await staticSetup(['127.0.80.101'], { dispatcher: { idleTimeoutMs: 100 } });
     await (await request(`${origin}/echo`, { dispatcher })).body.dump();
     expect(dispatcher.stats().pools).toBe(1);
     await delay(300);
@@ -542,11 +545,7 @@ describe('createDispatcher over HTTPS pods', () => {
 
   it('connects to the pod IPs and verifies the certificate against the Service name', async () => {
     const tls = ca.issue([SVC, `*.${SVC}`]);
-    const pods = await startPods(['127.0.82.11', '127.0.82.12'], { tls });
-    pods.forEach(track);
-    const lb = track(staticBalancer(pods));
-    const dispatcher = track(createDispatcher(lb, { pool: { connect: { ca: ca.ca } } }));
-    const origin = `https://${SVC}:${pods[0]!.port}`;
+    const { pods, dispatcher, origin } = await staticSetup(['127.0.82.11', '127.0.82.12'], { pod: { tls }, dispatcher: { pool: { connect: { ca: ca.ca } } } });
     const seen = new Set<string>();
     for (let i = 0; i < 6; i++) {
       const res = await request(`${origin}/echo`, { dispatcher });
@@ -566,10 +565,7 @@ describe('createDispatcher over HTTPS pods', () => {
 
   it('refuses a pod whose certificate names another service, without retrying it as not-sent', async () => {
     const tls = ca.issue(['other.default.svc.cluster.local']);
-    const pods = await startPods(['127.0.82.21'], { tls });
-    pods.forEach(track);
-    const lb = track(staticBalancer(pods));
-    const dispatcher = track(createDispatcher(lb, { pool: { connect: { ca: ca.ca } } }));
+    const { pods, lb, dispatcher } = await staticSetup(['127.0.82.21'], { pod: { tls }, dispatcher: { pool: { connect: { ca: ca.ca } } } });
     await expect(request(`https://${SVC}:${pods[0]!.port}/echo`, { dispatcher })).rejects.toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
     // `servername` overrides the name that is checked
     const other = track(createDispatcher(lb, { servername: 'other.default.svc.cluster.local', pool: { connect: { ca: ca.ca } } }));
