@@ -26,8 +26,8 @@ import { loadavg } from 'node:os';
 import { BalancedPool, Pool, request, type Dispatcher } from 'undici';
 import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
-import { closedLoop, exitWithParent, installedVersion, medianAddedP50, medianRatio, medianRound, pinClient, shuffledRounds, startPods, type RoundResult } from './support/adapter-bench.js';
-import { fixed, machine, table } from './support/measure.js';
+import { closedLoop, exitWithParent, medianRound, pinClient, shuffledRounds, startPods, versus, type RoundResult } from './support/adapter-bench.js';
+import { fixed, installedVersion, machine, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.11', '127.0.84.12', '127.0.84.13'];
 const BODY = Buffer.from(JSON.stringify({ ok: true, pod: 'web-0', padding: 'x'.repeat(64) }));
@@ -114,15 +114,17 @@ async function measure(port: number, concurrency: number): Promise<Map<string, R
 
 async function main(): Promise<void> {
   if (process.argv.includes('--serve-pods')) return servePods();
-  const podsCpu = pinClient();
-  const { info, child } = await startPods<{ port: number }>(podsCpu);
+  const { info, child, pinning } = await startPods<{ port: number }>(pinClient());
+  const undici = installedVersion('undici');
   try {
-    const pinning = podsCpu === undefined ? 'not pinned' : `client pinned to CPU 0, pods to CPU ${podsCpu}`;
-    console.log(`# HTTP dispatcher benchmark\n\n${machine()}; undici ${installedVersion('undici')}; pods in a child process, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+    console.log(`# HTTP dispatcher benchmark\n\n${machine()}; undici ${undici}; pods in a child process, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
     const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; vsPool: number; addedP50: number })[] }[] = [];
     for (const concurrency of [16, 1]) {
       const results = await measure(info.port, concurrency);
-      const rows = CONTENDERS.map((c) => ({ id: c.id, label: c.label, ...medianRound(results.get(c.id)!), vsPool: medianRatio(results, c.id, 'pool'), addedP50: medianAddedP50(results, c.id, 'pool') }));
+      const rows = CONTENDERS.map((c) => {
+        const { ratio, addedP50 } = versus(results, c.id, 'pool');
+        return { id: c.id, label: c.label, ...medianRound(results.get(c.id)!), vsPool: ratio, addedP50 };
+      });
       sections.push({ concurrency, rows });
       console.log(`## ${concurrency} request${concurrency === 1 ? '' : 's'} in flight\n`);
       console.log(
@@ -143,7 +145,7 @@ async function main(): Promise<void> {
       );
     }
     mkdirSync('bench/results', { recursive: true });
-    writeFileSync('bench/results/http.json', `${JSON.stringify({ machine: machine(), pinning, undici: installedVersion('undici'), rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`);
+    writeFileSync('bench/results/http.json', `${JSON.stringify({ machine: machine(), pinning, undici, rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`);
   } finally {
     child.stdin?.end();
     child.kill();

@@ -3,8 +3,8 @@
  * flight (closed loop) through `lb.run` + undici.
  *
  * Part 1, steady state: the slow pod's share of requests and the latency percentiles of
- * round-robin, least-request and least-latency (default, and `latency.decayMs: 2000`) over the
- * 4 pods, and of the oracle
+ * round-robin, least-request and least-latency (the default mean estimate, peak-EWMA, and
+ * peak-EWMA with `latency.decayMs: 2000`) over the 4 pods, and of the oracle
  * (round-robin over the 3 fast pods only), interleaved in the same run, a fresh balancer per
  * contender per round; plus what the balancer saw (mean latencies vs peak-EWMA estimates) and
  * the client's event-loop delay, to tell the picker from the machine's noise.
@@ -84,12 +84,7 @@ function podIndex(pods: LatencyPods): Map<string, number> {
 }
 
 /** 16 requests in flight through `lb.run` until `done()` (checked before each request) or MAX_REQUESTS. */
-/** A balancer under test. */
-interface Setup {
-  readonly lb: Balancer;
-}
-
-async function drive({ lb }: Setup, agent: Agent, index: Map<string, number>, trace: Trace, done: () => boolean): Promise<void> {
+async function drive(lb: Balancer, agent: Agent, index: Map<string, number>, trace: Trace, done: () => boolean): Promise<void> {
   let issued = 0;
   const worker = async (): Promise<void> => {
     while (!done() && issued < MAX_REQUESTS) {
@@ -151,9 +146,9 @@ const CONTENDERS: readonly Contender[] = [
   },
 ];
 
-function balancer(pods: LatencyPods, members: readonly number[], picker: PickerOption, latency?: BalancerOptions['latency']): Setup {
+function balancer(pods: LatencyPods, members: readonly number[], picker: PickerOption, latency?: BalancerOptions['latency']): Balancer {
   const endpoints = members.map((i) => ({ address: pods.addresses[i]!, port: pods.port, name: `web-${i}` }));
-  return { lb: createBalancer({ service: 'latency-pods', endpoints, picker, ...(latency === undefined ? {} : { latency }) }) };
+  return createBalancer({ service: 'latency-pods', endpoints, picker, ...(latency === undefined ? {} : { latency }) });
 }
 
 interface SteadyRound {
@@ -176,18 +171,17 @@ interface SteadyRound {
 }
 
 async function steadyRound(pods: LatencyPods, agent: Agent, contender: Contender): Promise<SteadyRound> {
-  const setup = balancer(pods, contender.pods, contender.picker, contender.latency);
-  const lb = setup.lb;
+  const lb = balancer(pods, contender.pods, contender.picker, contender.latency);
   const index = podIndex(pods);
   try {
     const warmUntil = performance.now() + WARMUP_MS;
-    await drive(setup, agent, index, newTrace(), () => performance.now() >= warmUntil);
+    await drive(lb, agent, index, newTrace(), () => performance.now() >= warmUntil);
     const trace = newTrace();
     const loop = monitorEventLoopDelay({ resolution: 10 });
     loop.enable();
     const started = performance.now();
     const stopAt = started + ROUND_MS;
-    await drive(setup, agent, index, trace, () => performance.now() >= stopAt);
+    await drive(lb, agent, index, trace, () => performance.now() >= stopAt);
     const elapsed = performance.now() - started;
     loop.disable();
     const sorted = sortedLatencies(trace.latency);
@@ -243,11 +237,10 @@ interface ReactionRound {
 
 async function reactionRound(pods: LatencyPods, agent: Agent, picker: PickerOption, latency?: BalancerOptions['latency']): Promise<ReactionRound> {
   await pods.setDelay(SLOW_POD, FAST_MS);
-  const setup = balancer(pods, ALL, picker, latency);
-  const lb = setup.lb;
+  const lb = balancer(pods, ALL, picker, latency);
   const trace = newTrace();
   let stop = false;
-  const running = drive(setup, agent, podIndex(pods), trace, () => stop);
+  const running = drive(lb, agent, podIndex(pods), trace, () => stop);
   try {
     await sleep(BEFORE_MS);
     const t = performance.now();
@@ -342,14 +335,14 @@ function analyse(trace: Trace, t: number, t2: number): ReactionRound {
 
 const MODEL_VARIANTS: readonly ModelVariant[] = [
   { label: 'least-request (P2C, cost = in-flight)', choice: 'p2c', estimator: 'none' },
-  { label: 'peak-EWMA τ = 10 s (the default before the change)', choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000 },
-  { label: 'least-latency, peak-EWMA τ = 2 s', choice: 'p2c', estimator: 'peak-ewma', decayMs: 2000 },
+  { label: 'peak-EWMA τ = 10 s, cost × (in-flight + 1) (estimator: \'peak-ewma\')', choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000 },
+  { label: 'peak-EWMA τ = 2 s', choice: 'p2c', estimator: 'peak-ewma', decayMs: 2000 },
   { label: 'cheapest of all 4 instead of P2C, peak-EWMA τ = 10 s', choice: 'all', estimator: 'peak-ewma', decayMs: 10_000 },
   { label: 'mean EWMA τ = 1 s (no peak rule)', choice: 'p2c', estimator: 'ewma', decayMs: 1000 },
   { label: 'exact mean latency (a perfect estimator)', choice: 'p2c', estimator: 'exact-mean' },
   { label: 'cheapest of all 4, exact mean latency', choice: 'all', estimator: 'exact-mean' },
   { label: 'peak-EWMA τ = 10 s, cost × (1 + in-flight/2)', choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000, inflightWeight: 0.5 },
-  { label: 'prototype: mean EWMA τ = 1 s, cost × (1 + in-flight/2)', choice: 'p2c', estimator: 'ewma', decayMs: 1000, inflightWeight: 0.5 },
+  { label: 'mean EWMA τ = 1 s, cost × (1 + in-flight/2) (the default, estimator: \'mean\')', choice: 'p2c', estimator: 'ewma', decayMs: 1000, inflightWeight: 0.5 },
 ];
 const MODEL_OVERHEADS = [1, 3];
 const MODEL_SEEDS = [1, 2, 3];
@@ -380,9 +373,9 @@ function printModel(): void {
   const T2 = 10_000;
   const reactionRows: string[][] = [];
   const reactionVariants: readonly ModelVariant[] = [
-    { label: 'least-latency, τ = 10 s', choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000 },
-    { label: 'least-latency, τ = 2 s', choice: 'p2c', estimator: 'peak-ewma', decayMs: 2000 },
-    { label: 'prototype', choice: 'p2c', estimator: 'ewma', decayMs: 1000, inflightWeight: 0.5 },
+    { label: 'peak-EWMA τ = 10 s', choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000 },
+    { label: 'peak-EWMA τ = 2 s', choice: 'p2c', estimator: 'peak-ewma', decayMs: 2000 },
+    { label: 'mean EWMA τ = 1 s (the default)', choice: 'p2c', estimator: 'ewma', decayMs: 1000, inflightWeight: 0.5 },
   ];
   for (const variant of reactionVariants) {
     for (const overheadMs of MODEL_OVERHEADS) {

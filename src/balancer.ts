@@ -134,6 +134,11 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   private firstLookupDone = false;
   private readonly firstLookupWaiters = new Set<() => void>();
   private readonly frozenPlans = new WeakMap<RunOptions, FailoverPlan>();
+  /**
+   * Consecutive failures from which an endpoint counts as failing (not healthy, though the
+   * ejection cap may keep it in): outlier detection's threshold, or never without it.
+   */
+  private readonly failingAfter: number;
   private counters = { calls: 0, retries: 0, hedges: 0 };
   private discoveryStats: DiscoveryStats = { lookups: 0, failures: 0, queries: 0, lastSuccessAt: undefined, lastError: undefined, lastErrorAt: undefined };
 
@@ -149,6 +154,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     this.hedgeBudget = new Budget(config.hedgeBudget, config.clock);
     this.latencies = new LatencyHistogram(10_000, config.clock);
     this.slowStart = config.slowStart.windowMs > 0 ? new SlowStart(config.slowStart, config.random) : undefined;
+    this.failingAfter = config.outlierDetection?.consecutiveFailures ?? Number.POSITIVE_INFINITY;
     this.detector =
       config.outlierDetection === undefined
         ? undefined
@@ -367,12 +373,11 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     if (outcome.kind === 'cancelled') result = 'cancelled';
     else if (outcome.kind === 'success' || !this.config.isFailure(outcome.error)) result = 'success';
     else result = 'failure';
-    const threshold = this.config.outlierDetection?.consecutiveFailures ?? Number.POSITIVE_INFINITY;
-    const wasFailing = endpoint.consecutiveFailures >= threshold;
+    const wasFailing = endpoint.consecutiveFailures >= this.failingAfter;
     const now = this.config.clock();
     endpoint.finish(startedAt, result, now);
     // Crossing the failure threshold changes the healthy count (and maybe panic mode).
-    if (wasFailing !== endpoint.consecutiveFailures >= threshold) this.candidatesStale = true;
+    if (wasFailing !== endpoint.consecutiveFailures >= this.failingAfter) this.candidatesStale = true;
     // An endpoint that left the pool meanwhile has no health to judge any more.
     const inPool = endpoint.inPool;
     if (inPool && result === 'success') {
@@ -424,7 +429,6 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     if (!this.candidatesStale) return;
     this.candidatesStale = false;
     const all = this.pool.endpoints;
-    const threshold = this.detector === undefined ? 0 : this.config.outlierDetection!.consecutiveFailures;
     const available: Endpoint[] = [];
     let healthy = 0;
     let bestPriority = Number.POSITIVE_INFINITY;
@@ -433,7 +437,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       available.push(endpoint);
       bestPriority = Math.min(bestPriority, endpoint.priority);
       // An endpoint kept in only by the ejection cap is not healthy.
-      if (threshold === 0 || endpoint.consecutiveFailures < threshold) healthy++;
+      if (endpoint.consecutiveFailures < this.failingAfter) healthy++;
     }
     this.healthyCount = healthy;
     const panic = all.length > 0 && healthy / all.length < this.config.panicThreshold;
@@ -459,7 +463,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     }
     const plan = this.newPlan(options);
     // A percentile hedge's delay follows the latencies: planned per call.
-    if (frozen && options !== null && typeof options === 'object' && options.hedge === undefined) this.frozenPlans.set(options, plan);
+    if (frozen && options.hedge === undefined) this.frozenPlans.set(options, plan);
     return plan;
   }
 

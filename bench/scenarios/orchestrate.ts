@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { ClusterModel, type PodEndpoint } from '../../src/testing/model.js';
 import { KNOT_ENV, startKnot, type KnotDns } from '../../test/support/knot.js';
-import { machine } from '../support/measure.js';
+import { installedVersion, machine } from '../support/measure.js';
 import { analyze, SERIES_BUCKET_MS, type TrialMetrics } from './analyze.js';
 import { CONTENDERS, contenderById } from './contenders.js';
 import { DnsProxy } from './dns-proxy.js';
@@ -263,20 +263,13 @@ export function expectedDurationMs(options: Pick<BenchOptions, 'runs' | 'scenari
 }
 
 function versions(): Record<string, string> {
-  const read = (path: string): string => {
-    try {
-      return (JSON.parse(readFileSync(join(repoRoot(), path), 'utf8')) as { version: string }).version;
-    } catch {
-      return 'unknown';
-    }
-  };
   let knot = 'unknown';
   try {
     knot = execFileSync('knotd', ['-V'], { env: KNOT_ENV, encoding: 'utf8' }).trim().split('\n')[0] ?? 'unknown';
   } catch {
     // reported as unknown
   }
-  return { node: process.version, undici: read('node_modules/undici/package.json'), 'grpc-js': read('node_modules/@grpc/grpc-js/package.json'), 'headless-lb': read('package.json'), knot };
+  return { node: process.version, undici: installedVersion('undici', repoRoot()), 'grpc-js': installedVersion('@grpc/grpc-js', repoRoot()), 'headless-lb': installedVersion('.', repoRoot()), knot };
 }
 
 export async function runBench(options: BenchOptions): Promise<void> {

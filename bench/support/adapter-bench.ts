@@ -4,11 +4,10 @@
  * client's CPU time per request, and medians.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import { seededRandom } from '../../test/support/random.js';
-import { median } from './measure.js';
+import { median, quantile } from './measure.js';
 
 /**
  * Pins this process to CPU 0 and returns the CPU for the pods (1), when there are two CPUs or
@@ -24,16 +23,21 @@ export function pinClient(): number | undefined {
 
 /**
  * Starts `node <this script> --serve-pods` and waits for its first stdout line (JSON). The child
- * exits when its stdin closes (with this process). `cpu`: pin it there.
+ * exits when its stdin closes (with this process). `cpu` (from `pinClient`): pin it there.
+ * `pinning` says what was done, for the report: a failed `taskset` is said, not hidden.
  */
-export async function startPods<T>(cpu: number | undefined): Promise<{ info: T; child: ChildProcess }> {
+export async function startPods<T>(cpu: number | undefined): Promise<{ info: T; child: ChildProcess; pinning: string }> {
   const child = spawn(process.execPath, [process.argv[1]!, '--serve-pods'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const lines = createInterface({ input: child.stdout! });
   const timer = setTimeout(() => child.kill(), 10_000);
   for await (const line of lines) {
     clearTimeout(timer);
-    if (cpu !== undefined && child.pid !== undefined) spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(child.pid)], { stdio: 'ignore' });
-    return { info: JSON.parse(line) as T, child };
+    let pinning = 'not pinned';
+    if (cpu !== undefined) {
+      const pinned = child.pid !== undefined && spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(child.pid)], { stdio: 'ignore' }).status === 0;
+      pinning = pinned ? `client pinned to CPU 0, pods to CPU ${cpu}` : 'client pinned to CPU 0, pods not pinned (taskset failed)';
+    }
+    return { info: JSON.parse(line) as T, child, pinning };
   }
   throw new Error('the pods process exited before listening');
 }
@@ -80,8 +84,7 @@ export async function closedLoop(once: () => Promise<boolean>, concurrency: numb
   const elapsed = performance.now() - started;
   const used = process.cpuUsage(cpu);
   latencies.sort((a, b) => a - b);
-  const at = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]! * 1000;
-  return { rps: (latencies.length / elapsed) * 1000, p50: at(0.5), p99: at(0.99), errors, cpuUs: (used.user + used.system) / latencies.length };
+  return { rps: (latencies.length / elapsed) * 1000, p50: quantile(latencies, 0.5) * 1000, p99: quantile(latencies, 0.99) * 1000, errors, cpuUs: (used.user + used.system) / latencies.length };
 }
 
 /**
@@ -119,25 +122,15 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
 }
 
 /**
- * The median over passes of `id`'s throughput relative to `baseId`'s in the same pass (every
- * contender's round once). The speed of a shared VM drifts over seconds; a pass takes a few
- * seconds, so the ratio within one pass is far steadier than the ratio of two medians taken over
- * the whole run.
+ * `id` against `baseId`, pass by pass (a pass runs every contender's round once): the median of
+ * the throughput ratios and of the p50 differences (µs, the latency an adapter adds). The speed
+ * of a shared VM drifts over seconds; a pass takes a few seconds, so comparisons within one pass
+ * are far steadier than comparisons of two medians taken over the whole run.
  */
-export function medianRatio(results: ReadonlyMap<string, readonly RoundResult[]>, id: string, baseId: string): number {
+export function versus(results: ReadonlyMap<string, readonly RoundResult[]>, id: string, baseId: string): { readonly ratio: number; readonly addedP50: number } {
   const rounds = results.get(id)!;
   const base = results.get(baseId)!;
-  return median(rounds.map((r, i) => r.rps / base[i]!.rps));
-}
-
-/**
- * The median over passes of `id`'s p50 minus `baseId`'s in the same pass, µs: the latency an
- * adapter adds, without the drift of the VM between passes.
- */
-export function medianAddedP50(results: ReadonlyMap<string, readonly RoundResult[]>, id: string, baseId: string): number {
-  const rounds = results.get(id)!;
-  const base = results.get(baseId)!;
-  return median(rounds.map((r, i) => r.p50 - base[i]!.p50));
+  return { ratio: median(rounds.map((r, i) => r.rps / base[i]!.rps)), addedP50: median(rounds.map((r, i) => r.p50 - base[i]!.p50)) };
 }
 
 /** The median of each field over rounds, and the summed errors. */
@@ -149,13 +142,4 @@ export function medianRound(rounds: readonly RoundResult[]): RoundResult {
     cpuUs: median(rounds.map((r) => r.cpuUs)),
     errors: rounds.reduce((n, r) => n + r.errors, 0),
   };
-}
-
-/** The installed version of a package, read from the working directory's node_modules. */
-export function installedVersion(name: string): string {
-  try {
-    return (JSON.parse(readFileSync(`node_modules/${name}/package.json`, 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
 }

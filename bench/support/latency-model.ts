@@ -7,9 +7,9 @@
  *
  * so the client sees the slow pod fewer than 10× slower than the fast ones, as it does on real
  * pods. Pickers are the library's rules re-stated over the model's own state (P2C on
- * `estimate × (in-flight + 1)`, with the peak-EWMA update of src/pool/peak-ewma.ts, or with the
- * exact mean latency: a perfect estimator), so that what the cost formula does can be told apart
- * from what the estimator does. With `slowBetween`, pod 0 is slow only for a while (the reaction
+ * `estimate × (1 + w · in-flight)`, with the peak-EWMA update of src/pool/peak-ewma.ts, the mean
+ * EWMA of src/pool/decaying-mean.ts, or the exact mean latency: a perfect estimator), so that what
+ * the cost formula does can be told apart from what the estimator does. With `slowBetween`, pod 0 is slow only for a while (the reaction
  * scenario). Deterministic (seeded); well under a second per run.
  */
 import { seededRandom } from '../../test/support/random.js';
@@ -30,7 +30,8 @@ export interface ModelOptions {
 }
 
 /**
- * `peak-ewma`: the library's estimator; `ewma`: the same without the peak rule; `exact-mean`: the
+ * `peak-ewma`: the library's `estimator: 'peak-ewma'`; `ewma`: a mean EWMA without the peak rule
+ * (the library's default `estimator: 'mean'` with τ = 1 s); `exact-mean`: the
  * true mean latency the client sees (a perfect estimator); `none`: cost = in-flight only.
  */
 export type Estimator = 'peak-ewma' | 'ewma' | 'exact-mean' | 'none';
@@ -44,7 +45,7 @@ export interface ModelVariant {
   readonly decayMs?: number;
   /** `ewma`: decay toward zero while no sample arrives, ms (default 10 s). */
   readonly idleDecayMs?: number;
-  /** Cost = estimate × (1 + inflightWeight × in-flight); the library's rule is 1. */
+  /** Cost = estimate × (1 + inflightWeight × in-flight): the library uses 1 with peak-EWMA, ½ with the mean. Default 1. */
   readonly inflightWeight?: number;
 }
 
@@ -61,7 +62,6 @@ export interface ModelResult {
 const DEFAULT_RTT_MS = 30;
 const SLOW = 0;
 const PODS = 4;
-
 
 /**
  * The update rule of src/pool/peak-ewma.ts, on model time. With `peak` false, the same without

@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { arch, cpus, platform, release } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * Nanoseconds per call of `loop(iterations)`: calibrates the iteration count so one sample
@@ -52,4 +54,14 @@ export function table(header: readonly string[], rows: readonly (readonly string
 
 export function fixed(value: number, digits = 1): string {
   return value.toFixed(digits);
+}
+
+/** The version in `<root>/node_modules/<name>/package.json` (`name` '.' for the project itself), or 'unknown'. */
+export function installedVersion(name: string, root = '.'): string {
+  try {
+    const path = name === '.' ? join(root, 'package.json') : join(root, 'node_modules', name, 'package.json');
+    return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }

@@ -30,7 +30,8 @@ const selected = names.length > 0 ? names : all;
 for (const name of selected) {
   const entry = [join(root, 'bench', `${name}.ts`), join(root, 'bench', name, 'main.ts')].find((file) => existsSync(file));
   if (entry === undefined) {
-    console.error(`No benchmark bench/${name}.ts or bench/${name}/main.ts (have: ${all.join(', ')}, scenarios)`);
+    const suites = readdirSync(join(root, 'bench'), { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(join(root, 'bench', d.name, 'main.ts'))).map((d) => d.name);
+    console.error(`No benchmark bench/${name}.ts or bench/${name}/main.ts (have: ${[...all, ...suites].join(', ')})`);
     process.exit(2);
   }
   const outdir = join(root, '.tmp', 'bench');

@@ -96,6 +96,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
   private committed: Attempt | undefined;
   private finalStatus: StatusObject | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
+  /** `MethodShape` bits of the method, from the service definitions the channel was told. */
+  private readonly shape: number;
 
   constructor(
     private readonly host: CallHost,
@@ -127,8 +129,6 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
   private get finished(): boolean {
     return this.finalStatus !== undefined;
   }
-
-  private readonly shape: number;
 
   // ---- grpc-js Call ----
 

@@ -54,5 +54,4 @@ export class PeakEwma {
     if (elapsed <= 0) return this.estimate;
     return this.estimate * Math.exp(-elapsed / this.decayMs);
   }
-
 }

@@ -36,10 +36,6 @@ export class EndpointPool {
     return this.list.length;
   }
 
-  get(id: string): Endpoint | undefined {
-    return this.byId.get(id);
-  }
-
   /**
    * Applies a snapshot; returns the change, or undefined when nothing changed. Surviving
    * endpoints keep their order and new ones are appended, so a DNS server that shuffles its

@@ -10,14 +10,15 @@ export interface BudgetOptions {
   readonly windowMs: number;
 }
 
+/** Series of the budget's window. */
+const CALLS = 0;
+const EXTRA = 1;
+
 /**
  * A retry budget (Finagle's RetryBudget, Linkerd's retry budget): over a sliding window, extra
  * attempts may be at most `percent` of the calls plus `minPerSecond` per second. A failing fleet
  * then sees at most 1.2× its normal load from one client instead of a retry storm.
  */
-const CALLS = 0;
-const EXTRA = 1;
-
 export class Budget {
   private readonly window: SlidingWindow;
 

@@ -4,6 +4,7 @@ import { NoEndpointsError, type PoolChange, type ResolutionError } from '../../s
 import { startCluster } from '../../src/testing/index.js';
 import { startKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
 import { startLoad } from '../support/load.js';
+import { sleep } from '../support/wait.js';
 
 /**
  * Discovery against a real Knot DNS server shaped like CoreDNS, with real HTTP pods on
@@ -20,8 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await env?.close();
 });
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('A/AAAA discovery', () => {
   it('finds every ready pod and spreads traffic over them', async () => {

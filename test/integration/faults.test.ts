@@ -12,6 +12,7 @@ import {
 import { startCluster, type Cluster, type DnsServer } from '../../src/testing/index.js';
 import { startKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
 import { startLoad } from '../support/load.js';
+import { sleep } from '../support/wait.js';
 
 /**
  * The fault-injection suite: real Knot DNS, real HTTP pods on 127.x, each fault under steady
@@ -19,7 +20,6 @@ import { startLoad } from '../support/load.js';
  */
 const TTL = 2;
 let env: HttpKnotCluster;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
   env = await startKnotCluster({ ttl: TTL });
@@ -29,8 +29,8 @@ afterAll(async () => {
   await env?.close();
 });
 
-function balancer(service: string, options: Partial<BalancerOptions> = {}, dns = env.knot.address): Balancer {
-  return env.balancer({ service, portName: 'http', dnsServers: [dns], ...options });
+function balancer(service: string, options: Partial<BalancerOptions> = {}): Balancer {
+  return env.balancer({ service, portName: 'http', ...options });
 }
 
 /** Counts attempts per endpoint address and outcome through the diagnostics channel. */
@@ -218,7 +218,7 @@ describe('DNS faults keep the pool', () => {
 
   it.each(['servfail', 'garbage', 'silent', 'refused'] as const)('DNS answering %s: pool kept, backoff observed, recovery', async (fault) => {
     const svc = await local.createService({ name: `dns-${fault}`, replicas: 2 });
-    const lb = balancer(svc.fqdn, { dnsTimeoutMs: 100, dnsAttempts: 1, refresh: { minMs: 100, maxMs: 800 } }, local.dnsServer);
+    const lb = balancer(svc.fqdn, { dnsServers: [local.dnsServer], dnsTimeoutMs: 100, dnsAttempts: 1, refresh: { minMs: 100, maxMs: 800 } });
     await lb.ready();
     const errors: ResolutionError[] = [];
     lb.on('resolve-error', (e) => errors.push(e));
@@ -249,7 +249,7 @@ describe('DNS faults keep the pool', () => {
       return;
     }
     const svc = await local.createService({ name: 'dns-nft', replicas: 2 });
-    const lb = balancer(svc.fqdn, { dnsTimeoutMs: 100, dnsAttempts: 1, refresh: { minMs: 100, maxMs: 800 } }, local.dnsServer);
+    const lb = balancer(svc.fqdn, { dnsServers: [local.dnsServer], dnsTimeoutMs: 100, dnsAttempts: 1, refresh: { minMs: 100, maxMs: 800 } });
     await lb.ready();
     const port = local.dns.port;
     const table = `hlb_test_${process.pid}`;

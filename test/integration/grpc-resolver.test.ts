@@ -4,6 +4,7 @@ import { InvalidOptionError } from '../../src/index.js';
 import { registerHeadlessResolver } from '../../src/grpc/index.js';
 import { loadEcho, type EchoClient, type EchoReply } from '../support/grpc-pods.js';
 import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
+import { sleep } from '../support/wait.js';
 
 /**
  * The `headless:` resolver scheme (grpc-js >= 1.14): grpc-js's own round_robin over the pods of a
@@ -15,7 +16,6 @@ const SCHEME = 'headless-test';
 const Echo = loadEcho();
 let env: GrpcKnotCluster;
 const clients: EchoClient[] = [];
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const ROUND_ROBIN = { 'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }) };
 
 beforeAll(async () => {

@@ -5,6 +5,7 @@ import type { AttemptStartMessage, Balancer, BalancerOptions } from '../../src/i
 import { createGrpcChannel, type GrpcChannelOptions, type HeadlessChannel } from '../../src/grpc/index.js';
 import { loadEcho, type EchoClient, type EchoReply } from '../support/grpc-pods.js';
 import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /**
  * headless-lb/grpc against a real Knot DNS and real grpc-js pods on 127.x: spread, shard-key
@@ -14,7 +15,6 @@ import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.
 const TTL = 2;
 const Echo = loadEcho();
 let env: GrpcKnotCluster;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
   env = await startKnotCluster({ ttl: TTL, pods: 'grpc' });
@@ -194,7 +194,7 @@ describe('pod crash', () => {
     const dead = svc.pods[0]!;
     const deadChannel = [...channel.pods.channels()].find((p) => p.endpoint.address === dead.address)!;
     await svc.crashPod(dead.name); // not ejected: every third pick is a refused connection
-    while (deadChannel.state === grpc.connectivityState.READY) await sleep(5); // the client read the reset
+    await waitFor(() => deadChannel.state !== grpc.connectivityState.READY, { what: 'the client read the reset' });
     await sleep(50); // calls that were on the wire have failed by now
     const beforeTail = load.snapshot();
     const result = await load.finished();

@@ -7,10 +7,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Pool, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createBalancer, DeadlineExceededError, type Balancer, type Picker, type PickerOption, type PoolChange, type StaticOptions } from '../../src/index.js';
-import { createDispatcher, type HeadlessDispatcher } from '../../src/http/index.js';
+import { createDispatcher, type HeadlessDispatcher, type HttpDispatcherOptions } from '../../src/http/index.js';
 import { ClusterModel } from '../../src/testing/index.js';
 import { startKnot } from '../support/knot.js';
 import { createTestCa, type TestCa } from '../support/tls.js';
+import { waitFor } from '../support/wait.js';
 
 // ---------------------------------------------------------------- pods: real HTTP(S) servers on 127.0.x.y
 
@@ -178,10 +179,10 @@ function track<T extends { close(): Promise<unknown> }>(thing: T): T {
   return thing;
 }
 
-interface StaticSetup {
+interface PodsBehindDispatcher {
   readonly pods: Pod[];
   readonly lb: Balancer;
-  readonly dispatcher: ReturnType<typeof createDispatcher>;
+  readonly dispatcher: HeadlessDispatcher;
   /** The Service's URL origin, as a caller would write it. */
   readonly origin: string;
 }
@@ -192,8 +193,8 @@ interface StaticSetup {
  */
 async function staticSetup(
   addresses: readonly string[],
-  options: { picker?: PickerOption; balancer?: Partial<StaticOptions>; dispatcher?: Parameters<typeof createDispatcher>[1]; pod?: PodOptions; kill?: boolean } = {},
-): Promise<StaticSetup> {
+  options: { picker?: PickerOption; balancer?: Partial<StaticOptions>; dispatcher?: HttpDispatcherOptions; pod?: PodOptions; kill?: boolean } = {},
+): Promise<PodsBehindDispatcher> {
   const pods = await startPods(addresses, options.pod);
   for (const pod of pods) {
     if (options.kill === true) cleanups.push(() => pod.kill());
@@ -239,8 +240,6 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('takes the key from a key function when given (headers in any shape)', async () => {
-    const pods = await startPods(['127.0.80.31', '127.0.80.32']);
-    pods.forEach(track);
     const keys: (string | undefined)[] = [];
     const recording: Picker = {
       name: 'recording',
@@ -249,9 +248,10 @@ describe('createDispatcher over plain HTTP pods', () => {
         return endpoints.find((e) => !tried?.has(e)) ?? endpoints[0];
       },
     };
-    const lb = track(staticBalancer(pods, recording));
-    const dispatcher = track(createDispatcher(lb, { key: (req) => `${req.method} ${req.path} ${req.header('x-tenant') ?? '-'}` }));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    const { dispatcher, origin } = await staticSetup(['127.0.80.31', '127.0.80.32'], {
+      picker: recording,
+      dispatcher: { key: (req) => `${req.method} ${req.path} ${req.header('x-tenant') ?? '-'}` },
+    });
     await (await request(`${origin}/a?x=1`, { dispatcher, headers: { 'X-Tenant': 'acme' } })).body.dump();
     await (await request(`${origin}/b`, { dispatcher, headers: ['x-tenant', 'globex'] })).body.dump();
     await (await request(`${origin}/c`, { dispatcher, method: 'POST', body: 'x', headers: new Map([['X-TENANT', 'initech']]) as unknown as Record<string, string> })).body.dump();
@@ -260,12 +260,8 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('fails over with zero failed requests when a pod dies under load', async () => {
-    const pods = await startPods(['127.0.80.41', '127.0.80.42', '127.0.80.43']);
+    const { pods, lb, dispatcher, origin } = await staticSetup(['127.0.80.41', '127.0.80.42', '127.0.80.43'], { kill: true });
     const [, victim] = pods;
-    pods.forEach((p) => cleanups.push(() => p.kill()));
-    const lb = track(staticBalancer(pods));
-    const dispatcher = track(createDispatcher(lb));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
     const failures: unknown[] = [];
     let done = 0;
     let killed = false;
@@ -287,7 +283,7 @@ describe('createDispatcher over plain HTTP pods', () => {
       }
     };
     const load = Promise.all(Array.from({ length: 8 }, (_, w) => worker(w)));
-    while (done < 100) await delay(5);
+    await waitFor(() => done >= 100, { timeoutMs: 10_000, what: '100 requests done' });
     const hitsBefore = victim!.hits;
     await victim!.kill();
     killed = true;
@@ -325,12 +321,8 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('retries failure statuses of idempotent requests elsewhere and passes them through otherwise', async () => {
-    const pods = await startPods(['127.0.80.71', '127.0.80.72']);
-    pods.forEach(track);
+    const { pods, lb, dispatcher, origin } = await staticSetup(['127.0.80.71', '127.0.80.72'], { balancer: { outlierDetection: false } });
     pods[0]!.status = 503;
-    const lb = track(staticBalancer(pods, 'round-robin', { outlierDetection: false }));
-    const dispatcher = track(createDispatcher(lb));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
     const sick = lb.endpoints().find((e) => e.name === 'web-0')!;
     // a POST that meets the 503 gets it, with its body, and is not re-sent; the pod is charged
     let seen503 = 0;
@@ -371,26 +363,22 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('feeds outlier ejection: a pod answering 503 is ejected and gets no more traffic', async () => {
-    const pods = await startPods(['127.0.80.75', '127.0.80.76', '127.0.80.77']);
-    pods.forEach(track);
+    const { pods, lb, dispatcher, origin } = await staticSetup(['127.0.80.75', '127.0.80.76', '127.0.80.77'], { balancer: { outlierDetection: { consecutiveFailures: 3 } } });
     pods[0]!.status = 503;
-    const lb = track(staticBalancer(pods, 'round-robin', { outlierDetection: { consecutiveFailures: 3 } }));
     const ejected: string[] = [];
     lb.on('eject', ({ endpoint }) => ejected.push(endpoint.name ?? ''));
-    const dispatcher = track(createDispatcher(lb));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
     for (let i = 0; i < 30; i++) expect((await request(`${origin}/echo`, { dispatcher })).statusCode).toBe(200);
     expect(ejected).toEqual(['web-0']);
     expect(pods[0]!.hits).toBe(3);
   });
 
   it('hedges a slow idempotent request on another pod and cancels the loser; never a POST', async () => {
-    const pods = await startPods(['127.0.80.78', '127.0.80.79']);
-    pods.forEach((p) => cleanups.push(() => p.kill()));
+    const { pods, lb, dispatcher, origin } = await staticSetup(['127.0.80.78', '127.0.80.79'], {
+      kill: true,
+      balancer: { hedgeBudget: { percent: 1, minPerSecond: 100 } },
+      dispatcher: { hedge: { delayMs: 50 } },
+    });
     pods[0]!.delayMs = 1000;
-    const lb = track(staticBalancer(pods, 'round-robin', { hedgeBudget: { percent: 1, minPerSecond: 100 } }));
-    const dispatcher = track(createDispatcher(lb, { hedge: { delayMs: 50 } }));
-    const origin = `http://${SVC}:${pods[0]!.port}`;
     for (let i = 0; i < 4; i++) {
       const started = Date.now();
       const res = await request(`${origin}/echo`, { dispatcher });
@@ -402,7 +390,7 @@ describe('createDispatcher over plain HTTP pods', () => {
     expect(hedges).toBeGreaterThan(0);
     expect(pods[0]!.hits).toBe(hedges);
     // the losing attempts were cancelled (their connections closed before the slow answer)
-    for (let i = 0; i < 50 && pods[0]!.abandoned < hedges; i++) await delay(10);
+    await waitFor(() => pods[0]!.abandoned >= hedges, { timeoutMs: 500, what: 'the losers cancelled' });
     expect(pods[0]!.abandoned).toBe(hedges);
     // a POST is never hedged: one of two POSTs waits for the slow pod
     const durations = await Promise.all(
@@ -424,7 +412,7 @@ describe('createDispatcher over plain HTTP pods', () => {
     const endpoint = lb.endpoints()[0]!;
     const failures = endpoint.failures;
     const ac = new AbortController();
-    const pending = request(`${origin}/slow?ms=2000`, { dispatcher: createDispatcher(lb), signal: ac.signal });
+    const pending = request(`${origin}/slow?ms=2000`, { dispatcher: track(createDispatcher(lb)), signal: ac.signal });
     setTimeout(() => ac.abort(), 50);
     await expect(pending).rejects.toMatchObject({ name: 'AbortError' });
     expect(endpoint.failures).toBe(failures);
@@ -432,11 +420,7 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('close() lets in-flight requests finish, refuses new ones, and leaves the balancer open', async () => {
-    const pods = await startPods(['127.0.80.91', '127.0.80.92']);
-    pods.forEach(track);
-    const lb = track(staticBalancer(pods));
-    const dispatcher = createDispatcher(lb);
-    const origin = `http://${SVC}:${pods[0]!.port}`;
+    const { lb, dispatcher, origin } = await staticSetup(['127.0.80.91', '127.0.80.92']);
     const slow = Promise.all([1, 2, 3].map(() => request(`${origin}/slow?ms=200`, { dispatcher }).then((r) => r.body.json())));
     await delay(50);
     const closing = dispatcher.close();
@@ -470,7 +454,7 @@ describe('createDispatcher over DNS discovery (SRV, real Knot): pods leaving and
   });
 
   /** Pods on `addresses` published in Knot, a balancer that found them, and a dispatcher over it. */
-  async function podsBehindDns(addresses: readonly string[]): Promise<{ pods: Pod[]; lb: Balancer; dispatcher: HeadlessDispatcher; origin: string }> {
+  async function podsBehindDns(addresses: readonly string[]): Promise<PodsBehindDispatcher> {
     const pods = await startPods(addresses);
     pods.forEach(track);
     await dns.publish(pods);
@@ -499,9 +483,9 @@ describe('createDispatcher over DNS discovery (SRV, real Knot): pods leaving and
     expect(results.filter((r) => r.pod === 'web-2')).toHaveLength(3);
     expect(results.every((r) => r.status === 200)).toBe(true);
     // the drained pool closed its connection to the pod
-    for (let i = 0; i < 50 && dispatcher.stats().draining > 0; i++) await delay(10);
+    await waitFor(() => dispatcher.stats().draining === 0, { timeoutMs: 500, what: 'the drained pool closed' });
     expect(dispatcher.stats().draining).toBe(0);
-    for (let i = 0; i < 50 && (await leaving.connections()) > 0; i++) await delay(10);
+    await waitFor(async () => (await leaving.connections()) === 0, { timeoutMs: 500, what: 'the connection closed' });
     expect(await leaving.connections()).toBe(0);
   });
 
@@ -527,9 +511,9 @@ describe('createDispatcher over DNS discovery (SRV, real Knot): pods leaving and
     expect(old.hits).toBe(2);
     const results = await Promise.all(slow);
     expect(results.every((r) => r.status === 200)).toBe(true);
-    for (let i = 0; i < 50 && dispatcher.stats().draining > 0; i++) await delay(10);
+    await waitFor(() => dispatcher.stats().draining === 0, { timeoutMs: 500, what: 'the old pool closed' });
     expect(dispatcher.stats()).toMatchObject({ pools: 3, draining: 0 });
-    for (let i = 0; i < 50 && (await old.connections()) > 0; i++) await delay(10);
+    await waitFor(async () => (await old.connections()) === 0, { timeoutMs: 500, what: 'the old connection closed' });
     expect(await old.connections()).toBe(0);
   });
 });

@@ -5,6 +5,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import type { ClusterDns } from '../../src/testing/cluster-dns.js';
 import { LoopbackBlock } from '../../src/testing/loopback.js';
 import { ClusterModel, serviceFqdn, srvFqdn, type PodEndpoint } from '../../src/testing/model.js';
+import { sleep } from './wait.js';
 
 /**
  * Real grpc-js servers as pods on 127.x addresses (one port for all), for the gRPC adapter's
@@ -67,8 +68,6 @@ export interface GrpcPodBehaviour {
   /** Unary calls: send the response metadata, then reset every connection (the pod keeps listening). */
   readonly dropAfterMetadata?: boolean;
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class GrpcPod {
   /** Calls received (any method). */

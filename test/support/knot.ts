@@ -10,6 +10,7 @@ import type { ClusterDns } from '../../src/testing/cluster-dns.js';
 import { ClusterModel } from '../../src/testing/model.js';
 import { toZoneFile } from '../../src/testing/zone-file.js';
 import { findFreeDualPort } from './ports.js';
+import { sleep } from './wait.js';
 
 /**
  * A real Knot DNS 3.2 for integration tests, serving a ClusterModel like the embedded server
@@ -311,6 +312,3 @@ function killQuietly(pid: number | undefined): void {
   }
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

@@ -1,18 +1,17 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { BalancerClosedError, InvalidOptionError, NoEndpointsError, RetryableError, createBalancer, type AttemptHandle, type Balancer, type DispatchedCall, type Endpoint, type RunOptions } from '../../src/index.js';
-
-const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-const reset = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+import { BalancerClosedError, InvalidOptionError, NoEndpointsError, RetryableError, createBalancer, type Balancer, type DispatchedCall, type RunOptions } from '../../src/index.js';
+import { sleep } from '../support/wait.js';
+import { refused, reset, staticEndpoints } from './support.js';
 
 const balancers: Balancer[] = [];
 afterEach(async () => {
   await Promise.all(balancers.splice(0).map((lb) => lb.close()));
 });
 
-function staticBalancer(count = 3, retries = 2): Balancer {
+function staticBalancer(count = 3): Balancer {
   const lb = createBalancer({
-    endpoints: Array.from({ length: count }, (_, i) => ({ address: `127.0.0.${11 + i}`, port: 8080, name: `web-${i}` })),
-    retry: { retries, backoffBaseMs: 1, backoffMaxMs: 2 },
+    endpoints: staticEndpoints(count),
+    retry: { retries: 2, backoffBaseMs: 1, backoffMaxMs: 2 },
   });
   balancers.push(lb);
   return lb;
@@ -57,7 +56,7 @@ async function observe(lb: Balancer, how: 'run' | 'dispatch', script: readonly B
     result = await new Promise<string>((resolve) => {
       lb.dispatch<string>(
         {
-          startAttempt(_endpoint: Endpoint, handle: AttemptHandle<string>) {
+          startAttempt(_endpoint, handle) {
             attempts++;
             const behaviour = step(handle.attempt);
             if (behaviour === 'throw') throw refused();
@@ -78,7 +77,7 @@ async function observe(lb: Balancer, how: 'run' | 'dispatch', script: readonly B
       );
     });
   }
-  await new Promise((r) => setTimeout(r, 5)); // a second end, if any, would show now
+  await sleep(5); // a second end, if any, would show now
   const endpoints = lb.endpoints();
   return {
     result,
@@ -161,7 +160,7 @@ describe('dispatch(): the callback form of run()', () => {
       succeeded: (value) => ends.push(value),
       failed: (error) => ends.push(outcomeOf(error)),
     });
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     expect(ends).toEqual(['first']);
     expect(lb.endpoints()[0]).toMatchObject({ successes: 1, failures: 0, inflight: 0 });
   });
@@ -192,13 +191,11 @@ describe('dispatch(): the callback form of run()', () => {
     const lb = staticBalancer(1);
     lb.dispatch(call(), { retries: -1 });
     expect(failures).toHaveLength(0); // never from inside dispatch()
-    const empty = createBalancer({ endpoints: [] });
-    balancers.push(empty);
-    empty.dispatch(call());
+    staticBalancer(0).dispatch(call());
     expect(failures).toHaveLength(0);
     await lb.close();
     lb.dispatch(call());
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
     expect(failures[0]).toBeInstanceOf(InvalidOptionError);
     expect((failures[0] as InvalidOptionError).field).toBe('retries');
     expect(failures.some((e) => e instanceof NoEndpointsError)).toBe(true);

@@ -1,10 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { seededRandom } from '../support/random.js';
 import { createBalancer, isRetryBudgetExhausted, type Balancer, type BalancerOptions, type Picker } from '../../src/index.js';
-
-const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-const reset = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
-
+import { refused, reset, staticEndpoints } from './support.js';
 
 let lb: Balancer | undefined;
 afterEach(async () => {
@@ -14,7 +11,7 @@ afterEach(async () => {
 
 function balancer(count: number, options: Partial<BalancerOptions> = {}): Balancer {
   lb = createBalancer({
-    endpoints: Array.from({ length: count }, (_, i) => ({ address: `127.0.0.${11 + i}`, port: 8080, name: `web-${i}` })),
+    endpoints: staticEndpoints(count),
     retry: { retries: 2, backoffBaseMs: 1, backoffMaxMs: 2 },
     random: seededRandom(42),
     ...options,
@@ -141,7 +138,7 @@ describe('hedging', () => {
     const result = await lb.run(
       (endpoint, { attempt, hedged }) => {
         sent.push({ endpoint: endpoint.id, attempt, hedged });
-        if (attempt === 1) return Promise.reject(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
+        if (attempt === 1) return Promise.reject(reset());
         return new Promise<string>((resolve) => setTimeout(() => resolve('slow retry'), 40)); // slower than the hedge delay
       },
       { idempotent: true, hedge: { delayMs: 5 } },

@@ -8,9 +8,7 @@ import {
   type Balancer,
   type Endpoint,
 } from '../../src/index.js';
-
-const refused = (): Error => Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' });
-const reset = (): Error => Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' });
+import { refused, reset, staticEndpoints } from './support.js';
 
 let lb: Balancer;
 afterEach(async () => {
@@ -19,7 +17,7 @@ afterEach(async () => {
 
 function staticBalancer(count = 3, retries = 2): Balancer {
   lb = createBalancer({
-    endpoints: Array.from({ length: count }, (_, i) => ({ address: `127.0.0.${11 + i}`, port: 8080, name: `web-${i}` })),
+    endpoints: staticEndpoints(count),
     retry: { retries, backoffBaseMs: 1, backoffMaxMs: 2 },
   });
   return lb;
