@@ -352,6 +352,43 @@ describe('pool changes and closing', () => {
   });
 });
 
+describe('memory', () => {
+  it("lets go of the caller's side of a call when it ends, while grpc-js still holds the pod's call", async () => {
+    // Node releases an http2 stream, and the grpc-js call objects it points to, some time after
+    // the call ends; whatever those point to survives scavenges with them.
+    const { client, channel, lb } = await setup(1);
+    const pod = channel.pods.acquire(lb.endpoints()[0]!);
+    const podCalls: unknown[] = [];
+    const createCall = pod.channel.createCall.bind(pod.channel);
+    pod.channel.createCall = (...args) => {
+      const call = createCall(...args);
+      podCalls.push(call);
+      return call;
+    };
+    expect(typeof globalThis.gc, 'run with --expose-gc (vitest.config.ts)').toBe('function');
+    let reply: WeakRef<EchoReply> | undefined;
+    let callback: WeakRef<object> | undefined;
+    await new Promise<void>((resolve, reject) => {
+      const done = (error: grpc.ServiceError | null, answer?: EchoReply): void => {
+        if (error !== null) return reject(error);
+        reply = new WeakRef(answer!);
+        resolve();
+      };
+      callback = new WeakRef(done);
+      client.Unary({ text: 'x' }, done);
+    });
+    expect(podCalls).toHaveLength(1);
+    await waitFor(
+      () => {
+        globalThis.gc?.();
+        return reply!.deref() === undefined && callback!.deref() === undefined;
+      },
+      { what: "the reply and the caller's callback collected", intervalMs: 20 },
+    );
+    expect(podCalls).toHaveLength(1); // still held here
+  });
+});
+
 describe('TLS', () => {
   it('checks each pod certificate against the Service name, not the pod IP', async () => {
     const ca = createTestCa();
