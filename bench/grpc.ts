@@ -8,10 +8,12 @@
  *
  * Every client is the same generated client (test/fixtures/echo.proto, @grpc/proto-loader) making
  * unary calls in a closed loop: 16 in flight for the throughput table, 1 for the latency table.
- * The pods (3 grpc-js servers on 127.0.85.11–13, one port) run in a child process pinned to CPU 1,
- * the client to CPU 0 (`--no-pin` to let the scheduler decide). Each client runs 25 short rounds
- * in shuffled order (each pass runs every client once); the table shows the median round, the
- * client's CPU time per call, and the median of the throughput ratios to round_robin within each pass.
+ * The pods (3 grpc-js servers on 127.0.85.11–13, one port) run in a child process pinned to CPU 1;
+ * each client runs in a process of its own (its own heap and garbage collection, as in an
+ * application), all pinned to CPU 0 (`--no-pin` to let the scheduler decide). Each client runs
+ * 25 short rounds in shuffled order (each pass runs every client once, one at a time); the table
+ * shows the median round, the client's CPU time per call, and the median of the throughput
+ * ratios to round_robin within each pass.
  * Bounded: about 2 min in all (`--quick`: about 25 s).
  *
  *   node bench/support/run.mjs grpc            (npm run bench -- grpc)
@@ -24,7 +26,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
 import { createGrpcChannel } from '../src/grpc/index.js';
-import { closedLoop, exitWithParent, medianRound, pinClient, shuffledRounds, startPods, versus, type RoundResult } from './support/adapter-bench.js';
+import { argument, closedLoop, exitWithParent, medianRound, pinClient, serveContender, shuffledRounds, spawnContender, startPods, versus, type ContenderRunner, type RoundResult } from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, median, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.85.11', '127.0.85.12', '127.0.85.13'];
@@ -124,39 +126,50 @@ interface GrpcRound extends RoundResult {
   readonly maxShare: number;
 }
 
-async function measure(Echo: EchoConstructor, port: number, concurrency: number): Promise<Map<string, GrpcRound[]>> {
-  const live = CONTENDERS.map((c) => ({ id: c.id, ...c.make(Echo, port) }));
-  const loop = async (l: (typeof live)[number], ms: number): Promise<GrpcRound> => {
-    const byPod = new Map<string, number>();
-    const once = (): Promise<boolean> =>
-      new Promise((done) => {
-        l.client.Unary({ text: 'x' }, (error, reply) => {
-          if (error === null) byPod.set(reply!.pod, (byPod.get(reply!.pod) ?? 0) + 1);
-          done(error === null);
+/** A contender's process: one client, running the rounds the parent asks for. */
+function runner(id: string, port: number): ContenderRunner<GrpcRound> {
+  const contender = CONTENDERS.find((c) => c.id === id);
+  if (contender === undefined) throw new Error(`no contender ${id}`);
+  const { client, close } = contender.make(loadEcho(), port);
+  return {
+    async round(ms, concurrency) {
+      const byPod = new Map<string, number>();
+      const once = (): Promise<boolean> =>
+        new Promise((done) => {
+          client.Unary({ text: 'x' }, (error, reply) => {
+            if (error === null) byPod.set(reply!.pod, (byPod.get(reply!.pod) ?? 0) + 1);
+            done(error === null);
+          });
         });
-      });
-    const result = await closedLoop(once, concurrency, ms, MAX_CALLS_PER_ROUND);
-    let answered = 0;
-    for (const n of byPod.values()) answered += n;
-    return { ...result, maxShare: Math.max(0, ...byPod.values()) / Math.max(1, answered) };
+      const result = await closedLoop(once, concurrency, ms, MAX_CALLS_PER_ROUND);
+      let answered = 0;
+      for (const n of byPod.values()) answered += n;
+      return { ...result, maxShare: Math.max(0, ...byPod.values()) / Math.max(1, answered) };
+    },
+    close,
   };
-  return shuffledRounds(live, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, loop);
+}
+
+async function measure(port: number, concurrency: number): Promise<Map<string, GrpcRound[]>> {
+  const remote = await Promise.all(CONTENDERS.map((c) => spawnContender<GrpcRound>(c.id, ['--port', String(port)])));
+  return shuffledRounds(remote, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, (c, ms) => c.round(ms, concurrency));
 }
 
 async function main(): Promise<void> {
   if (process.argv.includes('--serve-pods')) return servePods();
-  const Echo = loadEcho();
+  const contender = argument('--contender');
+  if (contender !== undefined) return serveContender(runner(contender, Number(argument('--port'))));
   const { info, child, pinning } = await startPods<{ port: number }>(pinClient());
   const grpcJs = installedVersion('@grpc/grpc-js');
   try {
     console.log(
-      `# gRPC channel benchmark\n\n${machine()}; @grpc/grpc-js ${grpcJs}; unary calls; pods in a child process, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per client (median round shown); load average before: ${loadavg()
+      `# gRPC channel benchmark\n\n${machine()}; @grpc/grpc-js ${grpcJs}; unary calls; pods in a child process, each client in its own, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per client (median round shown); load average before: ${loadavg()
         .map((l) => l.toFixed(2))
         .join(' ')}\n`,
     );
     const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; maxShare: number; vsRoundRobin: number; addedP50: number })[] }[] = [];
     for (const concurrency of [16, 1]) {
-      const results = await measure(Echo, info.port, concurrency);
+      const results = await measure(info.port, concurrency);
       const rows = CONTENDERS.map((c) => {
         const rounds = results.get(c.id)!;
         const { ratio, addedP50 } = versus(results, c.id, 'round-robin');

@@ -7,11 +7,12 @@
  *   - `createDispatcher` over the pods (round-robin, and least-latency).
  *
  * The pods (3 node:http servers on 127.0.84.11–13, one port) run in a child process pinned to
- * CPU 1, the client to CPU 0 (`--no-pin` to let the scheduler decide), so that the client's
+ * CPU 1; each client runs in a process of its own (its own heap and garbage collection, as in an
+ * application), all pinned to CPU 0 (`--no-pin` to let the scheduler decide), so that a client's
  * throughput is set by its own CPU cost per request, which is what an adapter adds. Every client
  * runs `undici.request` + `body.dump()` in a closed loop: 16 requests in flight for the
  * throughput table, 1 for the latency table. Each contender runs 25 short rounds in shuffled
- * order (each pass runs every client once); the table shows the median round, the client's CPU
+ * order (each pass runs every client once, one at a time); the table shows the median round, the client's CPU
  * time per request, and the median of the throughput ratios to `Pool` within each pass (the VM's
  * speed drifts over seconds).
  * Bounded: about 90 s in all (`--quick`: about 20 s).
@@ -26,7 +27,7 @@ import { loadavg } from 'node:os';
 import { BalancedPool, Pool, request, type Dispatcher } from 'undici';
 import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
-import { closedLoop, exitWithParent, medianRound, pinClient, shuffledRounds, startPods, versus, type RoundResult } from './support/adapter-bench.js';
+import { argument, closedLoop, exitWithParent, medianRound, pinClient, serveContender, shuffledRounds, spawnContender, startPods, versus, type ContenderRunner, type RoundResult } from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.11', '127.0.84.12', '127.0.84.13'];
@@ -107,17 +108,27 @@ async function get(dispatcher: Dispatcher, url: string): Promise<boolean> {
   return res.statusCode === 200;
 }
 
+/** A contender's process: one dispatcher, running the rounds the parent asks for. */
+function runner(id: string, port: number): ContenderRunner<RoundResult> {
+  const contender = CONTENDERS.find((c) => c.id === id);
+  if (contender === undefined) throw new Error(`no contender ${id}`);
+  const { dispatcher, url, close } = contender.make(port);
+  return { round: (ms, concurrency) => closedLoop(() => get(dispatcher, url), concurrency, ms, MAX_REQUESTS_PER_ROUND), close };
+}
+
 async function measure(port: number, concurrency: number): Promise<Map<string, RoundResult[]>> {
-  const live = CONTENDERS.map((c) => ({ id: c.id, ...c.make(port) }));
-  return shuffledRounds(live, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, (l, ms) => closedLoop(() => get(l.dispatcher, l.url), concurrency, ms, MAX_REQUESTS_PER_ROUND));
+  const remote = await Promise.all(CONTENDERS.map((c) => spawnContender<RoundResult>(c.id, ['--port', String(port)])));
+  return shuffledRounds(remote, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, (c, ms) => c.round(ms, concurrency));
 }
 
 async function main(): Promise<void> {
   if (process.argv.includes('--serve-pods')) return servePods();
+  const contender = argument('--contender');
+  if (contender !== undefined) return serveContender(runner(contender, Number(argument('--port'))));
   const { info, child, pinning } = await startPods<{ port: number }>(pinClient());
   const undici = installedVersion('undici');
   try {
-    console.log(`# HTTP dispatcher benchmark\n\n${machine()}; undici ${undici}; pods in a child process, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+    console.log(`# HTTP dispatcher benchmark\n\n${machine()}; undici ${undici}; pods in a child process, each client in its own, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
     const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; vsPool: number; addedP50: number })[] }[] = [];
     for (const concurrency of [16, 1]) {
       const results = await measure(info.port, concurrency);

@@ -1,7 +1,7 @@
 /**
- * What the adapter benchmarks (bench/http.ts, bench/grpc.ts) share: pods in a child process, the
- * client and the pods pinned to different CPUs, closed-loop rounds in shuffled order with the
- * client's CPU time per request, and medians.
+ * What the adapter benchmarks (bench/http.ts, bench/grpc.ts) share: pods in a child process, each
+ * contender (client) in a process of its own, the clients and the pods pinned to different CPUs,
+ * closed-loop rounds in shuffled order with the client's CPU time per request, and medians.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpus } from 'node:os';
@@ -35,11 +35,109 @@ export async function startPods<T>(cpu: number | undefined): Promise<{ info: T; 
     let pinning = 'not pinned';
     if (cpu !== undefined) {
       const pinned = child.pid !== undefined && spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(child.pid)], { stdio: 'ignore' }).status === 0;
-      pinning = pinned ? `client pinned to CPU 0, pods to CPU ${cpu}` : 'client pinned to CPU 0, pods not pinned (taskset failed)';
+      pinning = pinned ? `clients pinned to CPU 0, pods to CPU ${cpu}` : 'clients pinned to CPU 0, pods not pinned (taskset failed)';
     }
     return { info: JSON.parse(line) as T, child, pinning };
   }
   throw new Error('the pods process exited before listening');
+}
+
+/** One contender's side of the benchmark, in its own process (see `spawnContender`). */
+export interface ContenderRunner<R> {
+  round(ms: number, concurrency: number): Promise<R>;
+  close(): Promise<void>;
+}
+
+/** The parent's handle on a contender's process. */
+export interface RemoteContender<R> {
+  readonly id: string;
+  round(ms: number, concurrency: number): Promise<R>;
+  close(): Promise<void>;
+}
+
+type ToContender = { readonly kind: 'round'; readonly ms: number; readonly concurrency: number } | { readonly kind: 'close' };
+type FromContender<R> = { readonly kind: 'ready' } | { readonly kind: 'result'; readonly result: R } | { readonly kind: 'error'; readonly message: string };
+
+/**
+ * Starts `node <this script> --contender <id> <args>` (which calls `serveContender`) and waits
+ * until it is ready. Each contender has a heap of its own, as an application with one client
+ * has: what its garbage collection costs (how much survives a scavenge, how much is promoted) is
+ * its own, not shared with whichever contender ran before it in the same heap. Started after
+ * `pinClient`, it inherits the client CPU.
+ */
+export async function spawnContender<R>(id: string, args: readonly string[]): Promise<RemoteContender<R>> {
+  const child = spawn(process.execPath, [process.argv[1]!, '--contender', id, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const next = (timeoutMs: number): Promise<FromContender<R>> =>
+    new Promise((resolve, reject) => {
+      const timer = setTimeout(() => fail(new Error(`contender ${id} did not answer within ${timeoutMs} ms`)), timeoutMs);
+      const cleanUp = (): void => {
+        clearTimeout(timer);
+        child.off('message', onMessage);
+        child.off('exit', onExit);
+      };
+      const fail = (error: Error): void => {
+        cleanUp();
+        child.kill();
+        reject(error);
+      };
+      const onMessage = (message: FromContender<R>): void => {
+        cleanUp();
+        resolve(message);
+      };
+      const onExit = (code: number | null): void => fail(new Error(`contender ${id} exited (${code})`));
+      child.on('message', onMessage);
+      child.on('exit', onExit);
+    });
+  const send = (message: ToContender): void => {
+    child.send(message);
+  };
+  const ready = await next(15_000);
+  if (ready.kind !== 'ready') throw new Error(`contender ${id}: ${ready.kind === 'error' ? ready.message : 'unexpected message'}`);
+  return {
+    id,
+    async round(ms, concurrency) {
+      send({ kind: 'round', ms, concurrency });
+      const answer = await next(ms + 30_000);
+      if (answer.kind === 'result') return answer.result;
+      throw new Error(`contender ${id}: ${answer.kind === 'error' ? answer.message : 'unexpected message'}`);
+    },
+    async close() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const timer = setTimeout(() => child.kill(), 10_000);
+      send({ kind: 'close' });
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Call in a contender's process (started by `spawnContender`): runs the rounds asked for, until closed. */
+export function serveContender<R>(runner: ContenderRunner<R>): void {
+  const reply = (message: FromContender<R>): void => {
+    process.send!(message);
+  };
+  let closing = false;
+  const close = (): void => {
+    if (closing) return;
+    closing = true;
+    void runner.close().finally(() => process.exit(0));
+  };
+  process.on('message', (message: ToContender) => {
+    if (message.kind === 'close') return close();
+    runner.round(message.ms, message.concurrency).then(
+      (result) => reply({ kind: 'result', result }),
+      (error: unknown) => reply({ kind: 'error', message: error instanceof Error ? error.message : String(error) }),
+    );
+  });
+  process.on('disconnect', close); // the parent went
+  reply({ kind: 'ready' });
+}
+
+/** The value after `flag` in this process's arguments. */
+export function argument(flag: string): string | undefined {
+  const at = process.argv.indexOf(flag);
+  return at < 0 ? undefined : process.argv[at + 1];
 }
 
 /** Call from the pods process: exit when the parent goes (its end of stdin closes). */
@@ -90,8 +188,8 @@ export async function closedLoop(once: () => Promise<boolean>, concurrency: numb
 /**
  * Runs each contender's round `rounds` times (`roundMs` each) after one warm-up round each
  * (`warmupMs`), in a new shuffled order each time (seeded: the same orders in every run), then
- * closes the contenders. Returns the rounds by id. A round pays part of the garbage collection
- * of the round before it; in a fixed rotation a contender would always follow the same neighbour.
+ * closes the contenders. Returns the rounds by id. Contenders that share a process pay part of
+ * each other's garbage collection; shuffled, at least none always follows the same neighbour.
  */
 export async function shuffledRounds<C extends { readonly id: string; close(): Promise<unknown> }, R>(
   contenders: readonly C[],
