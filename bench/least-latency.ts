@@ -162,6 +162,9 @@ interface SteadyRound {
   /** Peak-EWMA estimates at the end of the round (`endpoint.latencyMs`): the slow pod's, and the median of the fast pods'. */
   readonly estimateSlow: number;
   readonly estimateFast: number;
+  /** Mean estimates at the end of the round (`endpoint.meanLatencyMs`, what the default least-latency compares), likewise. */
+  readonly meanEstimateSlow: number;
+  readonly meanEstimateFast: number;
   /** Mean latency of the requests sent to the slow pod, and to the fast pods. */
   readonly meanSlow: number;
   readonly meanFast: number;
@@ -187,7 +190,9 @@ async function steadyRound(pods: LatencyPods, agent: Agent, contender: Contender
     const sorted = sortedLatencies(trace.latency);
     const slow = trace.pod.reduce((n, p) => n + (p === SLOW_POD ? 1 : 0), 0);
     const endpoints = lb.endpoints();
-    const estimateOf = (pod: number): number => endpoints.find((e) => e.host === `${pods.addresses[pod]}:${pods.port}`)?.latencyMs ?? Number.NaN;
+    const endpointOf = (pod: number) => endpoints.find((e) => e.host === `${pods.addresses[pod]}:${pods.port}`);
+    const estimateOf = (pod: number): number => endpointOf(pod)?.latencyMs ?? Number.NaN;
+    const meanEstimateOf = (pod: number): number => endpointOf(pod)?.meanLatencyMs ?? Number.NaN;
     const meanOf = (slowPod: boolean): number => {
       let sum = 0;
       let n = 0;
@@ -201,6 +206,8 @@ async function steadyRound(pods: LatencyPods, agent: Agent, contender: Contender
     return {
       estimateSlow: estimateOf(SLOW_POD),
       estimateFast: median(FAST_ONLY.map(estimateOf)),
+      meanEstimateSlow: meanEstimateOf(SLOW_POD),
+      meanEstimateFast: median(FAST_ONLY.map(meanEstimateOf)),
       meanSlow: meanOf(true),
       meanFast: meanOf(false),
       loopP99: loop.percentile(99) / 1e6,
@@ -491,18 +498,35 @@ async function main(): Promise<void> {
         nan(ms)(rounds.map((x) => x.estimateFast)),
         nan(ms)(rounds.map((x) => x.estimateSlow)),
         nan((v) => `${fixed(v, 1)}×`)(rounds.map((x) => x.estimateSlow / x.estimateFast)),
+        nan(ms)(rounds.map((x) => x.meanEstimateFast)),
+        nan(ms)(rounds.map((x) => x.meanEstimateSlow)),
+        nan((v) => `${fixed(v, 1)}×`)(rounds.map((x) => x.meanEstimateSlow / x.meanEstimateFast)),
         spread(rounds.map((x) => x.loopP99), ms),
         spread(rounds.map((x) => x.loopMax), ms),
       ];
     });
     console.log(
       `What the balancer saw in the same rounds: the mean latency of the requests sent to the fast pods and to the slow one, and the ` +
-        `peak-EWMA estimates (\`endpoint.latencyMs\`) at the end of the round (fast: median of the 3); every endpoint keeps the estimate, whatever the picker. ` +
+        `estimates at the end of the round (fast: median of the 3): peak-EWMA (\`endpoint.latencyMs\`, what estimator 'peak-ewma' compares) and the mean ` +
+        `(\`endpoint.meanLatencyMs\`, what the default estimator compares); every endpoint keeps both, whatever the picker. ` +
         `Last columns: the client's event-loop delay (perf_hooks, 10 ms resolution).\n`,
     );
     console.log(
       table(
-        ['contender', 'mean, fast pods ms', 'mean, slow pod ms', 'ratio of means', 'estimate, fast ms', 'estimate, slow ms', 'ratio of estimates', 'event-loop delay p99 ms', 'event-loop delay max ms'],
+        [
+          'contender',
+          'mean, fast pods ms',
+          'mean, slow pod ms',
+          'ratio of means',
+          'peak-EWMA, fast ms',
+          'peak-EWMA, slow ms',
+          'ratio',
+          'mean estimate, fast ms',
+          'mean estimate, slow ms',
+          'ratio',
+          'event-loop delay p99 ms',
+          'event-loop delay max ms',
+        ],
         diagRows,
       ),
     );
