@@ -14,7 +14,7 @@
  * 25 short rounds in shuffled order (each pass runs every client once, one at a time); the table
  * shows the median round, the client's CPU time per call, and the median of the throughput
  * ratios to round_robin within each pass.
- * Bounded: about 2 min in all (`--quick`: about 25 s).
+ * Bounded: about 2 min in all (`--quick`: about 30 s).
  *
  *   node bench/support/run.mjs grpc            (npm run bench -- grpc)
  *   node bench/support/run.mjs grpc --quick
@@ -26,14 +26,15 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
 import { createGrpcChannel } from '../src/grpc/index.js';
-import { argument, closedLoop, exitWithParent, medianRound, pinClient, serveContender, shuffledRounds, spawnContender, startPods, versus, type ContenderRunner, type RoundResult } from './support/adapter-bench.js';
+import { closedLoop, exitWithParent, isolatedRounds, medianRound, pinClient, playedChildRole, startPods, versus, type ContenderRunner, type RoundResult, type RoundTiming } from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, median, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.85.11', '127.0.85.12', '127.0.85.13'];
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 5 : 25;
 const ROUND_MS = quick ? 300 : 400;
-const WARMUP_MS = quick ? 300 : 750;
+const WARMUP_MS = 1000; // each client warms up in its own process: its JIT starts cold
+const TIMING: RoundTiming = { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS };
 const MAX_CALLS_PER_ROUND = 400_000;
 
 interface EchoReply {
@@ -150,15 +151,8 @@ function runner(id: string, port: number): ContenderRunner<GrpcRound> {
   };
 }
 
-async function measure(port: number, concurrency: number): Promise<Map<string, GrpcRound[]>> {
-  const remote = await Promise.all(CONTENDERS.map((c) => spawnContender<GrpcRound>(c.id, ['--port', String(port)])));
-  return shuffledRounds(remote, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, (c, ms) => c.round(ms, concurrency));
-}
-
 async function main(): Promise<void> {
-  if (process.argv.includes('--serve-pods')) return servePods();
-  const contender = argument('--contender');
-  if (contender !== undefined) return serveContender(runner(contender, Number(argument('--port'))));
+  if (await playedChildRole(servePods, runner)) return;
   const { info, child, pinning } = await startPods<{ port: number }>(pinClient());
   const grpcJs = installedVersion('@grpc/grpc-js');
   try {
@@ -169,7 +163,7 @@ async function main(): Promise<void> {
     );
     const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; maxShare: number; vsRoundRobin: number; addedP50: number })[] }[] = [];
     for (const concurrency of [16, 1]) {
-      const results = await measure(info.port, concurrency);
+      const results = await isolatedRounds<GrpcRound>(CONTENDERS.map((c) => c.id), info.port, TIMING, concurrency);
       const rows = CONTENDERS.map((c) => {
         const rounds = results.get(c.id)!;
         const { ratio, addedP50 } = versus(results, c.id, 'round-robin');

@@ -15,7 +15,7 @@
  * order (each pass runs every client once, one at a time); the table shows the median round, the client's CPU
  * time per request, and the median of the throughput ratios to `Pool` within each pass (the VM's
  * speed drifts over seconds).
- * Bounded: about 90 s in all (`--quick`: about 20 s).
+ * Bounded: about 90 s in all (`--quick`: about 25 s).
  *
  *   node bench/support/run.mjs http            (npm run bench -- http)
  *   node bench/support/run.mjs http --quick
@@ -27,7 +27,7 @@ import { loadavg } from 'node:os';
 import { BalancedPool, Pool, request, type Dispatcher } from 'undici';
 import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
-import { argument, closedLoop, exitWithParent, medianRound, pinClient, serveContender, shuffledRounds, spawnContender, startPods, versus, type ContenderRunner, type RoundResult } from './support/adapter-bench.js';
+import { closedLoop, exitWithParent, isolatedRounds, medianRound, pinClient, playedChildRole, startPods, versus, type ContenderRunner, type RoundResult, type RoundTiming } from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.11', '127.0.84.12', '127.0.84.13'];
@@ -35,7 +35,8 @@ const BODY = Buffer.from(JSON.stringify({ ok: true, pod: 'web-0', padding: 'x'.r
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 5 : 25;
 const ROUND_MS = quick ? 300 : 400;
-const WARMUP_MS = quick ? 300 : 1000;
+const WARMUP_MS = 1000; // each client warms up in its own process: its JIT starts cold
+const TIMING: RoundTiming = { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS };
 const MAX_REQUESTS_PER_ROUND = 400_000;
 
 // ---------------------------------------------------------------- pods (child process)
@@ -116,22 +117,15 @@ function runner(id: string, port: number): ContenderRunner<RoundResult> {
   return { round: (ms, concurrency) => closedLoop(() => get(dispatcher, url), concurrency, ms, MAX_REQUESTS_PER_ROUND), close };
 }
 
-async function measure(port: number, concurrency: number): Promise<Map<string, RoundResult[]>> {
-  const remote = await Promise.all(CONTENDERS.map((c) => spawnContender<RoundResult>(c.id, ['--port', String(port)])));
-  return shuffledRounds(remote, { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS }, (c, ms) => c.round(ms, concurrency));
-}
-
 async function main(): Promise<void> {
-  if (process.argv.includes('--serve-pods')) return servePods();
-  const contender = argument('--contender');
-  if (contender !== undefined) return serveContender(runner(contender, Number(argument('--port'))));
+  if (await playedChildRole(servePods, runner)) return;
   const { info, child, pinning } = await startPods<{ port: number }>(pinClient());
   const undici = installedVersion('undici');
   try {
     console.log(`# HTTP dispatcher benchmark\n\n${machine()}; undici ${undici}; pods in a child process, each client in its own, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
     const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; vsPool: number; addedP50: number })[] }[] = [];
     for (const concurrency of [16, 1]) {
-      const results = await measure(info.port, concurrency);
+      const results = await isolatedRounds<RoundResult>(CONTENDERS.map((c) => c.id), info.port, TIMING, concurrency);
       const rows = CONTENDERS.map((c) => {
         const { ratio, addedP50 } = versus(results, c.id, 'pool');
         return { id: c.id, label: c.label, ...medianRound(results.get(c.id)!), vsPool: ratio, addedP50 };

@@ -113,7 +113,7 @@ export async function spawnContender<R>(id: string, args: readonly string[]): Pr
 }
 
 /** Call in a contender's process (started by `spawnContender`): runs the rounds asked for, until closed. */
-export function serveContender<R>(runner: ContenderRunner<R>): void {
+function serveContender<R>(runner: ContenderRunner<R>): void {
   const reply = (message: FromContender<R>): void => {
     process.send!(message);
   };
@@ -135,9 +135,34 @@ export function serveContender<R>(runner: ContenderRunner<R>): void {
 }
 
 /** The value after `flag` in this process's arguments. */
-export function argument(flag: string): string | undefined {
+function argument(flag: string): string | undefined {
   const at = process.argv.indexOf(flag);
   return at < 0 ? undefined : process.argv[at + 1];
+}
+
+/**
+ * For a benchmark's `main()`: when this process was started as the pods (`--serve-pods`, by
+ * `startPods`) or as one contender (`--contender <id> --port <n>`, by `isolatedRounds`), plays
+ * that part and returns true; returns false in the parent.
+ */
+export async function playedChildRole<R>(servePods: () => Promise<void>, runner: (id: string, port: number) => ContenderRunner<R>): Promise<boolean> {
+  if (process.argv.includes('--serve-pods')) {
+    await servePods();
+    return true;
+  }
+  const contender = argument('--contender');
+  if (contender === undefined) return false;
+  serveContender(runner(contender, Number(argument('--port'))));
+  return true;
+}
+
+/**
+ * Every contender in a process of its own (see `spawnContender`) against the pods on `port`,
+ * run in shuffled passes (`shuffledRounds`) at `concurrency` requests in flight.
+ */
+export async function isolatedRounds<R>(ids: readonly string[], port: number, timing: RoundTiming, concurrency: number): Promise<Map<string, R[]>> {
+  const remote = await Promise.all(ids.map((id) => spawnContender<R>(id, ['--port', String(port)])));
+  return shuffledRounds(remote, timing, (c, ms) => c.round(ms, concurrency));
 }
 
 /** Call from the pods process: exit when the parent goes (its end of stdin closes). */
@@ -191,9 +216,15 @@ export async function closedLoop(once: () => Promise<boolean>, concurrency: numb
  * closes the contenders. Returns the rounds by id. Contenders that share a process pay part of
  * each other's garbage collection; shuffled, at least none always follows the same neighbour.
  */
+export interface RoundTiming {
+  readonly rounds: number;
+  readonly warmupMs: number;
+  readonly roundMs: number;
+}
+
 export async function shuffledRounds<C extends { readonly id: string; close(): Promise<unknown> }, R>(
   contenders: readonly C[],
-  timing: { readonly rounds: number; readonly warmupMs: number; readonly roundMs: number },
+  timing: RoundTiming,
   round: (c: C, ms: number) => Promise<R>,
 ): Promise<Map<string, R[]>> {
   try {
