@@ -56,10 +56,26 @@ export const S4_MEASURE_FROM_MS = 1000;
 /** S5: the new container is ready (and enters DNS) this long after the old one left. */
 export const RESTART_GAP_MS = 1000;
 
-async function fourPods(ctx: TrialContext): Promise<string[]> {
+/** Starts web-0 … web-3 in DNS and marks web-3 as the pod the scenario takes away (`roles.deadIp`); returns their IPs. */
+async function fourPodsOneToGo(ctx: TrialContext): Promise<string[]> {
   const ips: string[] = [];
   for (let i = 0; i < 4; i++) ips.push(await ctx.startPod(`web-${i}`));
+  ctx.roles.deadIp = ips[3]!;
   return ips;
+}
+
+/** Publishes the zone as set up, with the oracle sending to `ips`. */
+async function serve(ctx: TrialContext, ips: string[]): Promise<void> {
+  await ctx.publish();
+  ctx.oracle(ips);
+}
+
+/** Waits for the event time and takes the doomed pod out of the oracle's set; returns its IP. */
+async function atEvent(ctx: TrialContext): Promise<string> {
+  await ctx.at(EVENT_AT_MS);
+  const dead = ctx.roles.deadIp!;
+  ctx.oracle(ctx.oracleIps.filter((ip) => ip !== dead));
+  return dead;
 }
 
 export const SCENARIOS: readonly Scenario[] = [
@@ -72,8 +88,7 @@ export const SCENARIOS: readonly Scenario[] = [
       const ips: string[] = [];
       for (let i = 0; i < 3; i++) ips.push(await ctx.startPod(`web-${i}`));
       ctx.roles.newIp = await ctx.startPod('web-3', { inDns: false });
-      await ctx.publish();
-      ctx.oracle(ips);
+      await serve(ctx, ips);
     },
     async script(ctx) {
       await ctx.at(EVENT_AT_MS);
@@ -88,15 +103,10 @@ export const SCENARIOS: readonly Scenario[] = [
     description: `Four pods; at 2 s web-3 leaves DNS and, once Knot serves that, shuts down gracefully (listener closed, in-flight requests finish, ${GRACE_PERIOD_MS / 1000} s grace). Measured: failed requests, and how long after the DNS removal web-3 is still sent requests.`,
     durationMs: 12_000,
     async setup(ctx) {
-      const ips = await fourPods(ctx);
-      ctx.roles.deadIp = ips[3]!;
-      await ctx.publish();
-      ctx.oracle(ips);
+      await serve(ctx, await fourPodsOneToGo(ctx));
     },
     async script(ctx) {
-      await ctx.at(EVENT_AT_MS);
-      const dead = ctx.roles.deadIp!;
-      ctx.oracle(ctx.oracleIps.filter((ip) => ip !== dead));
+      const dead = await atEvent(ctx);
       ctx.setInDns(dead, false);
       ctx.events.change = await ctx.publish();
       ctx.events.stop = await ctx.stop(dead, GRACE_PERIOD_MS);
@@ -108,15 +118,10 @@ export const SCENARIOS: readonly Scenario[] = [
     description: `Four pods; at 2 s web-3 dies (every connection reset, port closed) but stays in DNS for ${CRASH_IN_DNS_MS / 1000} s more. Measured: failed requests, and how long the crashed pod is still tried.`,
     durationMs: EVENT_AT_MS + CRASH_IN_DNS_MS + 4000,
     async setup(ctx) {
-      const ips = await fourPods(ctx);
-      ctx.roles.deadIp = ips[3]!;
-      await ctx.publish();
-      ctx.oracle(ips);
+      await serve(ctx, await fourPodsOneToGo(ctx));
     },
     async script(ctx) {
-      await ctx.at(EVENT_AT_MS);
-      const dead = ctx.roles.deadIp!;
-      ctx.oracle(ctx.oracleIps.filter((ip) => ip !== dead));
+      const dead = await atEvent(ctx);
       ctx.events.change = await ctx.crash(dead);
       await ctx.at(EVENT_AT_MS + CRASH_IN_DNS_MS);
       ctx.setInDns(dead, false);
@@ -132,8 +137,7 @@ export const SCENARIOS: readonly Scenario[] = [
       const ips: string[] = [];
       for (let i = 0; i < 3; i++) ips.push(await ctx.startPod(`web-${i}`));
       ctx.roles.slowIp = await ctx.startPod('web-3', { delayMs: SLOW_DELAY_MS });
-      await ctx.publish();
-      ctx.oracle(ips);
+      await serve(ctx, ips);
     },
     async script(ctx) {
       ctx.events.change = ctx.loadStart + S4_MEASURE_FROM_MS;
@@ -145,16 +149,12 @@ export const SCENARIOS: readonly Scenario[] = [
     description: `Four pods; at 2 s web-3 leaves DNS and shuts down gracefully (as on \`kubectl delete pod\`); its replacement (same name, new IP) enters DNS ${RESTART_GAP_MS / 1000} s later. Measured: failed requests, time from the new IP's DNS add to its first request, how long the old IP is still tried.`,
     durationMs: 13_000,
     async setup(ctx) {
-      const ips = await fourPods(ctx);
-      ctx.roles.deadIp = ips[3]!;
+      const ips = await fourPodsOneToGo(ctx);
       ctx.roles.newIp = await ctx.startPod('web-3', { inDns: false });
-      await ctx.publish();
-      ctx.oracle(ips);
+      await serve(ctx, ips);
     },
     async script(ctx) {
-      await ctx.at(EVENT_AT_MS);
-      const dead = ctx.roles.deadIp!;
-      ctx.oracle(ctx.oracleIps.filter((ip) => ip !== dead));
+      const dead = await atEvent(ctx);
       ctx.setInDns(dead, false);
       ctx.events.change = await ctx.publish();
       ctx.events.stop = await ctx.stop(dead, GRACE_PERIOD_MS);
