@@ -49,7 +49,7 @@ export interface ContenderRunner<R> {
 }
 
 /** The parent's handle on a contender's process. */
-export interface RemoteContender<R> {
+interface RemoteContender<R> {
   readonly id: string;
   round(ms: number, concurrency: number): Promise<R>;
   close(): Promise<void>;
@@ -65,7 +65,7 @@ type FromContender<R> = { readonly kind: 'ready' } | { readonly kind: 'result'; 
  * its own, not shared with whichever contender ran before it in the same heap. Started after
  * `pinClient`, it inherits the client CPU.
  */
-export async function spawnContender<R>(id: string, args: readonly string[]): Promise<RemoteContender<R>> {
+async function spawnContender<R>(id: string, args: readonly string[]): Promise<RemoteContender<R>> {
   const child = spawn(process.execPath, [process.argv[1]!, '--contender', id, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const next = (timeoutMs: number): Promise<FromContender<R>> =>
     new Promise((resolve, reject) => {
