@@ -393,7 +393,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   private innerAbort: ((reason?: Error) => void) | undefined;
   private abortBeforeConnect: Error | undefined;
   private ended = false;
-  /** True while `pool.dispatch()` runs: an error then is undici refusing the request itself. */
+  /** True while the pod pool's `dispatch()` runs: an error then is undici refusing the request itself. */
   private dispatching = false;
   private held: { statusCode: number; rawHeaders: Buffer[]; resume: () => void; statusText: string; chunks: Buffer[]; trailers?: Buffer[] | string[] | null; error?: Error } | undefined;
 
@@ -419,7 +419,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     pod.used = true;
     this.dispatching = true;
     try {
-      pod.pool.dispatch(this.call.dispatchOptions(pod), this);
+      pod.target.dispatch(this.call.dispatchOptions(pod), this);
     } finally {
       this.dispatching = false;
     }

@@ -1,11 +1,21 @@
+import * as undici from 'undici';
 import { Pool, type Dispatcher } from 'undici';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
 import type { PodPoolOptions } from './options.js';
 
+/**
+ * undici 8's bridge for dispatchers driven by legacy handlers (`onConnect`/`onHeaders`/…, what
+ * the attempts of this dispatcher are): undici 8's own pools accept controller handlers only.
+ * It also keeps the pod connections on HTTP/1.1. Absent in undici 7, whose pools take both.
+ */
+const LegacyHandlerBridge = (undici as { Dispatcher1Wrapper?: new (dispatcher: Dispatcher) => Dispatcher }).Dispatcher1Wrapper;
+
 /** One keep-alive pool to one pod, for one scheme and TLS server name. */
 export interface PodPool {
   readonly pool: Pool;
+  /** What requests are dispatched to: the pool itself (undici 7), or undici 8's legacy-handler bridge over it. */
+  readonly target: Dispatcher;
   /** `http://10.1.2.3:8080` */
   readonly origin: string;
   readonly endpoint: Endpoint;
@@ -73,7 +83,8 @@ export class PodPools {
   private create(endpoint: Endpoint, host: string, protocol: string, servername: string | undefined, list: PodPool[] | undefined): PodPool {
     const origin = `${protocol}//${host}`;
     const pool = new Pool(origin, this.options);
-    const entry: PodPool = { pool, origin, endpoint, host, protocol, servername, active: 0, used: true, idleSweeps: 0 };
+    const target = LegacyHandlerBridge === undefined ? pool : new LegacyHandlerBridge(pool);
+    const entry: PodPool = { pool, target, origin, endpoint, host, protocol, servername, active: 0, used: true, idleSweeps: 0 };
     pool.on('connect', (o, targets) => this.forward('connect', o, targets));
     pool.on('disconnect', (o, targets, error) => this.forward('disconnect', o, targets, error));
     pool.on('connectionError', (o, targets, error) => this.forward('connectionError', o, targets, error));
