@@ -9,11 +9,11 @@ import type { PoolChange } from '../pool/pool.js';
 import type { AttemptHandle, DispatchedCall } from '../retry/failover.js';
 import { RequestBody } from './body.js';
 import { DispatchFields } from './dispatch-fields.js';
-import { toDownstream, type Downstream } from './downstream.js';
+import { toDownstream, type Downstream, type ParsedHeaders } from './downstream.js';
 import { FinalAttemptError, HttpStatusError, publicError } from './errors.js';
 import { readHeader, withHost, type RequestHeaders } from './headers.js';
 import { resolveHttpOptions, type HttpDispatcherOptions, type HttpRequestInfo, type ResolvedHttpOptions } from './options.js';
-import { PodPools, type PodPool, type PodPoolsStats } from './pools.js';
+import { controllerApiOnly, PodPools, type PodPool, type PodPoolsStats } from './pools.js';
 
 /** What the dispatcher needs of a balancer. */
 export type HttpBalancer = Pick<Balancer, 'dispatch' | 'on' | 'off'>;
@@ -295,7 +295,7 @@ class HttpCall implements DispatchedCall<void> {
       return;
     }
     const pod = this.dispatcher.pools.acquire(endpoint, this.origin.protocol, this.origin.servername);
-    const attempt = new Attempt(this, pod, this.watchSignals ? handle.signal : undefined, handle);
+    const attempt = new AttemptForPools(this, pod, this.watchSignals ? handle.signal : undefined, handle);
     if (this.waiting === undefined) this.waiting = attempt;
     else (this.twins ??= []).push(attempt);
     attempt.send();
@@ -387,7 +387,7 @@ const enum AttemptState {
   Failed,
 }
 
-/** One attempt on one pod: a legacy-API handler for the pod's Pool (raw headers, no conversion). */
+/** One attempt on one pod: a legacy-API handler for the pod's Pool (undici 7: raw headers, no conversion). */
 class Attempt implements Dispatcher.DispatchHandler {
   private state = AttemptState.Waiting;
   private innerAbort: ((reason?: Error) => void) | undefined;
@@ -395,7 +395,19 @@ class Attempt implements Dispatcher.DispatchHandler {
   private ended = false;
   /** True while the pod pool's `dispatch()` runs: an error then is undici refusing the request itself. */
   private dispatching = false;
-  private held: { statusCode: number; rawHeaders: Buffer[]; resume: () => void; statusText: string; chunks: Buffer[]; trailers?: Buffer[] | string[] | null; error?: Error } | undefined;
+  private held:
+    | {
+        statusCode: number;
+        rawHeaders: Buffer[];
+        parsed: ParsedHeaders | undefined;
+        resume: () => void;
+        statusText: string;
+        chunks: Buffer[];
+        trailers?: Buffer[] | string[] | null;
+        parsedTrailers?: ParsedHeaders;
+        error?: Error;
+      }
+    | undefined;
 
   constructor(
     private readonly call: HttpCall,
@@ -419,7 +431,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     pod.used = true;
     this.dispatching = true;
     try {
-      pod.target.dispatch(this.call.dispatchOptions(pod), this);
+      pod.pool.dispatch(this.call.dispatchOptions(pod), this);
     } finally {
       this.dispatching = false;
     }
@@ -478,14 +490,14 @@ class Attempt implements Dispatcher.DispatchHandler {
       return;
     }
     downstream.responseStarted();
-    const flowing = downstream.headers(held.statusCode, held.rawHeaders, held.resume, held.statusText);
+    const flowing = downstream.headers(held.statusCode, held.rawHeaders, held.resume, held.statusText, held.parsed);
     for (const chunk of held.chunks) downstream.data(chunk);
     if (held.error !== undefined) {
       this.call.finish();
       downstream.error(held.error);
     } else if (held.trailers !== undefined) {
       this.call.finish();
-      downstream.complete(held.trailers);
+      downstream.complete(held.trailers, held.parsedTrailers);
     } else if (flowing) {
       held.resume();
     }
@@ -501,13 +513,18 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseStarted(): void {}
 
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
-    if (this.state === AttemptState.Committed) return this.call.downstream.headers(statusCode, rawHeaders, resume, statusText);
+    return this.responseStart(statusCode, rawHeaders, resume, statusText, undefined);
+  }
+
+  /** The response's headers; `parsed` when undici parsed them already (its controller API). Returns false to pause. */
+  protected responseStart(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string, parsed: ParsedHeaders | undefined): boolean {
+    if (this.state === AttemptState.Committed) return this.call.downstream.headers(statusCode, rawHeaders, resume, statusText, parsed);
     if (this.state !== AttemptState.Waiting) return false;
     if (statusCode < 200) return true; // informational: wait for the final response
     this.settle();
     if (this.call.failureCodes.has(statusCode) && this.call.isPending) {
       this.state = AttemptState.Held;
-      this.held = { statusCode, rawHeaders, resume, statusText, chunks: [] };
+      this.held = { statusCode, rawHeaders, parsed, resume, statusText, chunks: [] };
       this.call.hold(this);
       this.handle.fail(new HttpStatusError(statusCode, this.pod.endpoint.host));
       return false; // paused until the balancer decides
@@ -523,7 +540,7 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.handle.succeed();
     const downstream = this.call.downstream;
     downstream.responseStarted();
-    return downstream.headers(statusCode, rawHeaders, resume, statusText);
+    return downstream.headers(statusCode, rawHeaders, resume, statusText, parsed);
   }
 
   onData(chunk: Buffer): boolean {
@@ -536,12 +553,17 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onComplete(trailers: string[] | null): void {
+    this.responseEnd(trailers, undefined);
+  }
+
+  protected responseEnd(trailers: Buffer[] | string[] | null, parsed: ParsedHeaders | undefined): void {
     this.end();
     if (this.state === AttemptState.Committed) {
       this.call.finish();
-      this.call.downstream.complete(trailers);
+      this.call.downstream.complete(trailers, parsed);
     } else if (this.state === AttemptState.Held) {
       this.held!.trailers = trailers;
+      this.held!.parsedTrailers = parsed;
     }
   }
 
@@ -566,6 +588,10 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+    this.requestUpgrade(statusCode, rawHeaders, socket, undefined);
+  }
+
+  protected requestUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex, parsed: ParsedHeaders | undefined): void {
     this.end();
     if (this.state !== AttemptState.Waiting) {
       socket.destroy();
@@ -581,9 +607,60 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.state = AttemptState.Committed;
     this.handle.succeed();
     this.call.finish();
-    this.call.downstream.upgrade(statusCode, rawHeaders, socket);
+    this.call.downstream.upgrade(statusCode, rawHeaders, socket, parsed);
   }
 }
+
+/** What undici 8's controller carries besides the API: the headers as the parser saw them. */
+interface RawHeadersController extends Dispatcher.DispatchController {
+  readonly rawHeaders?: Buffer[] | null;
+  readonly rawTrailers?: Buffer[] | string[] | null;
+}
+
+/**
+ * The attempt for undici 8's pools, which drive handlers through the controller API only (no
+ * legacy callbacks): the same attempt, fed from the controller API, with undici's parsed headers
+ * passed on so that a caller on the controller API does not get them parsed twice.
+ */
+class ControllerApiAttempt extends Attempt {
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.onConnect((reason) => controller.abort(reason ?? new errors.RequestAbortedError()));
+  }
+
+  onResponseStart(controller: RawHeadersController, statusCode: number, headers: ParsedHeaders, statusMessage?: string): void {
+    const raw = controller.rawHeaders ?? rawHeadersOf(headers);
+    if (!this.responseStart(statusCode, raw, () => controller.resume(), statusMessage ?? '', headers)) controller.pause();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.onData(chunk)) controller.pause();
+  }
+
+  onResponseEnd(controller: RawHeadersController, trailers: ParsedHeaders): void {
+    this.responseEnd(controller.rawTrailers ?? rawHeadersOf(trailers), trailers);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.onError(error);
+  }
+
+  onRequestUpgrade(controller: RawHeadersController, statusCode: number, headers: ParsedHeaders, socket: Duplex): void {
+    this.requestUpgrade(statusCode, controller.rawHeaders ?? rawHeadersOf(headers), socket, headers);
+  }
+}
+
+/** Raw header buffers from parsed headers (only for a controller that does not carry them). */
+function rawHeadersOf(headers: ParsedHeaders | null | undefined): Buffer[] {
+  const raw: Buffer[] = [];
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) raw.push(Buffer.from(name), Buffer.from(String(one)));
+  }
+  return raw;
+}
+
+/** undici 8 drives pool handlers through the controller API only; undici 7 takes legacy handlers as they are. */
+const AttemptForPools = controllerApiOnly ? ControllerApiAttempt : Attempt;
 
 function requestInfo(origin: string, method: string, path: unknown, headers: RequestHeaders): HttpRequestInfo {
   return {

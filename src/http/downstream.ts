@@ -6,20 +6,27 @@ import { util, type Dispatcher } from 'undici';
  * undici's legacy callbacks (`onConnect`/`onHeaders`/`onData`/`onComplete`/`onError`, what
  * `undici.request`, `undici.fetch` and Node's global fetch of undici 6 and 7 pass) or the
  * controller API (`onRequestStart`/`onResponseStart`/... , what `compose()` interceptors and
- * undici 8's fetch pass). Responses arrive from the pods' pools in the legacy shape (raw header
- * buffers), so a legacy caller gets them without any conversion.
+ * undici 8's fetch pass). Responses arrive with raw header buffers, and with headers already
+ * parsed when the pods' pools are undici 8's: each caller gets its shape without a conversion
+ * where one can be avoided.
  */
 export interface Downstream {
   /** The request starts; `abort` cancels it. */
   start(abort: (reason?: Error) => void): void;
   responseStarted(): void;
-  /** Response headers (also 1xx). `resume` continues a paused response. Returns false to pause. */
-  headers(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean;
+  /**
+   * Response headers (also 1xx), raw and, when undici parsed them already, as an object.
+   * `resume` continues a paused response. Returns false to pause.
+   */
+  headers(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string, parsed?: ParsedHeaders): boolean;
   data(chunk: Buffer): boolean;
-  complete(rawTrailers: Buffer[] | string[] | null): void;
+  complete(rawTrailers: Buffer[] | string[] | null, parsed?: ParsedHeaders): void;
   error(error: Error): void;
-  upgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void;
+  upgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex, parsed?: ParsedHeaders): void;
 }
+
+/** Headers as undici's controller API passes them. */
+export type ParsedHeaders = Record<string, string | string[] | undefined>;
 
 type Handler = Dispatcher.DispatchHandler;
 type RawList = (Buffer | string | (Buffer | string)[])[];
@@ -102,11 +109,11 @@ class ControllerDownstream implements Downstream {
     this.handler.onRequestStart?.(this.controller, {});
   }
   responseStarted(): void {}
-  headers(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  headers(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string, parsed?: ParsedHeaders): boolean {
     const ctl = this.ctl;
     ctl.resumeTarget = resume;
     ctl.rawHeaders = rawHeaders;
-    this.handler.onResponseStart?.(ctl, statusCode, util.parseHeaders(rawHeaders as RawList), statusText);
+    this.handler.onResponseStart?.(ctl, statusCode, (parsed ?? util.parseHeaders(rawHeaders as RawList)) as Record<string, string | string[]>, statusText);
     return !ctl.paused;
   }
   data(chunk: Buffer): boolean {
@@ -114,19 +121,19 @@ class ControllerDownstream implements Downstream {
     this.handler.onResponseData?.(ctl, chunk);
     return !ctl.paused;
   }
-  complete(rawTrailers: Buffer[] | string[] | null): void {
+  complete(rawTrailers: Buffer[] | string[] | null, parsed?: ParsedHeaders): void {
     const ctl = this.ctl;
     ctl.rawTrailers = rawTrailers;
-    this.handler.onResponseEnd?.(ctl, util.parseHeaders((rawTrailers ?? []) as RawList));
+    this.handler.onResponseEnd?.(ctl, (parsed ?? util.parseHeaders((rawTrailers ?? []) as RawList)) as Record<string, string | string[]>);
   }
   error(error: Error): void {
     if (typeof this.handler.onResponseError !== 'function') throw error;
     this.handler.onResponseError(this.ctl, error);
   }
-  upgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
+  upgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex, parsed?: ParsedHeaders): void {
     const ctl = this.ctl;
     ctl.rawHeaders = rawHeaders as Buffer[] | null;
-    this.handler.onRequestUpgrade?.(ctl, statusCode, util.parseHeaders((rawHeaders ?? []) as RawList), socket);
+    this.handler.onRequestUpgrade?.(ctl, statusCode, (parsed ?? util.parseHeaders((rawHeaders ?? []) as RawList)) as Record<string, string | string[]>, socket);
   }
 }
 

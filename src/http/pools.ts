@@ -5,17 +5,15 @@ import type { PoolChange } from '../pool/pool.js';
 import type { PodPoolOptions } from './options.js';
 
 /**
- * undici 8's bridge for dispatchers driven by legacy handlers (`onConnect`/`onHeaders`/…, what
- * the attempts of this dispatcher are): undici 8's own pools accept controller handlers only.
- * It also keeps the pod connections on HTTP/1.1. Absent in undici 7, whose pools take both.
+ * Whether the installed undici drives pool handlers through the controller API only (undici 8,
+ * the major that added `Dispatcher1Wrapper`, its bridge for legacy handlers); undici 7 takes the
+ * legacy handlers as they are. The attempts are made for it (see `ControllerApiAttempt`).
  */
-const LegacyHandlerBridge = (undici as { Dispatcher1Wrapper?: new (dispatcher: Dispatcher) => Dispatcher }).Dispatcher1Wrapper;
+export const controllerApiOnly = (undici as { Dispatcher1Wrapper?: unknown }).Dispatcher1Wrapper !== undefined;
 
 /** One keep-alive pool to one pod, for one scheme and TLS server name. */
 export interface PodPool {
   readonly pool: Pool;
-  /** What requests are dispatched to: the pool itself (undici 7), or undici 8's legacy-handler bridge over it. */
-  readonly target: Dispatcher;
   /** `http://10.1.2.3:8080` */
   readonly origin: string;
   readonly endpoint: Endpoint;
@@ -55,13 +53,16 @@ export class PodPools {
   private readonly sweepMs: number;
   /** Sweeps in a row that must find a pool unused to close it: idle for idleTimeoutMs to idleTimeoutMs + one sweep. */
   private readonly sweepsToClose: number;
+  private readonly options: PodPoolOptions;
 
   constructor(
-    private readonly options: PodPoolOptions,
+    options: PodPoolOptions,
     private readonly drainTimeoutMs: number,
     private readonly idleTimeoutMs: number,
     private readonly forward: Forward,
   ) {
+    // One HTTP/1.1 connection pool per pod, whichever the undici: undici 8 would offer HTTP/2 on TLS.
+    this.options = controllerApiOnly && options.allowH2 === undefined ? { ...options, allowH2: false } : options;
     this.sweepMs = Math.min(30_000, Math.max(5, idleTimeoutMs / 2));
     this.sweepsToClose = Math.max(2, Math.ceil(idleTimeoutMs / this.sweepMs));
   }
@@ -83,8 +84,7 @@ export class PodPools {
   private create(endpoint: Endpoint, host: string, protocol: string, servername: string | undefined, list: PodPool[] | undefined): PodPool {
     const origin = `${protocol}//${host}`;
     const pool = new Pool(origin, this.options);
-    const target = LegacyHandlerBridge === undefined ? pool : new LegacyHandlerBridge(pool);
-    const entry: PodPool = { pool, target, origin, endpoint, host, protocol, servername, active: 0, used: true, idleSweeps: 0 };
+    const entry: PodPool = { pool, origin, endpoint, host, protocol, servername, active: 0, used: true, idleSweeps: 0 };
     pool.on('connect', (o, targets) => this.forward('connect', o, targets));
     pool.on('disconnect', (o, targets, error) => this.forward('disconnect', o, targets, error));
     pool.on('connectionError', (o, targets, error) => this.forward('connectionError', o, targets, error));
