@@ -3,9 +3,9 @@ import { installPackage, runExample } from '../support/examples.js';
 
 /**
  * examples/http-fetch.mjs with undici 8 installed as the peer: undici 8's pools take controller
- * handlers only, and the dispatcher reaches them through undici 8's bridge for legacy handlers.
- * The example's callers cover both handler APIs: Node's global fetch (its bundled undici) and
- * undici 8's `request`. undici 8 is installed once into .tmp/undici-matrix/8 (npm registry, kept
+ * handlers only, so the dispatcher's attempts use that API there (legacy ones would fail every
+ * request with `invalid onRequestStart method`). The example's callers cover both handler APIs:
+ * Node's global fetch (its bundled undici) and undici 8's `request`. undici 8 is installed once into .tmp/undici-matrix/8 (npm registry, kept
  * between runs). It needs Node ≥ 22.19: skipped on older Nodes (CI runs it on Node 24).
  */
 const [major = 0, minor = 0] = process.versions.node.split('.').map(Number);
