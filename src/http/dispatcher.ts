@@ -611,12 +611,6 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 }
 
-/** What undici 8's controller carries besides the API: the headers as the parser saw them. */
-interface RawHeadersController extends Dispatcher.DispatchController {
-  readonly rawHeaders?: Buffer[] | null;
-  readonly rawTrailers?: Buffer[] | string[] | null;
-}
-
 /**
  * The attempt for undici 8's pools, which drive handlers through the controller API only (no
  * legacy callbacks): the same attempt, fed from the controller API, with undici's parsed headers
@@ -627,32 +621,36 @@ class ControllerApiAttempt extends Attempt {
     this.onConnect((reason) => controller.abort(reason ?? new errors.RequestAbortedError()));
   }
 
-  onResponseStart(controller: RawHeadersController, statusCode: number, headers: ParsedHeaders, statusMessage?: string): void {
-    const raw = controller.rawHeaders ?? rawHeadersOf(headers);
-    if (!this.responseStart(statusCode, raw, () => controller.resume(), statusMessage ?? '', headers)) controller.pause();
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: ParsedHeaders, statusMessage?: string): void {
+    if (!this.responseStart(statusCode, rawHeaders(controller.rawHeaders, headers), () => controller.resume(), statusMessage ?? '', headers)) controller.pause();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (!this.onData(chunk)) controller.pause();
   }
 
-  onResponseEnd(controller: RawHeadersController, trailers: ParsedHeaders): void {
-    this.responseEnd(controller.rawTrailers ?? rawHeadersOf(trailers), trailers);
+  onResponseEnd(controller: Dispatcher.DispatchController, trailers: ParsedHeaders): void {
+    this.responseEnd(rawHeaders(controller.rawTrailers, trailers), trailers);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.onError(error);
   }
 
-  onRequestUpgrade(controller: RawHeadersController, statusCode: number, headers: ParsedHeaders, socket: Duplex): void {
-    this.requestUpgrade(statusCode, controller.rawHeaders ?? rawHeadersOf(headers), socket, headers);
+  onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, headers: ParsedHeaders, socket: Duplex): void {
+    this.requestUpgrade(statusCode, rawHeaders(controller.rawHeaders, headers), socket, headers);
   }
 }
 
-/** Raw header buffers from parsed headers (only for a controller that does not carry them). */
-function rawHeadersOf(headers: ParsedHeaders | null | undefined): Buffer[] {
+/**
+ * The raw header list a legacy caller needs. undici 8's controller carries the connection's own
+ * (`rawHeaders`, `rawTrailers`): a raw list over HTTP/1.1, an object over HTTP/2 (`pool.allowH2`),
+ * for which the list is built from the parsed headers.
+ */
+function rawHeaders(fromConnection: unknown, parsed: ParsedHeaders | null | undefined): Buffer[] {
+  if (Array.isArray(fromConnection)) return fromConnection as Buffer[];
   const raw: Buffer[] = [];
-  for (const [name, value] of Object.entries(headers ?? {})) {
+  for (const [name, value] of Object.entries(parsed ?? {})) {
     if (value === undefined) continue;
     for (const one of Array.isArray(value) ? value : [value]) raw.push(Buffer.from(name), Buffer.from(String(one)));
   }

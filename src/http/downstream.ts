@@ -113,7 +113,7 @@ class ControllerDownstream implements Downstream {
     const ctl = this.ctl;
     ctl.resumeTarget = resume;
     ctl.rawHeaders = rawHeaders;
-    this.handler.onResponseStart?.(ctl, statusCode, (parsed ?? util.parseHeaders(rawHeaders as RawList)) as Record<string, string | string[]>, statusText);
+    this.handler.onResponseStart?.(ctl, statusCode, objectOf(rawHeaders, parsed), statusText);
     return !ctl.paused;
   }
   data(chunk: Buffer): boolean {
@@ -124,7 +124,7 @@ class ControllerDownstream implements Downstream {
   complete(rawTrailers: Buffer[] | string[] | null, parsed?: ParsedHeaders): void {
     const ctl = this.ctl;
     ctl.rawTrailers = rawTrailers;
-    this.handler.onResponseEnd?.(ctl, (parsed ?? util.parseHeaders((rawTrailers ?? []) as RawList)) as Record<string, string | string[]>);
+    this.handler.onResponseEnd?.(ctl, objectOf(rawTrailers, parsed));
   }
   error(error: Error): void {
     if (typeof this.handler.onResponseError !== 'function') throw error;
@@ -133,8 +133,13 @@ class ControllerDownstream implements Downstream {
   upgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex, parsed?: ParsedHeaders): void {
     const ctl = this.ctl;
     ctl.rawHeaders = rawHeaders as Buffer[] | null;
-    this.handler.onRequestUpgrade?.(ctl, statusCode, (parsed ?? util.parseHeaders((rawHeaders ?? []) as RawList)) as Record<string, string | string[]>, socket);
+    this.handler.onRequestUpgrade?.(ctl, statusCode, objectOf(rawHeaders, parsed), socket);
   }
+}
+
+/** Headers as an object for a controller-API caller: undici's own parse when there is one. */
+function objectOf(raw: Buffer[] | string[] | null, parsed: ParsedHeaders | undefined): Record<string, string | string[]> {
+  return (parsed ?? util.parseHeaders((raw ?? []) as RawList)) as Record<string, string | string[]>;
 }
 
 /** Wraps the caller's handler; throws undici's error for something that is no handler at all. */
