@@ -10,6 +10,7 @@ import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js
 import { EndpointPool, type PoolChange } from './pool/pool.js';
 import { Budget } from './retry/budget.js';
 import { classifyFailure } from './retry/classify.js';
+import { LiveCalls } from './retry/live-calls.js';
 import { dispatchWithFailover, runWithFailover, type AttemptFunction, type DispatchedCall, type AttemptOutcome, type FailoverHost, type FailoverPlan } from './retry/failover.js';
 import { LatencyHistogram } from './retry/latency-histogram.js';
 import { markBudgetExhausted } from './retry/marks.js';
@@ -132,7 +133,10 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   private closed = false;
   private emptyReason = 'no lookup has completed yet';
   private firstLookupDone = false;
-  private readonly firstLookupWaiters = new Set<() => void>();
+  /** Calls waiting for the first lookup: woken without an error when it is done, with one on close(). */
+  private readonly firstLookupWaiters = new Set<(error?: Error) => void>();
+  /** Calls not ended yet (the lookup done): `close()` ends them. */
+  private readonly liveCalls = new LiveCalls();
   private readonly frozenPlans = new WeakMap<RunOptions, FailoverPlan>();
   /**
    * Consecutive failures from which an endpoint counts as failing (not healthy, though the
@@ -209,11 +213,11 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         cleanup();
         reject(signal?.reason);
       };
+      // Ref'd: the caller waits on it (an unref'd one let a script end with its await unsettled).
       const timer = setTimeout(() => {
         cleanup();
         reject(this.noEndpoints(`not ready after ${timeoutMs} ms (${this.emptyReason})`));
       }, timeoutMs);
-      timer.unref();
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
       this.on('change', onChange);
@@ -317,15 +321,23 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     };
   }
 
-  /** Stops discovery and timers. In-flight `run` calls finish; new ones are refused. */
+  /**
+   * Stops discovery and timers, and ends every pending call with BalancerClosedError: `ready()`,
+   * calls waiting for the first lookup, sleeping in a backoff, or with an attempt in flight (whose
+   * signal is aborted with that error). New calls are refused.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.config.discovery.close();
-    for (const wake of this.firstLookupWaiters) wake();
+    for (const wake of [...this.firstLookupWaiters]) wake(new BalancerClosedError());
     this.firstLookupWaiters.clear();
-    this.emit('close');
-    this.removeAllListeners();
+    try {
+      this.liveCalls.stopAll(() => new BalancerClosedError());
+    } finally {
+      this.emit('close');
+      this.removeAllListeners();
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -366,6 +378,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     allowHedge: () => this.hedgeBudget.tryWithdraw(),
     poolSize: () => this.pool.size,
     random: () => this.config.random(),
+    liveCalls: this.liveCalls,
   };
 
   private attemptEnded(endpoint: Endpoint, startedAt: number, outcome: AttemptOutcome, attempt: number, hedged: boolean): void {
@@ -494,21 +507,22 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     return observed === undefined ? hedge.delayMs : Math.max(MIN_HEDGE_DELAY_MS, observed);
   }
 
+  /** Resolves when the first lookup is done, or the deadline passed; rejects on abort and on close(). */
   private waitForFirstLookup(signal: AbortSignal | undefined, timeoutMs: number | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const done = (): void => {
+      const done = (error?: Error): void => {
         clearTimeout(timer);
         signal?.removeEventListener('abort', onAbort);
         this.firstLookupWaiters.delete(done);
-        resolve();
+        if (error === undefined) resolve();
+        else reject(error);
       };
       const onAbort = (): void => {
         done();
         reject(signal?.reason);
       };
-      // Past the deadline, proceed: the pick then fails fast with the reason.
+      // Past the deadline, proceed: the pick then fails fast with the reason. Ref'd: the caller waits on it.
       const timer = timeoutMs === undefined ? undefined : setTimeout(done, timeoutMs);
-      timer?.unref();
       if (signal?.aborted) return onAbort();
       signal?.addEventListener('abort', onAbort, { once: true });
       this.firstLookupWaiters.add(done);

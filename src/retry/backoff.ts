@@ -6,21 +6,3 @@ export function fullJitterBackoff(retry: number, baseMs: number, maxMs: number, 
   const ceiling = Math.min(maxMs, baseMs * 2 ** Math.max(0, Math.min(retry - 1, 30)));
   return Math.floor(random() * ceiling);
 }
-
-/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. Unref'd. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0) return signal?.aborted ? Promise.reject(signal.reason) : Promise.resolve();
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    timer.unref();
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
