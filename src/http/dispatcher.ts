@@ -262,13 +262,18 @@ class HttpCall implements DispatchedCall<void> {
       return;
     }
     this.fail(error);
+    this.abortAttemptsOut(error);
+  };
+
+  /** Aborts the attempts still waiting for response headers. */
+  private abortAttemptsOut(error: Error): void {
     const waiting = this.waiting;
     const twins = this.twins;
     this.waiting = undefined;
     this.twins = undefined;
     waiting?.abortInner(error);
     if (twins !== undefined) for (const attempt of twins) attempt.abortInner(error);
-  };
+  }
 
   /** Ends the call with an error before any response was committed. */
   private fail(error: Error): void {
@@ -375,7 +380,10 @@ class HttpCall implements DispatchedCall<void> {
     }
     held?.discard();
     this.state = CallState.Done;
-    this.downstream.error(publicError(error));
+    const caller = publicError(error);
+    this.downstream.error(caller);
+    // Attempts still out when the balancer ends the call (it closed, or the deadline passed): stopped too.
+    this.abortAttemptsOut(caller);
   }
 }
 
