@@ -2,7 +2,7 @@ import { BlockList } from 'node:net';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AddressPolicy, cidrContains, parseAllowedAddresses, parseCidr } from '../../../src/discovery/address-policy.js';
-import { InvalidOptionError } from '../../../src/index.js';
+import { createBalancer, InvalidOptionError, type BalancerOptions } from '../../../src/index.js';
 
 function invalid(run: () => unknown): InvalidOptionError {
   try {
@@ -163,6 +163,36 @@ describe('AddressPolicy', () => {
     expect(policy.refusal('169.254.169.254')).toBe('link-local-address'); // listing it does not make it safe
     expect(policy.allows('169.254.169.254')).toBe(true); // (allows() checks the list only: for static endpoints)
     expect(policy.describeAllowed()).toBe('10.244.0.0/16, fd00::/8, 169.254.0.0/16');
+  });
+});
+
+describe('the allowedAddresses option', () => {
+  const dns = { service: 'web-headless.default.svc.cluster.local', port: 8080, dnsServers: ['127.0.0.1:5353'] };
+
+  it('is validated at createBalancer, naming the entry', () => {
+    const error = invalid(() => createBalancer({ ...dns, allowedAddresses: ['10.244.0.0/16', '10.0.0.1/8'] }));
+    expect(error.field).toBe('allowedAddresses[1]');
+    expect(error.value).toBe('10.0.0.1/8');
+    expect(invalid(() => createBalancer({ ...dns, allowedAddresses: [] })).field).toBe('allowedAddresses');
+    expect(invalid(() => createBalancer({ ...dns, allowedAddresses: '10.0.0.0/8' } as unknown as BalancerOptions)).field).toBe('allowedAddresses');
+  });
+
+  it('applies to a static list: an endpoint outside it is an error, unsafe ranges are the user’s choice', async () => {
+    const error = invalid(() =>
+      createBalancer({
+        endpoints: [
+          { address: '127.0.0.11', port: 80 },
+          { address: '127.0.1.12', port: 80 },
+        ],
+        allowedAddresses: ['127.0.0.0/24'],
+      }),
+    );
+    expect(error.field).toBe('endpoints[1].address');
+    expect(error.value).toBe('127.0.1.12');
+    expect(error.message).toContain('127.0.0.0/24');
+    const lb = createBalancer({ endpoints: [{ address: '169.254.1.1', port: 80 }] });
+    expect(lb.endpoints().map((e) => e.address)).toEqual(['169.254.1.1']);
+    await lb.close();
   });
 });
 
