@@ -88,7 +88,7 @@ export class AddressPolicy {
   /** Undefined when `address` may be an endpoint; otherwise why not. */
   refusal(address: string): AddressRefusal | undefined {
     const parsed = parseIp(address);
-    if (parsed === undefined) return 'address-not-allowed';
+    if (parsed === undefined) return 'address-not-allowed'; // not an IP literal at all
     const ip = mappedIpv4(parsed) ?? parsed;
     for (const { network, reason } of NEVER_ENDPOINTS) if (contains(network, ip)) return reason;
     return this.inAllowed(ip) ? undefined : 'address-not-allowed';

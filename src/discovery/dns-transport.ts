@@ -94,6 +94,8 @@ export function judgeMessage(message: Buffer, question: Question): { readonly an
   } catch {
     return { dropped: 'undecodable' };
   }
+  // dns-packet reads a record cut short past the message's end ('127.0.0.undefined') without throwing.
+  if (packet.decode.bytes > message.length) return { dropped: 'undecodable' };
   if (!decoded.flag_qr || (decoded as { opcode?: string }).opcode !== 'QUERY') return { dropped: 'not-a-response' };
   if (decoded.id !== question.id) return { dropped: 'wrong-id' };
   const questions = decoded.questions ?? [];
