@@ -143,15 +143,15 @@ export class DnsResolver {
   }
 
   /**
-   * A (then AAAA in 'auto' mode when there is no usable A) for one name. Records the policy
-   * refuses are reported; when every record of the answers was refused, the name is 'unusable'.
+   * A (then AAAA in 'auto' mode when there is no usable A) for one name. Records not used are
+   * reported; an answer that had records but none usable makes the name 'unusable' (a failure),
+   * unless the other family has usable ones.
    */
   private async lookupAddresses(name: string, report: LookupReport, signal?: AbortSignal): Promise<AddressOutcome> {
-    const families: ('A' | 'AAAA')[] = this.config.family === 4 ? ['A'] : this.config.family === 6 ? ['AAAA'] : ['A', 'AAAA'];
     let queries = 0;
     let empty: EmptyOutcome | undefined;
     let unusable: string | undefined;
-    for (const type of families) {
+    for (const type of this.addressTypes()) {
       const result = await this.query(name, type, report, signal);
       queries += result.messages;
       const mark = report.skipped.length;
