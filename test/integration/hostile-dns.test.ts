@@ -344,7 +344,8 @@ describe('a bad answer never empties or replaces a good pool', () => {
           return reply.send({ ...genuineReply(query, { answers: [a(SERVICE, '127.0.66.6')] }), questions: [] });
       }
     });
-    const { lb, skipped, errors, changes } = watch({ family: 4, dnsTimeoutMs: 300 });
+    // The forged reply is waited past until this timeout; generous, since it also bounds the genuine lookups.
+    const { lb, skipped, errors, changes } = watch({ family: 4, dnsTimeoutMs: 1000 });
     await lb.refresh();
     expect(changes).toHaveLength(1);
 
