@@ -1,6 +1,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { resolveConfig, type BalancerConfig } from './config.js';
 import { channels, type AttemptEndMessage, type AttemptStartMessage } from './diagnostics.js';
+import type { SkippedRecord, SkipReason } from './discovery/lookup-report.js';
 import type { DiscoveryUpdate } from './discovery/source.js';
 import { BalancerClosedError, InvalidOptionError, NoEndpointsError, type ResolutionError } from './errors.js';
 import { DEFAULTS, checkBoolean, checkHedge, checkKnownKeys, checkNumber, checkObject, checkSignal, type BalancerOptions, type RunOptions } from './options.js';
@@ -26,6 +27,11 @@ export interface ResolveEvent {
   readonly durationMs: number;
 }
 
+/** Records a lookup did not use (wrong owner, SRV target '.', an unsafe or disallowed address, ...), each with the reason. */
+export interface RecordsSkippedEvent {
+  readonly records: readonly SkippedRecord[];
+}
+
 export interface EjectEvent {
   readonly endpoint: Endpoint;
   readonly reason: EjectionReason;
@@ -42,6 +48,8 @@ export interface BalancerEvents {
   empty: [event: { readonly reason: string }];
   /** A lookup failed; the last known pool is kept and discovery retries with backoff. */
   'resolve-error': [error: ResolutionError];
+  /** A lookup left records of the answer unused; emitted before that lookup's other events. */
+  'records-skipped': [event: RecordsSkippedEvent];
   /** An endpoint was ejected by outlier detection. */
   eject: [event: EjectEvent];
   /** An ejected endpoint's time is up: it takes traffic again, on probation. */
@@ -73,6 +81,11 @@ export interface DiscoveryStats {
   readonly lastSuccessAt: number | undefined;
   readonly lastError: ResolutionError | undefined;
   readonly lastErrorAt: number | undefined;
+  /** DNS records not used, in total and by reason (see the 'records-skipped' event). */
+  readonly skippedRecords: number;
+  readonly skippedByReason: Readonly<Partial<Record<SkipReason, number>>>;
+  /** DNS messages dropped as not the genuine answer: undecodable, wrong ID or question. */
+  readonly droppedMessages: number;
 }
 
 /** One endpoint in `stats()`. */
@@ -144,7 +157,17 @@ export class Balancer extends EventEmitter<BalancerEvents> {
    */
   private readonly failingAfter: number;
   private counters = { calls: 0, retries: 0, hedges: 0 };
-  private discoveryStats: DiscoveryStats = { lookups: 0, failures: 0, queries: 0, lastSuccessAt: undefined, lastError: undefined, lastErrorAt: undefined };
+  private discoveryStats: DiscoveryStats = {
+    lookups: 0,
+    failures: 0,
+    queries: 0,
+    lastSuccessAt: undefined,
+    lastError: undefined,
+    lastErrorAt: undefined,
+    skippedRecords: 0,
+    skippedByReason: {},
+    droppedMessages: 0,
+  };
 
   /** Use `createBalancer`. */
   constructor(options: BalancerOptions) {
@@ -532,6 +555,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   private onDiscovery(update: DiscoveryUpdate): void {
     if (this.closed) return;
     const now = this.config.clock();
+    this.discoveryStats = countSetAside(this.discoveryStats, update);
+    if (update.skipped !== undefined && update.skipped.length > 0) this.emit('records-skipped', { records: update.skipped });
     const stats = this.discoveryStats;
     if (update.kind === 'error') {
       this.discoveryStats = { ...stats, lookups: stats.lookups + 1, failures: stats.failures + 1, lastError: update.error, lastErrorAt: now };
@@ -583,6 +608,16 @@ function seedNewcomers(added: readonly Endpoint[], pool: readonly Endpoint[]): v
   known.sort((a, b) => a - b);
   const median = known[known.length >> 1]!;
   for (const endpoint of added) endpoint.seedLatency(median);
+}
+
+/** The discovery stats with what a lookup set aside counted in. */
+function countSetAside(stats: DiscoveryStats, update: DiscoveryUpdate): DiscoveryStats {
+  const skipped = update.skipped ?? [];
+  const dropped = update.droppedMessages ?? 0;
+  if (skipped.length === 0 && dropped === 0) return stats;
+  const byReason = { ...stats.skippedByReason };
+  for (const record of skipped) byReason[record.reason] = (byReason[record.reason] ?? 0) + 1;
+  return { ...stats, skippedRecords: stats.skippedRecords + skipped.length, skippedByReason: byReason, droppedMessages: stats.droppedMessages + dropped };
 }
 
 function checkString(value: unknown, field: string): string {

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { monotonicClock, type Clock } from './clock.js';
+import { AddressPolicy, parseAllowedAddresses } from './discovery/address-policy.js';
 import { DnsResolver, type AddressFamily, type DiscoveryMode } from './discovery/dns-resolver.js';
 import { parseDnsServer, type DnsServerAddress } from './discovery/dns-server-address.js';
 import { DnsDiscovery } from './discovery/dns.js';
@@ -60,6 +61,7 @@ const COMMON_KEYS = [
   'retryBudget',
   'hedgeBudget',
   'isFailure',
+  'allowedAddresses',
   'clock',
   'random',
 ] as const;
@@ -92,11 +94,12 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
 
   const resilience = resilienceConfig(options);
   const picker = createPicker((options.picker ?? DEFAULTS.picker) as PickerSpec, { random, clock });
+  const addressPolicy = new AddressPolicy(options.allowedAddresses === undefined ? undefined : parseAllowedAddresses(options.allowedAddresses));
 
   if (options.endpoints !== undefined) {
     checkKnownKeys(options, STATIC_KEYS, '');
     const service = options.service === undefined ? 'static' : checkLabel(options.service);
-    const discovery = new StaticDiscovery(staticTargets(options.endpoints));
+    const discovery = new StaticDiscovery(checkAllowed(staticTargets(options.endpoints), addressPolicy));
     return { service, discovery, picker, metrics, retry, ...resilience, clock, random };
   }
 
@@ -114,6 +117,7 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
     search,
     ndots,
     family,
+    addressPolicy,
     timeoutMs: optionalNumber(options.dnsTimeoutMs, 'dnsTimeoutMs', DEFAULTS.dnsTimeoutMs, { min: 1 }),
     attempts: optionalNumber(options.dnsAttempts, 'dnsAttempts', DEFAULTS.dnsAttempts, { min: 1, max: 10, integer: true }),
   });
@@ -227,6 +231,19 @@ function checkFamily(value: unknown): AddressFamily {
 function checkLabel(value: unknown): string {
   if (typeof value !== 'string' || value.length === 0) throw new InvalidOptionError('service', value, 'a non-empty string');
   return value;
+}
+
+/**
+ * A static list is the user's own choice, so the safety ranges do not apply to it (DNS answers
+ * get them); `allowedAddresses`, when given, does: an entry outside it is a mistake to report.
+ */
+function checkAllowed(targets: Target[], policy: AddressPolicy): Target[] {
+  targets.forEach((target, i) => {
+    if (!policy.allows(target.address)) {
+      throw new InvalidOptionError(`endpoints[${i}].address`, target.address, `an address inside allowedAddresses (${policy.describeAllowed()})`);
+    }
+  });
+  return targets;
 }
 
 function staticTargets(value: unknown): Target[] {

@@ -34,8 +34,13 @@ export class NoEndpointsError extends HeadlessLbError {
   }
 }
 
-/** Why a DNS resolution failed. `NXDOMAIN` and `NODATA` are not failures: they mean "no pods". */
-export type ResolutionFailure = 'TIMEOUT' | 'SERVFAIL' | 'REFUSED' | 'FORMERR' | 'NOTIMP' | 'MALFORMED' | 'NETWORK' | 'OTHER';
+/**
+ * Why a DNS resolution failed. `NXDOMAIN` and `NODATA` are not failures: they mean "no pods".
+ * `UNUSABLE`: the answer had records, but none could be used (each is in a 'records-skipped'
+ * event). `MALFORMED` is no longer produced: an undecodable message is dropped, and the lookup
+ * waits for the genuine answer until `TIMEOUT`.
+ */
+export type ResolutionFailure = 'TIMEOUT' | 'SERVFAIL' | 'REFUSED' | 'FORMERR' | 'NOTIMP' | 'MALFORMED' | 'UNUSABLE' | 'NETWORK' | 'OTHER';
 
 /** A DNS query failed (timeout, SERVFAIL, refused, garbage). The last good pool is kept. */
 export class ResolutionError extends HeadlessLbError {

@@ -1,5 +1,5 @@
 export { Balancer, createBalancer } from './balancer.js';
-export type { BalancerEvents, BalancerStats, DiscoveryStats, ReadyOptions, ResolveEvent } from './balancer.js';
+export type { BalancerEvents, BalancerStats, DiscoveryStats, ReadyOptions, RecordsSkippedEvent, ResolveEvent } from './balancer.js';
 export type {
   AddressDiscoveryOptions,
   BalancerOptions,
@@ -13,7 +13,9 @@ export type {
   StaticOptions,
 } from './options.js';
 export type { AddressFamily } from './discovery/dns-resolver.js';
-export type { DiscoverySource, DiscoveryUpdate } from './discovery/source.js';
+export type { DiscoverySource, DiscoveryUpdate, SetAside } from './discovery/source.js';
+export type { SkippedRecord, SkipReason } from './discovery/lookup-report.js';
+export type { AddressRefusal } from './discovery/address-policy.js';
 export { Endpoint } from './pool/endpoint.js';
 export type { Outcome } from './pool/endpoint.js';
 export type { PoolChange } from './pool/pool.js';

@@ -111,6 +111,13 @@ interface CommonOptions {
    * errors, timeouts, RetryableError and NotSentError do; other (application) errors do not.
    */
   readonly isFailure?: (error: unknown) => boolean;
+  /**
+   * The only networks endpoints may be in, as CIDRs (IPv4 and IPv6): `['10.244.0.0/16', 'fd00::/8']`,
+   * typically the cluster's pod CIDRs. DNS records outside them are skipped and reported; a static
+   * `endpoints` entry outside them is an InvalidOptionError. Default: any address except
+   * unspecified, multicast, broadcast and link-local ones (those are never taken from DNS).
+   */
+  readonly allowedAddresses?: readonly string[];
   /** Milliseconds from a monotonic origin; for tests. Default performance.now. */
   readonly clock?: Clock;
   /** Uniform random in [0, 1); for tests. Default Math.random. */

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import { ResolutionError } from '../errors.js';
 import type { DnsResolver } from './dns-resolver.js';
+import { LookupReport } from './lookup-report.js';
 import type { DiscoverySource, DiscoveryUpdate } from './source.js';
 
 export interface RefreshPolicy {
@@ -41,6 +42,8 @@ export class DnsDiscovery implements DiscoverySource {
   private followUpMs: number | undefined;
   private timerDueAt = Number.POSITIVE_INFINITY;
   private closed = false;
+  /** What lookups that sent no update set aside (an empty answer within the grace period): sent with the next update. */
+  private unreported = new LookupReport();
 
   constructor(private readonly options: DnsDiscoveryOptions) {}
 
@@ -90,8 +93,9 @@ export class DnsDiscovery implements DiscoverySource {
     this.lastLookupAt = started;
     let update: DiscoveryUpdate | undefined;
     let nextMs: number;
+    const report = this.unreported;
     try {
-      const resolution = await this.options.resolver.resolve(this.abort.signal);
+      const resolution = await this.options.resolver.resolve(this.abort.signal, report);
       const durationMs = clock() - started;
       this.failures = 0;
       if (resolution.kind === 'targets') {
@@ -105,7 +109,7 @@ export class DnsDiscovery implements DiscoverySource {
         const waited = now - this.emptySince;
         nextMs = this.jittered(clamp(resolution.ttl * 1000, refresh.minMs, refresh.maxMs));
         if (waited >= this.options.emptyGraceMs) {
-          update = { kind: 'empty', reason: `DNS answered ${resolution.rcode}`, queries: resolution.queries, durationMs };
+          update = { kind: 'empty', reason: resolution.detail ?? `DNS answered ${resolution.rcode}`, queries: resolution.queries, durationMs };
         } else {
           // Look again when the grace period ends rather than a whole TTL later.
           nextMs = Math.max(1, Math.min(nextMs, this.options.emptyGraceMs - waited));
@@ -121,7 +125,11 @@ export class DnsDiscovery implements DiscoverySource {
     }
     if (this.closed) return;
     this.schedule(nextMs);
-    if (update !== undefined) this.onUpdate?.(update);
+    if (update === undefined) return;
+    this.unreported = new LookupReport();
+    if (report.skipped.length > 0) update = { ...update, skipped: report.skipped };
+    if (report.droppedMessages > 0) update = { ...update, droppedMessages: report.droppedMessages };
+    this.onUpdate?.(update);
   }
 
   /**

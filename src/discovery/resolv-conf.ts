@@ -56,6 +56,11 @@ export function stripDot(name: string): string {
   return name.endsWith('.') ? name.slice(0, -1) : name;
 }
 
+/** A DNS name for comparison: no trailing dot, ASCII letters in lower case (RFC 4343); the root is ''. */
+export function nameKey(name: string): string {
+  return stripDot(name).replace(/[A-Z]+/g, (letters) => letters.toLowerCase());
+}
+
 /**
  * The names a pod's resolver would try for `name`, in order: an absolute name (trailing dot)
  * only itself; a name with at least `ndots` dots first as is, then with each search domain;

@@ -1,14 +1,25 @@
 import type { ResolutionError } from '../errors.js';
 import type { Target } from '../pool/target.js';
+import type { SkippedRecord } from './lookup-report.js';
 
 /** What a discovery source reports after each lookup. */
-export type DiscoveryUpdate =
+export type DiscoveryUpdate = (
   /** The current set of targets (never empty). */
   | { readonly kind: 'targets'; readonly targets: readonly Target[]; readonly ttlMs: number; readonly queries: number; readonly durationMs: number }
   /** An authoritative statement that the service has no ready endpoints (after any grace period). */
   | { readonly kind: 'empty'; readonly reason: string; readonly queries: number; readonly durationMs: number }
   /** The lookup failed; the last known targets still stand. */
-  | { readonly kind: 'error'; readonly error: ResolutionError; readonly retryInMs: number; readonly durationMs: number };
+  | { readonly kind: 'error'; readonly error: ResolutionError; readonly retryInMs: number; readonly durationMs: number }
+) &
+  SetAside;
+
+/** What a lookup received but did not use, on an update of any kind. */
+export interface SetAside {
+  /** Records not used, each with the reason. */
+  readonly skipped?: readonly SkippedRecord[];
+  /** Messages dropped as not the genuine answer (undecodable, wrong ID, wrong question). */
+  readonly droppedMessages?: number;
+}
 
 /**
  * Where endpoints come from. DNS is the first source and a static list the second; a

@@ -11,7 +11,7 @@ type ResolverListener = experimental.ResolverListener;
 type ResolverConstructor = Parameters<typeof experimental.registerResolver>[1];
 
 /** DNS settings of the resolver's lookups: the same as `createBalancer`'s. */
-export type HeadlessResolverDiscovery = Pick<AddressDiscoveryOptions, 'dnsServers' | 'dnsTimeoutMs' | 'dnsAttempts' | 'search' | 'ndots' | 'family' | 'refresh' | 'emptyGraceMs'>;
+export type HeadlessResolverDiscovery = Pick<AddressDiscoveryOptions, 'dnsServers' | 'dnsTimeoutMs' | 'dnsAttempts' | 'search' | 'ndots' | 'family' | 'refresh' | 'emptyGraceMs' | 'allowedAddresses'>;
 
 export interface HeadlessResolverOptions {
   /** URI scheme to register. Default `'headless'`: targets `headless:///<service>:<port>`. */
@@ -20,7 +20,7 @@ export interface HeadlessResolverOptions {
   readonly discovery?: HeadlessResolverDiscovery;
 }
 
-const DISCOVERY_KEYS = ['dnsServers', 'dnsTimeoutMs', 'dnsAttempts', 'search', 'ndots', 'family', 'refresh', 'emptyGraceMs'] as const;
+const DISCOVERY_KEYS = ['dnsServers', 'dnsTimeoutMs', 'dnsAttempts', 'search', 'ndots', 'family', 'refresh', 'emptyGraceMs', 'allowedAddresses'] as const;
 const SCHEME = /^[a-z][a-z0-9+.-]*$/;
 /** Re-resolutions asked by grpc-js's balancing policy (a connection left READY) start a lookup at most this often. */
 const MIN_REQUESTED_REFRESH_MS = 1000;

@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DnsResolver, Resolution } from '../../../src/discovery/dns-resolver.js';
 import { DnsDiscovery } from '../../../src/discovery/dns.js';
+import { LookupReport } from '../../../src/discovery/lookup-report.js';
 import type { DiscoveryUpdate } from '../../../src/discovery/source.js';
 import { ResolutionError } from '../../../src/errors.js';
 import type { Target } from '../../../src/pool/target.js';
@@ -159,6 +160,27 @@ describe('DnsDiscovery', () => {
     expect(resolver.calls).toBe(6);
     await vi.advanceTimersByTimeAsync(1);
     expect(resolver.calls).toBe(7);
+    discovery.close();
+  });
+
+  it('passes on what a lookup set aside, holding it while the empty grace period sends no update', async () => {
+    const answers: Resolution[] = [records(5), nxdomain, nxdomain];
+    let call = 0;
+    const resolver = {
+      async resolve(_signal?: AbortSignal, report?: LookupReport): Promise<Resolution> {
+        report!.skip({ type: 'A', name: 'evil.example', ttl: 5, data: `127.0.66.${call}` }, 'answer', 'foreign-owner');
+        report!.drop();
+        return answers[Math.min(call++, answers.length - 1)]!;
+      },
+    } as unknown as DnsResolver;
+    const { discovery, updates } = start(resolver, { emptyGraceMs: 3000 });
+    await vi.advanceTimersByTimeAsync(0);
+    expect(updates[0]).toMatchObject({ kind: 'targets', droppedMessages: 1, skipped: [{ data: '127.0.66.0', reason: 'foreign-owner' }] });
+    await vi.advanceTimersByTimeAsync(5000); // NXDOMAIN within grace: no update yet
+    expect(updates).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(3000); // grace over: the update carries both lookups' records
+    expect(updates[1]).toMatchObject({ kind: 'empty', droppedMessages: 2 });
+    expect(updates[1]!.skipped?.map((r) => r.data)).toEqual(['127.0.66.1', '127.0.66.2']);
     discovery.close();
   });
 
