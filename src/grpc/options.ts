@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { ChannelCredentials, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
+import { Channel, ChannelCredentials, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
 import { checkBoolean, checkFunction, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds } from '../options.js';
 import { parsePort } from '../port.js';
@@ -143,6 +143,8 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
     // grpc-js hands these to setTimeout (a keepalive of 3e9 ms would ping every millisecond); -1 is grpc's "unset".
     if (name.endsWith('_ms')) checkMilliseconds(value, `channelOptions.${name}`, { min: -1 });
   }
+  const podChannelOptions = { ...POD_CHANNEL_DEFAULTS, ...channelOptions };
+  if (options.channelOptions !== undefined) probeChannelOptions(options.credentials, podChannelOptions, options.channelOptions);
   const retryBufferBytes =
     options.retryBufferBytes === undefined ? GRPC_DEFAULTS.retryBufferBytes : checkNumber(options.retryBufferBytes, 'retryBufferBytes', { min: 0, integer: true });
   const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', GRPC_DEFAULTS.drainTimeoutMs);
@@ -156,11 +158,27 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
     retries,
     attemptTimeoutMs,
     authority,
-    channelOptions: { ...POD_CHANNEL_DEFAULTS, ...channelOptions },
+    channelOptions: podChannelOptions,
     retryBufferBytes,
     drainTimeoutMs,
     podCallsSingleAttempt: channelOptions['grpc.service_config'] === undefined,
   };
+}
+
+/**
+ * Lets grpc-js check the channel options now (pod channels are made at the first call to each
+ * pod), so that a bad `grpc.service_config` fails at creation rather than every call. The probe
+ * channel never connects.
+ */
+function probeChannelOptions(credentials: ChannelCredentials, channelOptions: ChannelOptions, value: unknown): void {
+  let probe: Channel | undefined;
+  try {
+    probe = new Channel('ipv4:127.0.0.1:1', credentials, channelOptions);
+  } catch (error) {
+    throw new InvalidOptionError('channelOptions', value, `grpc-js channel options (${(error as Error).message})`);
+  } finally {
+    probe?.close();
+  }
 }
 
 /** `host`, `host:port`, `[v6]:port` (or a bare IPv6 address); a port is decimal, 1–65535. */
