@@ -66,3 +66,40 @@ describe('resolveHttpOptions', () => {
     expect(o.pool).toMatchObject({ connections: 8 });
   });
 });
+
+describe('resolveHttpOptions: milliseconds up to 2^31−1', () => {
+  const MAX_MS = 2 ** 31 - 1;
+  /** `{ a: { b: value } }` for the path 'a.b'. */
+  const at = (path: string, value: unknown): Record<string, unknown> => path.split('.').reduceRight<unknown>((inner, key) => ({ [key]: inner }), value) as Record<string, unknown>;
+
+  it.each([
+    'timeoutMs',
+    'attemptTimeoutMs',
+    'drainTimeoutMs',
+    'idleTimeoutMs',
+    'hedge.delayMs',
+    'pool.connectTimeout',
+    'pool.headersTimeout',
+    'pool.bodyTimeout',
+    'pool.keepAliveTimeout',
+    'pool.keepAliveMaxTimeout',
+    'pool.keepAliveTimeoutThreshold',
+    'pool.clientTtl',
+    'pool.autoSelectFamilyAttemptTimeout',
+    'pool.connect.timeout',
+    'pool.connect.keepAliveInitialDelay',
+  ])('%s: 2^31−1 accepted, 2^31 rejected naming it', (path) => {
+    expect(() => resolveHttpOptions(at(path, MAX_MS) as HttpDispatcherOptions)).not.toThrow();
+    const error = invalid(at(path, 2 ** 31));
+    expect(error.field).toBe(path);
+    expect(error.value).toBe(2 ** 31);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -2, '100']) {
+      expect(invalid(at(path, bad)).field.startsWith(path.startsWith('pool.') ? 'pool' : path)).toBe(true);
+    }
+  });
+
+  it('leaves a connector function alone', () => {
+    const connect = (): void => {};
+    expect(resolveHttpOptions({ pool: { connect } as never }).pool).toMatchObject({ connect });
+  });
+});
