@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Client, Pool } from 'undici';
 import { InvalidOptionError } from '../errors.js';
 import { checkDnsName, checkFunction, checkHedge, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds, type HedgeOptions } from '../options.js';
 
@@ -160,7 +160,7 @@ const POOL_MILLISECONDS: Readonly<Record<string, number>> = {
 };
 const CONNECT_MILLISECONDS: Readonly<Record<string, number>> = { timeout: 0, keepAliveInitialDelay: 0, autoSelectFamilyAttemptTimeout: -1 };
 
-/** Lets undici validate the pool options now (a Pool connects lazily), so a typo fails at creation, not at the first request. */
+/** Lets undici validate the pool options now (a Pool connects lazily), so a bad value fails at creation, not at the first request. */
 function checkPoolOptions(value: unknown): PodPoolOptions {
   const pool = checkObject(value, 'pool') as PodPoolOptions;
   for (const banned of ['factory', 'socketPath']) {
@@ -170,13 +170,17 @@ function checkPoolOptions(value: unknown): PodPoolOptions {
   const connect = (pool as Record<string, unknown>).connect;
   // `connect` may also be a connector function; its options are then its own business.
   if (connect !== null && typeof connect === 'object') checkMillisecondFields(connect as Record<string, unknown>, CONNECT_MILLISECONDS, 'pool.connect');
-  let probe: Pool | undefined;
-  try {
-    probe = new Pool('http://127.0.0.1:1', pool);
-  } catch (error) {
-    throw new InvalidOptionError('pool', value, `undici Pool options (${(error as Error).message})`);
-  } finally {
-    void probe?.destroy().catch(() => {});
+  // A Pool checks its own options; most (keepAliveMaxTimeout, maxHeaderSize, allowH2, ...) are
+  // checked only by the Clients it makes at the first request: probe one of each.
+  for (const make of [() => new Pool('http://127.0.0.1:1', pool), () => new Client('http://127.0.0.1:1', pool)]) {
+    let probe: Pool | Client | undefined;
+    try {
+      probe = make();
+    } catch (error) {
+      throw new InvalidOptionError('pool', value, `undici Pool options (${(error as Error).message})`);
+    } finally {
+      void probe?.destroy().catch(() => {});
+    }
   }
   return pool;
 }

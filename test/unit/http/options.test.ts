@@ -47,6 +47,9 @@ describe('resolveHttpOptions', () => {
     [{ hedge: { delay: 5 } }, 'hedge.delay'],
     [{ pool: 'x' }, 'pool'],
     [{ pool: { connections: -1 } }, 'pool'],
+    // checked by undici's Client, not its Pool: caught at creation by a second probe
+    [{ pool: { maxHeaderSize: -1 } }, 'pool'],
+    [{ pool: { allowH2: 'yes' } }, 'pool'],
     [{ pool: { factory: () => undefined } }, 'pool.factory'],
     [{ pool: { socketPath: '/tmp/x' } }, 'pool.socketPath'],
     [{ drainTimeoutMs: -1 }, 'drainTimeoutMs'],
