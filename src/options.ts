@@ -162,9 +162,14 @@ export interface StaticOptions extends CommonOptions {
   readonly service?: string;
 }
 
+/**
+ * Options of `createBalancer`. Every millisecond option (`…Ms`) takes a finite number up to
+ * 2^31−1 (MAX_TIMER_MS, about 24.8 days), the longest delay Node's timers honour; ports are
+ * integers 1–65535. Anything else, and unknown keys, throw InvalidOptionError.
+ */
 export type BalancerOptions = AddressDiscoveryOptions | SrvDiscoveryOptions | StaticOptions;
 
-/** Options of one `run()` call. */
+/** Options of one `run()` call. Its millisecond options take 0 … 2^31−1. */
 export interface RunOptions {
   /** Shard key, for key-aware pickers. */
   readonly key?: string;
