@@ -4,7 +4,7 @@ import { channels, type AttemptEndMessage, type AttemptStartMessage } from './di
 import type { SkippedRecord, SkipReason } from './discovery/lookup-report.js';
 import type { DiscoveryUpdate } from './discovery/source.js';
 import { BalancerClosedError, InvalidOptionError, NoEndpointsError, type ResolutionError } from './errors.js';
-import { DEFAULTS, checkBoolean, checkHedge, checkKnownKeys, checkNumber, checkObject, checkSignal, type BalancerOptions, type RunOptions } from './options.js';
+import { DEFAULTS, MAX_TIMER_MS, checkBoolean, checkHedge, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, checkSignal, type BalancerOptions, type RunOptions } from './options.js';
 import type { Picker, PickRequest } from './pickers/picker.js';
 import type { Endpoint, EndpointState } from './pool/endpoint.js';
 import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js';
@@ -212,7 +212,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   ready(options: ReadyOptions = {}): Promise<void> {
     const input = checkObject(options, 'options');
     checkKnownKeys(input, ['timeoutMs', 'signal'], 'options');
-    const timeoutMs = input.timeoutMs === undefined ? DEFAULTS.readyTimeoutMs : checkNumber(input.timeoutMs, 'timeoutMs', { min: 0 });
+    const timeoutMs = input.timeoutMs === undefined ? DEFAULTS.readyTimeoutMs : checkMilliseconds(input.timeoutMs, 'timeoutMs');
     const signal = input.signal === undefined ? undefined : checkSignal(input.signal, 'signal');
     if (this.closed) return Promise.reject(new BalancerClosedError());
     if (this.pool.size > 0) return Promise.resolve();
@@ -513,8 +513,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       key: input.key === undefined ? undefined : checkString(input.key, 'key'),
       signal: input.signal === undefined ? undefined : checkSignal(input.signal, 'signal'),
       idempotent,
-      timeoutMs: input.timeoutMs === undefined ? undefined : checkNumber(input.timeoutMs, 'timeoutMs', { min: 0 }),
-      attemptTimeoutMs: input.attemptTimeoutMs === undefined ? undefined : checkNumber(input.attemptTimeoutMs, 'attemptTimeoutMs', { min: 0 }),
+      timeoutMs: input.timeoutMs === undefined ? undefined : checkMilliseconds(input.timeoutMs, 'timeoutMs'),
+      attemptTimeoutMs: input.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(input.attemptTimeoutMs, 'attemptTimeoutMs'),
       retries: input.retries === undefined ? defaults.retries : checkNumber(input.retries, 'retries', { min: 0, max: 100, integer: true }),
       backoffBaseMs: defaults.backoffBaseMs,
       backoffMaxMs: defaults.backoffMaxMs,
@@ -527,7 +527,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     if (!idempotent) throw new InvalidOptionError('hedge', value, 'to be used with idempotent: true only (a hedge sends the request twice)');
     if (hedge.percentile === undefined) return hedge.delayMs;
     const observed = this.latencies.percentile(hedge.percentile);
-    return observed === undefined ? hedge.delayMs : Math.max(MIN_HEDGE_DELAY_MS, observed);
+    return observed === undefined ? hedge.delayMs : Math.min(MAX_TIMER_MS, Math.max(MIN_HEDGE_DELAY_MS, observed));
   }
 
   /** Resolves when the first lookup is done, or the deadline passed; rejects on abort and on close(). */

@@ -24,6 +24,7 @@ import {
   checkNumber,
   checkObject,
   checkPort,
+  optionalMilliseconds,
   optionalNumber,
   type BalancerOptions,
 } from './options.js';
@@ -77,9 +78,9 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
   const latency = options.latency === undefined ? {} : checkObject(options.latency, 'latency');
   checkKnownKeys(latency, ['decayMs', 'defaultRttMs', 'averageMs'], 'latency');
   const metrics: EndpointMetricsOptions = {
-    decayMs: optionalNumber(latency.decayMs, 'latency.decayMs', DEFAULTS.latency.decayMs, { min: 1 }),
-    defaultRttMs: optionalNumber(latency.defaultRttMs, 'latency.defaultRttMs', DEFAULTS.latency.defaultRttMs, { min: 0 }),
-    averageMs: optionalNumber(latency.averageMs, 'latency.averageMs', DEFAULTS.latency.averageMs, { min: 1 }),
+    decayMs: optionalMilliseconds(latency.decayMs, 'latency.decayMs', DEFAULTS.latency.decayMs, { min: 1 }),
+    defaultRttMs: optionalMilliseconds(latency.defaultRttMs, 'latency.defaultRttMs', DEFAULTS.latency.defaultRttMs),
+    averageMs: optionalMilliseconds(latency.averageMs, 'latency.averageMs', DEFAULTS.latency.averageMs, { min: 1 }),
     // One running total per balancer, so bounded-load pickers read the pool's load in O(1).
     inflightTotal: new InflightTotal(),
   };
@@ -88,8 +89,8 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
   checkKnownKeys(retryInput, ['retries', 'backoffBaseMs', 'backoffMaxMs'], 'retry');
   const retry = {
     retries: optionalNumber(retryInput.retries, 'retry.retries', DEFAULTS.retry.retries, { min: 0, max: 100, integer: true }),
-    backoffBaseMs: optionalNumber(retryInput.backoffBaseMs, 'retry.backoffBaseMs', DEFAULTS.retry.backoffBaseMs, { min: 0 }),
-    backoffMaxMs: optionalNumber(retryInput.backoffMaxMs, 'retry.backoffMaxMs', DEFAULTS.retry.backoffMaxMs, { min: 0 }),
+    backoffBaseMs: optionalMilliseconds(retryInput.backoffBaseMs, 'retry.backoffBaseMs', DEFAULTS.retry.backoffBaseMs),
+    backoffMaxMs: optionalMilliseconds(retryInput.backoffMaxMs, 'retry.backoffMaxMs', DEFAULTS.retry.backoffMaxMs),
   };
 
   const resilience = resilienceConfig(options);
@@ -118,20 +119,20 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
     ndots,
     family,
     addressPolicy,
-    timeoutMs: optionalNumber(options.dnsTimeoutMs, 'dnsTimeoutMs', DEFAULTS.dnsTimeoutMs, { min: 1 }),
+    timeoutMs: optionalMilliseconds(options.dnsTimeoutMs, 'dnsTimeoutMs', DEFAULTS.dnsTimeoutMs, { min: 1 }),
     attempts: optionalNumber(options.dnsAttempts, 'dnsAttempts', DEFAULTS.dnsAttempts, { min: 1, max: 10, integer: true }),
   });
   const refreshInput = options.refresh === undefined ? {} : checkObject(options.refresh, 'refresh');
   checkKnownKeys(refreshInput, ['minMs', 'maxMs', 'jitter'], 'refresh');
-  const minMs = optionalNumber(refreshInput.minMs, 'refresh.minMs', DEFAULTS.refresh.minMs, { min: 1 });
-  const maxMs = optionalNumber(refreshInput.maxMs, 'refresh.maxMs', Math.max(DEFAULTS.refresh.maxMs, minMs), { min: 1 });
+  const minMs = optionalMilliseconds(refreshInput.minMs, 'refresh.minMs', DEFAULTS.refresh.minMs, { min: 1 });
+  const maxMs = optionalMilliseconds(refreshInput.maxMs, 'refresh.maxMs', Math.max(DEFAULTS.refresh.maxMs, minMs), { min: 1 });
   if (maxMs < minMs) throw new InvalidOptionError('refresh.maxMs', maxMs, `a number >= refresh.minMs (${minMs})`);
   const jitter = optionalNumber(refreshInput.jitter, 'refresh.jitter', DEFAULTS.refresh.jitter, { min: 0, max: 1 });
   const discovery = new DnsDiscovery({
     service,
     resolver,
     refresh: { minMs, maxMs, jitter },
-    emptyGraceMs: optionalNumber(options.emptyGraceMs, 'emptyGraceMs', DEFAULTS.emptyGraceMs, { min: 0 }),
+    emptyGraceMs: optionalMilliseconds(options.emptyGraceMs, 'emptyGraceMs', DEFAULTS.emptyGraceMs),
     clock,
     random,
   });
@@ -145,15 +146,15 @@ function resilienceConfig(options: Record<string, unknown>) {
   if (options.outlierDetection !== false) {
     const od = options.outlierDetection === undefined ? {} : checkObject(options.outlierDetection, 'outlierDetection');
     checkKnownKeys(od, Object.keys(defaults), 'outlierDetection');
-    const baseEjectionMs = optionalNumber(od.baseEjectionMs, 'outlierDetection.baseEjectionMs', defaults.baseEjectionMs, { min: 1 });
+    const baseEjectionMs = optionalMilliseconds(od.baseEjectionMs, 'outlierDetection.baseEjectionMs', defaults.baseEjectionMs, { min: 1 });
     outlierDetection = {
       consecutiveFailures: optionalNumber(od.consecutiveFailures, 'outlierDetection.consecutiveFailures', defaults.consecutiveFailures, { min: 1, integer: true }),
       failureRate: optionalNumber(od.failureRate, 'outlierDetection.failureRate', defaults.failureRate, { min: 0.01, max: 1 }),
       minRequests: optionalNumber(od.minRequests, 'outlierDetection.minRequests', defaults.minRequests, { min: 1, integer: true }),
-      windowMs: optionalNumber(od.windowMs, 'outlierDetection.windowMs', defaults.windowMs, { min: 10 }),
+      windowMs: optionalMilliseconds(od.windowMs, 'outlierDetection.windowMs', defaults.windowMs, { min: 10 }),
       ejectOnConnectFailure: od.ejectOnConnectFailure === undefined ? defaults.ejectOnConnectFailure : checkBoolean(od.ejectOnConnectFailure, 'outlierDetection.ejectOnConnectFailure'),
       baseEjectionMs,
-      maxEjectionMs: optionalNumber(od.maxEjectionMs, 'outlierDetection.maxEjectionMs', Math.max(defaults.maxEjectionMs, baseEjectionMs), { min: baseEjectionMs }),
+      maxEjectionMs: optionalMilliseconds(od.maxEjectionMs, 'outlierDetection.maxEjectionMs', Math.max(defaults.maxEjectionMs, baseEjectionMs), { min: baseEjectionMs }),
       maxEjectedPercent: optionalNumber(od.maxEjectedPercent, 'outlierDetection.maxEjectedPercent', defaults.maxEjectedPercent, { min: 0, max: 100 }),
       jitter: optionalNumber(od.jitter, 'outlierDetection.jitter', defaults.jitter, { min: 0, max: 1 }),
     };
@@ -161,7 +162,7 @@ function resilienceConfig(options: Record<string, unknown>) {
   const slow = options.slowStart === undefined ? {} : checkObject(options.slowStart, 'slowStart');
   checkKnownKeys(slow, ['windowMs', 'aggression', 'minWeight'], 'slowStart');
   const slowStart: SlowStartConfig = {
-    windowMs: optionalNumber(slow.windowMs, 'slowStart.windowMs', DEFAULTS.slowStart.windowMs, { min: 0 }),
+    windowMs: optionalMilliseconds(slow.windowMs, 'slowStart.windowMs', DEFAULTS.slowStart.windowMs),
     aggression: optionalNumber(slow.aggression, 'slowStart.aggression', DEFAULTS.slowStart.aggression, { min: 0.01 }),
     minWeight: optionalNumber(slow.minWeight, 'slowStart.minWeight', DEFAULTS.slowStart.minWeight, { min: 0, max: 1 }),
   };
@@ -185,7 +186,7 @@ function budgetConfig(value: unknown, field: string, defaults: BudgetConfig): Bu
   return {
     percent: optionalNumber(input.percent, `${field}.percent`, defaults.percent, { min: 0, max: 10 }),
     minPerSecond: optionalNumber(input.minPerSecond, `${field}.minPerSecond`, defaults.minPerSecond, { min: 0 }),
-    windowMs: optionalNumber(input.windowMs, `${field}.windowMs`, defaults.windowMs, { min: 100 }),
+    windowMs: optionalMilliseconds(input.windowMs, `${field}.windowMs`, defaults.windowMs, { min: 100 }),
   };
 }
 

@@ -3,6 +3,9 @@ import type { Clock } from './clock.js';
 import type { AddressFamily } from './discovery/dns-resolver.js';
 import { InvalidOptionError } from './errors.js';
 import type { PickerSpec } from './pickers/index.js';
+import { MAX_TIMER_MS } from './timer-delay.js';
+
+export { MAX_TIMER_MS } from './timer-delay.js';
 
 /** An endpoint of a static list. */
 export interface StaticEndpoint {
@@ -166,9 +169,14 @@ export interface StaticOptions extends CommonOptions {
   readonly service?: string;
 }
 
+/**
+ * Options of `createBalancer`. Every millisecond option (`…Ms`) takes a finite number up to
+ * 2^31−1 (MAX_TIMER_MS, about 24.8 days), the longest delay Node's timers honour; ports are
+ * integers 1–65535. Anything else, and unknown keys, throw InvalidOptionError.
+ */
 export type BalancerOptions = AddressDiscoveryOptions | SrvDiscoveryOptions | StaticOptions;
 
-/** Options of one `run()` call. */
+/** Options of one `run()` call. Its millisecond options take 0 … 2^31−1. */
 export interface RunOptions {
   /** Shard key, for key-aware pickers. */
   readonly key?: string;
@@ -234,6 +242,24 @@ export function optionalNumber(value: unknown, field: string, fallback: number, 
   return value === undefined ? fallback : checkNumber(value, field, range);
 }
 
+/**
+ * A duration or delay in milliseconds: a finite number from `min` (default 0) to `max` (default
+ * and at most 2^31−1, the longest delay Node's timers honour; a longer one fires after 1 ms).
+ */
+export function checkMilliseconds(value: unknown, field: string, { min = 0, max = MAX_TIMER_MS }: { min?: number; max?: number } = {}): number {
+  const ceiling = Math.min(max, MAX_TIMER_MS);
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > ceiling) {
+    const why = ceiling === MAX_TIMER_MS ? ' (2^31−1, the longest delay Node timers honour)' : '';
+    throw new InvalidOptionError(field, value, `milliseconds, a number from ${min} to ${ceiling}${why}`);
+  }
+  return value;
+}
+
+export function optionalMilliseconds(value: unknown, field: string, fallback: number, range?: { min?: number; max?: number }): number {
+  return value === undefined ? fallback : checkMilliseconds(value, field, range);
+}
+
+/** A port number: an integer from 1 to 65535. */
 export function checkPort(value: unknown, field: string): number {
   return checkNumber(value, field, { min: 1, max: 65535, integer: true });
 }
@@ -281,7 +307,7 @@ export function checkHedge(value: unknown, field = 'hedge'): HedgeOptions {
   checkKnownKeys(hedge, ['delayMs', 'percentile'], field);
   if (hedge.delayMs === undefined && hedge.percentile === undefined) throw new InvalidOptionError(field, value, '{ delayMs } or { percentile }');
   return {
-    ...(hedge.delayMs === undefined ? {} : { delayMs: checkNumber(hedge.delayMs, `${field}.delayMs`, { min: 0 }) }),
+    ...(hedge.delayMs === undefined ? {} : { delayMs: checkMilliseconds(hedge.delayMs, `${field}.delayMs`) }),
     ...(hedge.percentile === undefined ? {} : { percentile: checkNumber(hedge.percentile, `${field}.percentile`, { min: 0, max: 1 }) }),
   };
 }

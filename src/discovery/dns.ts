@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import { ResolutionError } from '../errors.js';
+import { timerDelay } from '../timer-delay.js';
 import type { DnsResolver } from './dns-resolver.js';
 import { LookupReport } from './lookup-report.js';
 import type { DiscoverySource, DiscoveryUpdate } from './source.js';
@@ -163,7 +164,7 @@ export class DnsDiscovery implements DiscoverySource {
       this.timer = undefined;
       this.timerDueAt = Number.POSITIVE_INFINITY;
       void this.refresh();
-    }, delayMs);
+    }, timerDelay(delayMs));
     this.timer.unref();
   }
 

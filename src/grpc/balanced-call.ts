@@ -2,6 +2,7 @@ import { connectivityState, status as Status, type CallCredentials, type Channel
 import type { Balancer } from '../balancer.js';
 import type { RunOptions } from '../options.js';
 import { NotSentError, RetryableError } from '../errors.js';
+import { timerDelay } from '../timer-delay.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { AttemptHandle, DispatchedCall } from '../retry/failover.js';
 import type { ResolvedGrpcOptions } from './options.js';
@@ -152,7 +153,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
     // DNS lookup, a backoff) needs a timer, and a call without an abort source takes the
     // balancer's fast path (no promise).
     const deadlineMs = this.deadline instanceof Date ? this.deadline.getTime() : this.deadline;
-    if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(onDeadline, Math.max(0, deadlineMs - Date.now()), this);
+    if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(onDeadline, timerDelay(deadlineMs - Date.now()), this);
     try {
       this.host.lb.dispatch(this, this.host.runOptions(this.method, key));
     } catch (error) {
@@ -234,6 +235,12 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void> {
   deadlinePassed(): void {
     this.deadlineTimer = undefined;
     if (this.finished || this.committed !== undefined) return;
+    // A deadline beyond a timer's reach (2^31−1 ms, ~24.8 days) takes more than one timer.
+    const left = (this.deadline instanceof Date ? this.deadline.getTime() : this.deadline) - Date.now();
+    if (left > 0) {
+      this.deadlineTimer = setTimeout(onDeadline, timerDelay(left), this);
+      return;
+    }
     const current = this.current;
     this.finish(make(Status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
     current?.abandon(Status.DEADLINE_EXCEEDED, 'Deadline exceeded');

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { isIP } from 'node:net';
 import { connectivityState, type ChannelInterface, type ChannelOptions, type Client, type ClientOptions, type Deadline, type ServiceDefinition } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
+import { timerDelay } from '../timer-delay.js';
 import type { RunOptions } from '../options.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
@@ -173,10 +174,17 @@ export class HeadlessChannel implements ChannelInterface {
         process.nextTick(callback, new Error('Deadline passed without connectivity state change'));
         return;
       }
-      watcher.timer = setTimeout(() => {
+      const expire = (): void => {
+        // A deadline beyond a timer's reach (2^31−1 ms, ~24.8 days) takes more than one timer.
+        const left = deadlineMs - Date.now();
+        if (left > 0) {
+          watcher.timer = setTimeout(expire, timerDelay(left));
+          return;
+        }
         this.watchers.delete(watcher);
         callback(new Error('Deadline passed without connectivity state change'));
-      }, wait);
+      };
+      watcher.timer = setTimeout(expire, timerDelay(wait));
     }
     this.watchers.add(watcher);
   }

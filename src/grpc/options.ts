@@ -1,6 +1,8 @@
-import { ChannelCredentials, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
+import { isIP } from 'node:net';
+import { Channel, ChannelCredentials, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
-import { checkBoolean, checkFunction, checkKnownKeys, checkNumber, checkObject } from '../options.js';
+import { checkBoolean, checkFunction, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds } from '../options.js';
+import { parsePort } from '../port.js';
 
 /** What a `key` function sees of a call. */
 export interface GrpcCallInfo {
@@ -133,21 +135,19 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
   codes.forEach((code: unknown, i: number) => retryableCodes.add(checkNumber(code, `retryableCodes[${i}]`, { min: 1, max: 16, integer: true })));
 
   const retries = options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: 100, integer: true });
-  const attemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : checkNumber(options.attemptTimeoutMs, 'attemptTimeoutMs', { min: 1 });
-  let authority: string | undefined;
-  if (options.authority !== undefined) {
-    if (typeof options.authority !== 'string' || options.authority.length === 0 || !AUTHORITY.test(options.authority)) {
-      throw new InvalidOptionError('authority', options.authority, "a host[:port] such as 'orders.default.svc.cluster.local:9090'");
-    }
-    authority = options.authority;
-  }
+  const attemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(options.attemptTimeoutMs, 'attemptTimeoutMs', { min: 1 });
+  const authority = options.authority === undefined ? undefined : checkAuthority(options.authority);
   const channelOptions = options.channelOptions === undefined ? {} : (checkObject(options.channelOptions, 'channelOptions') as ChannelOptions);
   for (const [name, value] of Object.entries(channelOptions)) {
     if (typeof value !== 'string' && typeof value !== 'number') throw new InvalidOptionError(`channelOptions.${name}`, value, 'a string or a number');
+    // grpc-js hands these to setTimeout (a keepalive of 3e9 ms would ping every millisecond); -1 is grpc's "unset".
+    if (name.endsWith('_ms')) checkMilliseconds(value, `channelOptions.${name}`, { min: -1 });
   }
+  const podChannelOptions = { ...POD_CHANNEL_DEFAULTS, ...channelOptions };
+  if (options.channelOptions !== undefined) probeChannelOptions(options.credentials, podChannelOptions, options.channelOptions);
   const retryBufferBytes =
     options.retryBufferBytes === undefined ? GRPC_DEFAULTS.retryBufferBytes : checkNumber(options.retryBufferBytes, 'retryBufferBytes', { min: 0, integer: true });
-  const drainTimeoutMs = options.drainTimeoutMs === undefined ? GRPC_DEFAULTS.drainTimeoutMs : checkNumber(options.drainTimeoutMs, 'drainTimeoutMs', { min: 0 });
+  const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', GRPC_DEFAULTS.drainTimeoutMs);
 
   return {
     credentials: options.credentials,
@@ -158,11 +158,37 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
     retries,
     attemptTimeoutMs,
     authority,
-    channelOptions: { ...POD_CHANNEL_DEFAULTS, ...channelOptions },
+    channelOptions: podChannelOptions,
     retryBufferBytes,
     drainTimeoutMs,
     podCallsSingleAttempt: channelOptions['grpc.service_config'] === undefined,
   };
+}
+
+/**
+ * Lets grpc-js check the channel options now (pod channels are made at the first call to each
+ * pod), so that a bad `grpc.service_config` fails at creation rather than every call. The probe
+ * channel never connects.
+ */
+function probeChannelOptions(credentials: ChannelCredentials, channelOptions: ChannelOptions, value: unknown): void {
+  let probe: Channel | undefined;
+  try {
+    probe = new Channel('ipv4:127.0.0.1:1', credentials, channelOptions);
+  } catch (error) {
+    throw new InvalidOptionError('channelOptions', value, `grpc-js channel options (${(error as Error).message})`);
+  } finally {
+    probe?.close();
+  }
+}
+
+/** `host`, `host:port`, `[v6]:port` (or a bare IPv6 address); a port is decimal, 1–65535. */
+function checkAuthority(value: unknown): string {
+  const expected = "a host[:port] such as 'orders.default.svc.cluster.local:9090' (port: decimal 1-65535)";
+  if (typeof value !== 'string' || value.length === 0 || !AUTHORITY.test(value)) throw new InvalidOptionError('authority', value, expected);
+  if (isIP(value) === 6) return value;
+  const hostPort = /^(\[[^\]]+\]|[^:[\]]+)(?::([^:]*))?$/.exec(value);
+  if (hostPort === null || (hostPort[2] !== undefined && parsePort(hostPort[2]) === undefined)) throw new InvalidOptionError('authority', value, expected);
+  return value;
 }
 
 function idempotentPredicate(value: unknown): (method: string) => boolean {

@@ -1,6 +1,6 @@
-import { Pool } from 'undici';
+import { Client, Pool } from 'undici';
 import { InvalidOptionError } from '../errors.js';
-import { checkDnsName, checkFunction, checkHedge, checkKnownKeys, checkNumber, checkObject, type HedgeOptions } from '../options.js';
+import { checkDnsName, checkFunction, checkHedge, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds, type HedgeOptions } from '../options.js';
 
 /** What a `key` function sees of a request. */
 export interface HttpRequestInfo {
@@ -133,29 +133,62 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
 
   const retries = options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: 100, integer: true });
   const hedge = options.hedge === undefined ? undefined : checkHedge(options.hedge);
-  const timeoutMs = options.timeoutMs === undefined ? undefined : checkNumber(options.timeoutMs, 'timeoutMs', { min: 0 });
-  const attemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : checkNumber(options.attemptTimeoutMs, 'attemptTimeoutMs', { min: 0 });
+  const timeoutMs = options.timeoutMs === undefined ? undefined : checkMilliseconds(options.timeoutMs, 'timeoutMs');
+  const attemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(options.attemptTimeoutMs, 'attemptTimeoutMs');
   const servername = options.servername === undefined ? undefined : checkDnsName(options.servername, 'servername');
   const pool = options.pool === undefined ? {} : checkPoolOptions(options.pool);
-  const drainTimeoutMs = options.drainTimeoutMs === undefined ? HTTP_DEFAULTS.drainTimeoutMs : checkNumber(options.drainTimeoutMs, 'drainTimeoutMs', { min: 0 });
-  const idleTimeoutMs = options.idleTimeoutMs === undefined ? HTTP_DEFAULTS.idleTimeoutMs : checkNumber(options.idleTimeoutMs, 'idleTimeoutMs', { min: 0 });
+  const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', HTTP_DEFAULTS.drainTimeoutMs);
+  const idleTimeoutMs = optionalMilliseconds(options.idleTimeoutMs, 'idleTimeoutMs', HTTP_DEFAULTS.idleTimeoutMs);
 
   return { keyHeader, key, failureStatusCodes, idempotentMethods, retries, hedge, timeoutMs, attemptTimeoutMs, servername, pool, drainTimeoutMs, idleTimeoutMs };
 }
 
-/** Lets undici validate the pool options now (a Pool connects lazily), so a typo fails at creation, not at the first request. */
+/**
+ * undici's millisecond options, with the least each takes (undici checks the rest of their rules).
+ * Each is also held to 2^31−1: undici's own timers would cope, but Node's (a socket's
+ * `autoSelectFamilyAttemptTimeout`) fire after 1 ms beyond it, and a longer wait means nothing here.
+ */
+const POOL_MILLISECONDS: Readonly<Record<string, number>> = {
+  connectTimeout: 0,
+  headersTimeout: 0,
+  bodyTimeout: 0,
+  keepAliveTimeout: 0,
+  keepAliveMaxTimeout: 0,
+  keepAliveTimeoutThreshold: 0,
+  clientTtl: 0,
+  autoSelectFamilyAttemptTimeout: -1,
+};
+const CONNECT_MILLISECONDS: Readonly<Record<string, number>> = { timeout: 0, keepAliveInitialDelay: 0, autoSelectFamilyAttemptTimeout: -1 };
+
+/** Lets undici validate the pool options now (a Pool connects lazily), so a bad value fails at creation, not at the first request. */
 function checkPoolOptions(value: unknown): PodPoolOptions {
   const pool = checkObject(value, 'pool') as PodPoolOptions;
   for (const banned of ['factory', 'socketPath']) {
     if (banned in pool) throw new InvalidOptionError(`pool.${banned}`, (pool as Record<string, unknown>)[banned], 'not set: the dispatcher decides where each pool connects');
   }
-  let probe: Pool | undefined;
-  try {
-    probe = new Pool('http://127.0.0.1:1', pool);
-  } catch (error) {
-    throw new InvalidOptionError('pool', value, `undici Pool options (${(error as Error).message})`);
-  } finally {
-    void probe?.destroy().catch(() => {});
+  checkMillisecondFields(pool as Record<string, unknown>, POOL_MILLISECONDS, 'pool');
+  const connect = (pool as Record<string, unknown>).connect;
+  // `connect` may also be a connector function; its options are then its own business.
+  if (connect !== null && typeof connect === 'object') checkMillisecondFields(connect as Record<string, unknown>, CONNECT_MILLISECONDS, 'pool.connect');
+  // A Pool checks its own options; most (keepAliveMaxTimeout, maxHeaderSize, allowH2, ...) are
+  // checked only by the Clients it makes at the first request: probe one of each.
+  for (const make of [() => new Pool('http://127.0.0.1:1', pool), () => new Client('http://127.0.0.1:1', pool)]) {
+    let probe: Pool | Client | undefined;
+    try {
+      probe = make();
+    } catch (error) {
+      throw new InvalidOptionError('pool', value, `undici Pool options (${(error as Error).message})`);
+    } finally {
+      void probe?.destroy().catch(() => {});
+    }
   }
   return pool;
+}
+
+function checkMillisecondFields(options: Record<string, unknown>, fields: Readonly<Record<string, number>>, field: string): void {
+  for (const [name, min] of Object.entries(fields)) {
+    const value = options[name];
+    // null is undici's "default" for these.
+    if (value !== undefined && value !== null) checkMilliseconds(value, `${field}.${name}`, { min });
+  }
 }

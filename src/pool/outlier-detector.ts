@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { FailureKind } from '../retry/classify.js';
+import { MAX_TIMER_MS } from '../timer-delay.js';
 import type { Endpoint } from './endpoint.js';
 import { OutcomeWindow } from './outcome-window.js';
 
@@ -144,7 +145,7 @@ export class OutlierDetector {
     health.ejections += 1;
     health.totalEjections += 1;
     const nominal = Math.min(this.config.maxEjectionMs, this.config.baseEjectionMs * health.ejections);
-    const duration = Math.max(1, Math.round(nominal * (1 + this.config.jitter * (2 * this.random() - 1))));
+    const duration = Math.min(MAX_TIMER_MS, Math.max(1, Math.round(nominal * (1 + this.config.jitter * (2 * this.random() - 1)))));
     health.state = 'ejected';
     health.ejectedUntil = now + duration;
     this.ejected.add(endpoint);

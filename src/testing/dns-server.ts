@@ -1,6 +1,7 @@
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { InvalidOptionError } from '../errors.js';
+import { MAX_TIMER_MS } from '../timer-delay.js';
 import { answerQuery, errorResponse, type Transport } from './authoritative-answer.js';
 import type { ClusterDns } from './cluster-dns.js';
 import { parseQuery, Rcode, type ParsedQuery } from './dns-wire.js';
@@ -103,8 +104,8 @@ export class DnsServer implements ClusterDns {
       fault === 'refused' ||
       fault === 'silent' ||
       fault === 'garbage' ||
-      (typeof fault === 'object' && Number.isFinite(fault.delayMs) && fault.delayMs >= 0);
-    if (!valid) throw new InvalidOptionError('fault', fault, "null, 'servfail', 'refused', 'silent', 'garbage' or { delayMs: number }");
+      (typeof fault === 'object' && Number.isFinite(fault.delayMs) && fault.delayMs >= 0 && fault.delayMs <= MAX_TIMER_MS);
+    if (!valid) throw new InvalidOptionError('fault', fault, "null, 'servfail', 'refused', 'silent', 'garbage' or { delayMs: 0 to 2147483647 }");
     this.#fault = fault;
   }
 

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { InvalidOptionError } from '../errors.js';
+import { checkMilliseconds, optionalMilliseconds } from '../options.js';
 import { handlesReleased } from './handles.js';
 import { assertLoopback, LoopbackBlock } from './loopback.js';
 
@@ -116,7 +117,7 @@ export class Pod {
    */
   close(options: PodCloseOptions = {}): Promise<void> {
     if (this.#closed !== undefined) return this.#closed;
-    const gracePeriodMs = options.gracePeriodMs ?? 2000;
+    const gracePeriodMs = optionalMilliseconds(options.gracePeriodMs, 'gracePeriodMs', 2000);
     this.#state = 'stopped';
     this.#draining = true;
     const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
@@ -230,7 +231,7 @@ function listen(server: http.Server, host: string, port: number): Promise<void> 
 function validateBehaviour(behaviour: PodBehaviour): PodBehaviour {
   if (typeof behaviour !== 'object' || behaviour === null) throw new InvalidOptionError('behaviour', behaviour, 'an object');
   const { delayMs, status } = behaviour;
-  if (delayMs !== undefined && (!Number.isFinite(delayMs) || delayMs < 0)) throw new InvalidOptionError('behaviour.delayMs', delayMs, 'a number >= 0');
+  if (delayMs !== undefined) checkMilliseconds(delayMs, 'behaviour.delayMs');
   if (status !== undefined && (!Number.isInteger(status) || status < 100 || status > 599)) throw new InvalidOptionError('behaviour.status', status, 'an HTTP status from 100 to 599');
   return Object.freeze({ ...behaviour });
 }

@@ -1,3 +1,4 @@
+import dgram from 'node:dgram';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createBalancer, InvalidOptionError, type Balancer, type BalancerOptions } from '../../../src/index.js';
@@ -324,6 +325,36 @@ describe('deadlines and cancellation', () => {
     const { client } = await setup(1);
     const result = await unary(client, { text: 'x' }, { deadlineMs: -1 });
     expect(!result.ok && result.error.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+  });
+
+  // Beyond 2^31−1 ms (~24.8 days) Node fires a timer after 1 ms: such deadlines failed at once.
+  const THIRTY_DAYS_MS = 30 * 24 * 3600 * 1000;
+
+  it('a deadline 30 days away does not cut the call short', async () => {
+    // Not sent to a pod: a grpc-js server takes a grpc-timeout past 2^31−1 ms as expired. The call
+    // waits for a first lookup from a DNS server that never answers, until the lookup fails.
+    const silent = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
+    const lb = createBalancer({ service: 'web.default.svc.cluster.local', port: 9, dnsServers: [`127.0.0.1:${silent.address().port}`], dnsTimeoutMs: 200, dnsAttempts: 1, search: [] });
+    const channel = createGrpcChannel(lb, { credentials: insecure });
+    const client = channel.client(Echo);
+    cleanups.push(async () => {
+      client.close();
+      await channel.close();
+      await lb.close();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    const result = await unary(client, { text: 'x' }, { deadlineMs: THIRTY_DAYS_MS });
+    expect(!result.ok && result.error.code).toBe(grpc.status.UNAVAILABLE);
+  });
+
+  it('watchConnectivityState with a deadline 30 days away waits for the change', async () => {
+    const { channel } = await setup(1);
+    const state = channel.getConnectivityState(false);
+    const seen = new Promise<Error | undefined>((resolve) => channel.watchConnectivityState(state, Date.now() + THIRTY_DAYS_MS, resolve));
+    await sleep(20); // time for a misfiring timer to fire
+    channel.getConnectivityState(true);
+    expect(await seen).toBeUndefined();
   });
 });
 

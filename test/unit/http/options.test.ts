@@ -47,6 +47,9 @@ describe('resolveHttpOptions', () => {
     [{ hedge: { delay: 5 } }, 'hedge.delay'],
     [{ pool: 'x' }, 'pool'],
     [{ pool: { connections: -1 } }, 'pool'],
+    // checked by undici's Client, not its Pool: caught at creation by a second probe
+    [{ pool: { maxHeaderSize: -1 } }, 'pool'],
+    [{ pool: { allowH2: 'yes' } }, 'pool'],
     [{ pool: { factory: () => undefined } }, 'pool.factory'],
     [{ pool: { socketPath: '/tmp/x' } }, 'pool.socketPath'],
     [{ drainTimeoutMs: -1 }, 'drainTimeoutMs'],
@@ -64,5 +67,42 @@ describe('resolveHttpOptions', () => {
   it('accepts undici Pool options', () => {
     const o = resolveHttpOptions({ pool: { connections: 8, keepAliveTimeout: 1000, connect: { rejectUnauthorized: true } } });
     expect(o.pool).toMatchObject({ connections: 8 });
+  });
+});
+
+describe('resolveHttpOptions: milliseconds up to 2^31−1', () => {
+  const MAX_MS = 2 ** 31 - 1;
+  /** `{ a: { b: value } }` for the path 'a.b'. */
+  const at = (path: string, value: unknown): Record<string, unknown> => path.split('.').reduceRight<unknown>((inner, key) => ({ [key]: inner }), value) as Record<string, unknown>;
+
+  it.each([
+    'timeoutMs',
+    'attemptTimeoutMs',
+    'drainTimeoutMs',
+    'idleTimeoutMs',
+    'hedge.delayMs',
+    'pool.connectTimeout',
+    'pool.headersTimeout',
+    'pool.bodyTimeout',
+    'pool.keepAliveTimeout',
+    'pool.keepAliveMaxTimeout',
+    'pool.keepAliveTimeoutThreshold',
+    'pool.clientTtl',
+    'pool.autoSelectFamilyAttemptTimeout',
+    'pool.connect.timeout',
+    'pool.connect.keepAliveInitialDelay',
+  ])('%s: 2^31−1 accepted, 2^31 rejected naming it', (path) => {
+    expect(() => resolveHttpOptions(at(path, MAX_MS) as HttpDispatcherOptions)).not.toThrow();
+    const error = invalid(at(path, 2 ** 31));
+    expect(error.field).toBe(path);
+    expect(error.value).toBe(2 ** 31);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -2, '100']) {
+      expect(invalid(at(path, bad)).field.startsWith(path.startsWith('pool.') ? 'pool' : path)).toBe(true);
+    }
+  });
+
+  it('leaves a connector function alone', () => {
+    const connect = (): void => {};
+    expect(resolveHttpOptions({ pool: { connect } as never }).pool).toMatchObject({ connect });
   });
 });
