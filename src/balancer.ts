@@ -210,6 +210,14 @@ export class Balancer extends EventEmitter<BalancerEvents> {
    * error as the cause), on abort, or when the balancer closes.
    */
   ready(options: ReadyOptions = {}): Promise<void> {
+    try {
+      return this.readyWith(options);
+    } catch (error) {
+      return Promise.reject(error); // bad options reject, as run()'s do
+    }
+  }
+
+  private readyWith(options: ReadyOptions): Promise<void> {
     const input = checkObject(options, 'options');
     checkKnownKeys(input, ['timeoutMs', 'signal'], 'options');
     const timeoutMs = input.timeoutMs === undefined ? DEFAULTS.readyTimeoutMs : checkMilliseconds(input.timeoutMs, 'timeoutMs');
@@ -251,7 +259,9 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   /** Chooses an endpoint for one request. Throws NoEndpointsError when there is none. */
   pick(options: { readonly key?: string } = {}): Endpoint {
     if (this.closed) throw new BalancerClosedError();
-    const key = options.key;
+    const input = checkObject(options, 'options');
+    for (const name in input) if (name !== 'key') checkKnownKeys(input, ['key'], 'options');
+    const key = input.key;
     if (key !== undefined && typeof key !== 'string') throw new InvalidOptionError('key', key, 'a string');
     return this.pickFor(key, undefined, 1);
   }
@@ -301,14 +311,22 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   // The closures below live outside run() and dispatch(): a closure in a function makes every call
   // of it allocate a context for the variables it captures, taken or not.
   private runAfterFirstLookup<T>(fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> {
-    return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() => runWithFailover(this.failoverHost, fn, plan));
+    const waitedFrom = this.config.clock();
+    return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() => runWithFailover(this.failoverHost, fn, this.afterWaiting(plan, waitedFrom)));
   }
 
   private dispatchAfterFirstLookup<T>(call: DispatchedCall<T>, plan: FailoverPlan): void {
+    const waitedFrom = this.config.clock();
     this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(
-      () => dispatchWithFailover(this.failoverHost, call, plan),
+      () => dispatchWithFailover(this.failoverHost, call, this.afterWaiting(plan, waitedFrom)),
       (error: unknown) => call.failed(error),
     );
+  }
+
+  /** The deadline covers the wait for the first lookup too: what is left of it after waiting. */
+  private afterWaiting(plan: FailoverPlan, waitedFrom: number): FailoverPlan {
+    if (plan.timeoutMs === undefined) return plan;
+    return { ...plan, timeoutMs: Math.max(0, plan.timeoutMs - (this.config.clock() - waitedFrom)) };
   }
 
   /** Looks up the service now (joining a lookup in flight); resolves when it is done. */

@@ -55,10 +55,12 @@ export class DnsDiscovery implements DiscoverySource {
 
   refresh(): Promise<void> {
     if (this.closed) return Promise.resolve();
-    this.inflight ??= this.lookup().finally(() => {
-      this.inflight = undefined;
+    if (this.inflight !== undefined) return this.inflight;
+    const lookup = this.lookup().finally(() => {
+      if (this.inflight === lookup) this.inflight = undefined;
     });
-    return this.inflight;
+    this.inflight = lookup;
+    return lookup;
   }
 
   /**
@@ -130,6 +132,9 @@ export class DnsDiscovery implements DiscoverySource {
     this.unreported = new LookupReport();
     if (report.skipped.length > 0) update = { ...update, skipped: report.skipped };
     if (report.droppedMessages > 0) update = { ...update, droppedMessages: report.droppedMessages };
+    // The answer is in: a refresh() asked for by a listener of this update (one awaiting ready(),
+    // say) wants a new lookup, not this one.
+    this.inflight = undefined;
     this.onUpdate?.(update);
   }
 
