@@ -1,3 +1,4 @@
+import pRetry, { AbortError } from 'p-retry';
 import type { RecordType, SoaAnswer, SrvAnswer, StringAnswer } from 'dns-packet';
 import { ResolutionError, type ResolutionFailure } from '../errors.js';
 import type { Target } from '../pool/target.js';
@@ -272,42 +273,41 @@ export class DnsResolver {
     return false;
   }
 
-  /** Asks the servers in turn, `attempts` rounds, until one gives a usable answer. */
+  /**
+   * Asks the servers in turn, `attempts` rounds, until one gives a usable answer: one p-retry
+   * loop whose attempts go to the next server, at once (a resolver moves on, it does not back off).
+   */
   private async query(name: string, type: RecordType, report: LookupReport, signal?: AbortSignal): Promise<QueryResult> {
+    const servers = this.config.servers;
+    if (servers.length === 0) throw new ResolutionError(this.service, 'OTHER', 'no DNS server configured');
     let messages = 0;
-    let lastReason: ResolutionFailure = 'OTHER';
-    let lastDetail = 'no DNS server configured';
-    let lastServer: string | undefined;
-    let lastCause: unknown;
     const onDropped = (): void => report.drop();
-    for (let round = 0; round < this.config.attempts; round++) {
-      for (const server of this.config.servers) {
-        signal?.throwIfAborted();
-        lastServer = formatDnsServer(server);
-        let response: DnsResponse;
-        try {
-          response = await exchange(server, name, type, { timeoutMs: this.config.timeoutMs, signal, onDropped });
-        } catch (error) {
-          if (signal?.aborted) throw signal.reason;
-          messages += 1;
-          lastCause = error;
-          if (error instanceof DnsTransportError) {
-            lastReason = error.reason;
-            lastDetail = `${error.message} from ${lastServer} for ${name} ${type}`;
-          } else {
-            lastReason = 'OTHER';
-            lastDetail = `${(error as Error)?.message ?? String(error)} from ${lastServer}`;
+    try {
+      const response = await pRetry(
+        async (attemptNumber) => {
+          const server = servers[(attemptNumber - 1) % servers.length]!;
+          const label = formatDnsServer(server);
+          let response: DnsResponse;
+          try {
+            response = await exchange(server, name, type, { timeoutMs: this.config.timeoutMs, signal, onDropped });
+          } catch (error) {
+            if (signal?.aborted) throw new AbortError(signal.reason as Error);
+            messages += 1;
+            const detail = error instanceof DnsTransportError ? error.message : ((error as Error)?.message ?? String(error));
+            const reason: ResolutionFailure = error instanceof DnsTransportError ? error.reason : 'OTHER';
+            throw new ResolutionError(this.service, reason, `${detail} from ${label} for ${name} ${type}`, { cause: error, server: label });
           }
-          continue;
-        }
-        messages += response.messages;
-        if (response.rcode === 'NOERROR' || response.rcode === 'NXDOMAIN') return { response, messages };
-        lastReason = rcodeFailure(response.rcode);
-        lastDetail = `${response.rcode} from ${lastServer} for ${name} ${type}`;
-        lastCause = undefined;
-      }
+          messages += response.messages;
+          if (response.rcode === 'NOERROR' || response.rcode === 'NXDOMAIN') return response;
+          throw new ResolutionError(this.service, rcodeFailure(response.rcode), `${response.rcode} from ${label} for ${name} ${type}`, { server: label });
+        },
+        { retries: servers.length * this.config.attempts - 1, minTimeout: 0, maxTimeout: 0, randomize: false, signal },
+      );
+      return { response, messages };
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      throw error;
     }
-    throw new ResolutionError(this.service, lastReason, lastDetail, { cause: lastCause, server: lastServer });
   }
 }
 
