@@ -67,7 +67,7 @@ export interface OutlierDetectionOptions {
   readonly jitter?: number;
 }
 
-/** Ramp a new or returning endpoint's share of traffic up over a window (Envoy's slow start). */
+/** Ramp a new or returning endpoint's share of traffic up over a window (Envoy's slow start). Requests with a key are exempt. */
 export interface SlowStartOptions {
   /** Length of the ramp, ms; 0 turns slow start off. Default 0 (off). */
   readonly windowMs?: number;
