@@ -46,15 +46,19 @@ function keyed(count: number): PickRequest[] {
 }
 
 /**
- * Endpoints with some load: 0–3 requests in flight and a latency history of 5–50 ms. For
+ * Endpoints with some load: 0–3 requests in flight and a latency history of 5–50 ms (two
+ * responses, so that least-latency has an estimate to compare rather than a probe to send). For
  * bounded-load shard-key (capacity ⌈1.25 · 2.5⌉ = 2 at n = 1000) half of them are full.
  */
 function loadedPods(n: number, weight?: (i: number) => number): Endpoint[] {
   const random = seededRandom(n);
   const endpoints = pods(n, monotonicClock, weight);
   for (const endpoint of endpoints) {
-    endpoint.start();
-    endpoint.finish(monotonicClock() - (5 + random() * 45), 'success');
+    const latency = 5 + random() * 45;
+    for (let i = 0; i < 2; i++) {
+      endpoint.start();
+      endpoint.finish(monotonicClock() - latency, 'success');
+    }
     const inflight = Math.floor(random() * 4);
     for (let i = 0; i < inflight; i++) endpoint.start();
   }

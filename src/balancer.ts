@@ -604,7 +604,6 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     }
     // Endpoints present at the first lookup are not "new": only later arrivals ramp up.
     if (!this.firstLookupDone) for (const endpoint of change.added) endpoint.health.availableSince = Number.NEGATIVE_INFINITY;
-    else if (change.added.length > 0) seedNewcomers(change.added, change.endpoints);
     this.candidatesStale = true;
     this.picker.update?.(change.endpoints);
     if (channels.poolChange.hasSubscribers) {
@@ -612,20 +611,6 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     }
     this.emit('change', change);
   }
-}
-
-/**
- * A pod that joins a running pool starts at the median mean latency of the pods with samples,
- * rather than at the fixed default RTT: with pods answering in 0.4 ms a 30 ms default would
- * starve it under least-latency, and 0 would flood it.
- */
-function seedNewcomers(added: readonly Endpoint[], pool: readonly Endpoint[]): void {
-  const newcomers = new Set(added);
-  const known = pool.filter((e) => !newcomers.has(e) && e.hasLatency).map((e) => e.meanLatencyMs);
-  if (known.length === 0) return;
-  known.sort((a, b) => a - b);
-  const median = known[known.length >> 1]!;
-  for (const endpoint of added) endpoint.seedLatency(median);
 }
 
 /** The discovery stats with what a lookup set aside counted in. */

@@ -32,9 +32,9 @@ export interface RefreshOptions {
 export interface LatencyOptions {
   /** Time constant of the peak-EWMA decay, and of both estimates' decay while an endpoint gets no traffic, ms. Default 10000. */
   readonly decayMs?: number;
-  /** Latency assumed for an endpoint before its first response, ms. Default 30. */
+  /** Latency reported (`endpoint.latencyMs`) before an endpoint's first response, ms; least-latency probes such an endpoint instead. Default 30. */
   readonly defaultRttMs?: number;
-  /** Averaging time of the mean latency estimate (`least-latency` with `estimator: 'mean'`), ms. Default 1000. */
+  /** Averaging time of the mean latency estimate (`least-latency` with `estimator: 'mean'`), and the silence after which least-latency re-probes an endpoint, ms. Default 1000. */
   readonly averageMs?: number;
 }
 
@@ -70,7 +70,7 @@ export interface OutlierDetectionOptions {
   readonly jitter?: number;
 }
 
-/** Ramp a new or returning endpoint's share of traffic up over a window (Envoy's slow start). */
+/** Ramp a new or returning endpoint's share of traffic up over a window (Envoy's slow start). Requests with a key are exempt. */
 export interface SlowStartOptions {
   /** Length of the ramp, ms; 0 turns slow start off. Default 0 (off). */
   readonly windowMs?: number;

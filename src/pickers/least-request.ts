@@ -1,8 +1,9 @@
 import type { Endpoint } from '../pool/endpoint.js';
-import { pickOfTwo } from './p2c.js';
+import { pickOfTwo, preferCheaper } from './p2c.js';
 import type { Picker, PickRequest } from './picker.js';
 
 const inflightCost = (endpoint: Endpoint): number => endpoint.inflight;
+const preferLessBusy = (a: Endpoint, b: Endpoint): Endpoint => preferCheaper(a, b, inflightCost);
 
 /**
  * Least-request: power of two choices on in-flight requests (Envoy's LEAST_REQUEST, Finagle's
@@ -16,6 +17,6 @@ export class LeastRequestPicker implements Picker {
   constructor(private readonly random: () => number = Math.random) {}
 
   pick(endpoints: readonly Endpoint[], request: PickRequest): Endpoint | undefined {
-    return pickOfTwo(endpoints, request.tried, this.random, inflightCost);
+    return pickOfTwo(endpoints, request.tried, this.random, preferLessBusy);
   }
 }

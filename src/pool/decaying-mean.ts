@@ -24,21 +24,17 @@ export class DecayingMean {
   }
 
   observe(latencyMs: number, now: number): void {
+    if (!this.seeded) return this.restart(latencyMs, now);
     const sample = latencyMs < 0 ? 0 : latencyMs;
-    if (!this.seeded) {
-      this.seeded = true;
-      this.estimate = sample;
-    } else {
-      const w = Math.exp(-Math.max(0, now - this.stamp) / this.averageMs);
-      this.estimate = this.estimate * w + sample * (1 - w);
-    }
+    const w = Math.exp(-Math.max(0, now - this.stamp) / this.averageMs);
+    this.estimate = this.estimate * w + sample * (1 - w);
     this.stamp = now;
   }
 
-  /** Starts from `latencyMs` as if observed now (a newcomer treated as typical until it has samples of its own). */
-  seed(latencyMs: number, now: number): void {
+  /** Starts over from this sample, as from a first one (the old estimate is out of date). */
+  restart(latencyMs: number, now: number): void {
     this.seeded = true;
-    this.estimate = Math.max(0, latencyMs);
+    this.estimate = latencyMs < 0 ? 0 : latencyMs;
     this.stamp = now;
   }
 

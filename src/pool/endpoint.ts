@@ -1,16 +1,19 @@
 import type { Clock } from '../clock.js';
 import type { OutcomeWindow } from './outcome-window.js';
-import { DecayingMean } from './decaying-mean.js';
-import { PeakEwma } from './peak-ewma.js';
+import { LatencyTracker } from './latency-tracker.js';
 import type { Target } from './target.js';
 
 /** Load-metric settings shared by every endpoint of a balancer. */
 export interface EndpointMetricsOptions {
   /** Time constant of the peak-EWMA latency decay, ms. */
   readonly decayMs: number;
-  /** Latency assumed for an endpoint before its first response, ms. */
+  /** Latency the estimates report before an endpoint's first response, ms. */
   readonly defaultRttMs: number;
-  /** Averaging time of the mean latency estimate, ms (its idle decay is `decayMs`). Default 1000. */
+  /**
+   * Averaging time of the mean latency estimate, ms (its idle decay is `decayMs`). Default 1000.
+   * Also the silence after which the estimates restart and an idle endpoint is probed again
+   * (see `LatencyTracker`).
+   */
   readonly averageMs?: number;
   /**
    * Shared by every endpoint of one balancer: their total in-flight count, kept up to date by
@@ -68,8 +71,7 @@ export class Endpoint {
   /** `host`, made when the address changes: adapters read it on every request. */
   private hostPort: string;
   private readonly clock: Clock;
-  private readonly ewma: PeakEwma;
-  private readonly mean: DecayingMean;
+  private readonly estimates: LatencyTracker;
   private inflightCount = 0;
   private readonly inflightTotalRef: InflightTotal | undefined;
   private successCount = 0;
@@ -88,8 +90,7 @@ export class Endpoint {
     this.hostPort = hostPort(target);
     this.clock = clock;
     this.addedAt = clock();
-    this.ewma = new PeakEwma(metrics.decayMs, metrics.defaultRttMs, this.addedAt);
-    this.mean = new DecayingMean(metrics.averageMs ?? 1000, metrics.decayMs, metrics.defaultRttMs, this.addedAt);
+    this.estimates = new LatencyTracker({ decayMs: metrics.decayMs, defaultRttMs: metrics.defaultRttMs, averageMs: metrics.averageMs ?? 1000 }, this.addedAt);
     this.inflightTotalRef = metrics.inflightTotal;
     this.health = {
       state: 'healthy',
@@ -156,11 +157,11 @@ export class Endpoint {
   }
   /** Peak-EWMA latency estimate now, ms (the default RTT until the first response). */
   get latencyMs(): number {
-    return this.ewma.value(this.clock());
+    return this.estimates.peakEwma.value(this.clock());
   }
   /** Mean latency over about `latency.averageMs` now, ms (no peak rule; decays toward zero while idle). */
   get meanLatencyMs(): number {
-    return this.mean.value(this.clock());
+    return this.estimates.mean.value(this.clock());
   }
   /** Passive health state. */
   get state(): EndpointState {
@@ -173,17 +174,26 @@ export class Endpoint {
 
   /** Whether a latency sample was observed yet. */
   get hasLatency(): boolean {
-    return this.ewma.hasSamples;
+    return this.estimates.peakEwma.hasSamples;
   }
 
   /**
-   * Starts the mean latency estimate of a newcomer at a typical value of its pool, so that it is
-   * neither starved (a default RTT far above pods answering in under a millisecond) nor flooded.
-   * Its own responses take over within about `latency.averageMs`.
+   * The latency estimate least-latency compares at `now`, ms (the mean when `mean`, else
+   * peak-EWMA), or 0 while the endpoint has no current estimate (see `LatencyTracker`). 0 is the
+   * optimistic start of Finagle's PeakEwma: idle at 0, the endpoint looks free, so it is probed;
+   * with a request in flight it gets the zero-latency penalty, so it is probed one request at a time.
    * @internal
    */
-  seedLatency(meanMs: number): void {
-    if (!this.ewma.hasSamples) this.mean.seed(meanMs, this.clock());
+  currentLatency(mean: boolean, now: number): number {
+    return this.estimates.current(mean, this.inflightCount === 0, now);
+  }
+
+  /**
+   * The endpoint's clock, so that a picker reads the time once per pick.
+   * @internal
+   */
+  now(): number {
+    return this.clock();
   }
 
   /**
@@ -219,8 +229,7 @@ export class Endpoint {
       this.successCount++;
       this.consecutive = 0;
       this.lastLatency = latency;
-      this.ewma.observe(latency, now);
-      this.mean.observe(latency, now);
+      this.estimates.observe(latency, now);
     } else {
       this.failureCount++;
       this.consecutive++;
@@ -244,7 +253,10 @@ export class Endpoint {
       !sameList(prev.addresses, target.addresses);
     if (!changed) return undefined;
     this.target = target;
-    if (readdressed) this.hostPort = hostPort(target);
+    if (readdressed) {
+      this.hostPort = hostPort(target);
+      this.estimates.forget();
+    }
     return readdressed ? 'readdressed' : 'updated';
   }
 

@@ -30,13 +30,8 @@ export class PeakEwma {
   }
 
   observe(latencyMs: number, now: number): void {
+    if (!this.seeded) return this.restart(latencyMs, now);
     const sample = latencyMs < 0 ? 0 : latencyMs;
-    if (!this.seeded) {
-      this.seeded = true;
-      this.estimate = sample;
-      this.stamp = now;
-      return;
-    }
     if (sample > this.estimate) {
       this.estimate = sample;
     } else {
@@ -44,6 +39,13 @@ export class PeakEwma {
       const w = Math.exp(-elapsed / this.decayMs);
       this.estimate = this.estimate * w + sample * (1 - w);
     }
+    this.stamp = now;
+  }
+
+  /** Starts over from this sample, as from a first one (the old estimate is out of date). */
+  restart(latencyMs: number, now: number): void {
+    this.seeded = true;
+    this.estimate = latencyMs < 0 ? 0 : latencyMs;
     this.stamp = now;
   }
 

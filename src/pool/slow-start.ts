@@ -7,6 +7,10 @@ import type { Endpoint } from './endpoint.js';
  * weight max(minWeight, (t / window)^(1 / aggression)). The picker's choice is admitted with that
  * probability; otherwise the picker chooses again without it, so the cold endpoint's share ramps
  * up smoothly whatever the picking rule.
+ *
+ * Requests with a key are exempt: a shard-key picker sends a key to its owner, and moving the key
+ * elsewhere during the ramp would break the stickiness its users rely on (a cache miss on another
+ * pod, then another when the key returns). Only keyless requests ramp.
  */
 export class SlowStart {
   constructor(
@@ -22,6 +26,7 @@ export class SlowStart {
   }
 
   admit(chosen: Endpoint, candidates: readonly Endpoint[], picker: Picker, request: PickRequest, now: number): Endpoint {
+    if (request.key !== undefined) return chosen;
     const weight = this.weight(chosen, now);
     if (weight >= 1 || this.random() < weight || candidates.length < 2) return chosen;
     const tried = new Set(request.tried);

@@ -26,3 +26,15 @@ describe('PeakEwma', () => {
     expect(ewma.value(100_000)).toBeLessThan(1);
   });
 });
+
+describe('PeakEwma restart', () => {
+  it('starts over from a sample, as from a first one', () => {
+    const ewma = new PeakEwma(10_000, 30, 0);
+    ewma.observe(500, 0);
+    ewma.restart(5, 100);
+    expect(ewma.hasSamples).toBe(true);
+    expect(ewma.value(100)).toBe(5);
+    ewma.observe(3, 100);
+    expect(ewma.value(100)).toBe(5); // no time elapsed: a lower sample does not move it yet
+  });
+});
