@@ -49,7 +49,7 @@ export type {
   ShardKeyPickerOptions,
   WeightedRoundRobinPickerOptions,
 } from './pickers/index.js';
-export type { AttemptContext, AttemptFunction, AttemptHandle, DispatchedCall } from './retry/failover.js';
+export type { AttemptContext, AttemptFunction, AttemptHandle, DispatchedCall } from './retry/call-contract.js';
 export { classifyFailure } from './retry/classify.js';
 export { isRetryBudgetExhausted } from './retry/marks.js';
 export type { FailureKind } from './retry/classify.js';

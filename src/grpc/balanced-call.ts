@@ -4,7 +4,7 @@ import type { RunOptions } from '../options.js';
 import { NotSentError, RetryableError } from '../errors.js';
 import { timerDelay } from '../timer-delay.js';
 import type { Endpoint } from '../pool/endpoint.js';
-import type { AttemptHandle, DispatchedCall } from '../retry/failover.js';
+import type { AttemptHandle, DispatchedCall } from '../retry/call-contract.js';
 import type { ResolvedGrpcOptions } from './options.js';
 import type { PodChannel, PodChannels } from './pod-channels.js';
 import { GrpcStatusError, headersFromError, make, statusFromError } from './status.js';

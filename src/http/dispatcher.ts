@@ -6,7 +6,7 @@ import { InvalidOptionError } from '../errors.js';
 import type { RunOptions } from '../options.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
-import type { AttemptHandle, DispatchedCall } from '../retry/failover.js';
+import type { AttemptHandle, DispatchedCall } from '../retry/call-contract.js';
 import { RequestBody } from './body.js';
 import { DispatchFields } from './dispatch-fields.js';
 import { toDownstream, type Downstream, type ParsedHeaders } from './downstream.js';

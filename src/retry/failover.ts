@@ -4,6 +4,7 @@ import { fullJitterBackoff } from './backoff.js';
 import { classifyFailure } from './classify.js';
 import type { LiveCall, LiveCalls } from './live-calls.js';
 import { RetryCount } from './retry-count.js';
+import type { AttemptContext, AttemptFunction, AttemptHandle, DispatchedCall } from './call-contract.js';
 
 /**
  * The context of an attempt that only `close()` can abort. Its signal is made only if the
@@ -34,43 +35,6 @@ const SUCCEEDED: AttemptOutcome = { kind: 'success' };
 const CANCELLED: AttemptOutcome = { kind: 'cancelled' };
 /** `delayBeforeNext()`: no further attempt. */
 const GIVE_UP = -1;
-
-/** What the callback of `run()` receives besides the endpoint. */
-export interface AttemptContext {
-  /** Aborted when the call is aborted, its deadline passes, this attempt times out, or a hedged twin won. */
-  readonly signal: AbortSignal;
-  /** 1 for the first attempt, 2 for the first retry, ... */
-  readonly attempt: number;
-  /** True for the second, hedged attempt sent while the first was still running. */
-  readonly hedged: boolean;
-}
-
-export type AttemptFunction<T> = (endpoint: Endpoint, context: AttemptContext) => Promise<T>;
-
-/** An attempt of a dispatched call: its context, and how its runner reports the end. */
-export interface AttemptHandle<T> extends AttemptContext {
-  /** The attempt succeeded. Only the first report of an attempt counts. */
-  succeed(value: T): void;
-  /** The attempt failed; the balancer decides about another one. Only the first report counts. */
-  fail(error: unknown): void;
-}
-
-/**
- * A call run by `Balancer.dispatch()`: the callback form of `run()`, for protocol adapters whose
- * calls are driven by callbacks already (an undici handler, a grpc-js listener). Same picks, retry
- * rules, budgets and statistics as `run()`, without a promise per attempt.
- */
-export interface DispatchedCall<T> {
-  /**
-   * Starts one attempt on `endpoint`. Report its end once, with `attempt.succeed(value)` or
-   * `attempt.fail(error)`; throwing counts as `fail`.
-   */
-  startAttempt(endpoint: Endpoint, attempt: AttemptHandle<T>): void;
-  /** The call succeeded with this attempt's value. Called once, from `succeed` or later. */
-  succeeded(value: T): void;
-  /** The call failed for good, with the error `run()` would reject with. Called once, never from inside `dispatch()`. */
-  failed(error: unknown): void;
-}
 
 /** One call's settings after defaults. */
 export interface FailoverPlan {
