@@ -1,6 +1,6 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -10,22 +10,20 @@ import { build } from 'esbuild';
  * `headless-lb`, `headless-lb/http`, `headless-lb/grpc` and `headless-lb/testing` pointing at
  * src/ (no build needed) and its other bare imports left as imports, resolved from the directory
  * the bundle is put in. Put it next to a `node_modules` with another version of a peer
- * (`installPackage`) and it runs against that version, client and servers alike.
+ * (`installedPackage`) and it runs against that version, client and servers alike.
  */
 export const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 /**
- * Installs `spec` (e.g. `@grpc/grpc-js@~1.10.0`) once into .tmp/<group>/<name> (npm registry,
- * kept between runs); returns that directory and the installed version of `pkg`.
+ * The copy of `pkg` that scripts/install-peer-matrix.mjs (run by `npm test`) put into
+ * .tmp/<group>/<name>: that directory and the installed version. Installing is not a test's job:
+ * an install blocks the test's worker for as long as the registry takes.
  */
-export async function installPackage(group: string, name: string, pkg: string, spec: string): Promise<{ dir: string; version: string }> {
+export async function installedPackage(group: string, name: string, pkg: string): Promise<{ dir: string; version: string }> {
   const dir = join(root, '.tmp', group, name);
   const manifest = join(dir, 'node_modules', ...pkg.split('/'), 'package.json');
   if (!existsSync(manifest)) {
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'package.json'), `{ "name": "${group}", "private": true }\n`);
-    const result = spawnSync('npm', ['install', '--no-audit', '--no-fund', '--no-package-lock', '--silent', spec], { cwd: dir, encoding: 'utf8', timeout: 120_000 });
-    if (result.status !== 0) throw new Error(`npm install ${spec} failed:\n${result.stdout}${result.stderr}`);
+    throw new Error(`${pkg} is not installed in ${dir}: run \`node scripts/install-peer-matrix.mjs\` (npm test does)`);
   }
   return { dir, version: (JSON.parse(await readFile(manifest, 'utf8')) as { version: string }).version };
 }
