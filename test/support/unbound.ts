@@ -122,6 +122,18 @@ export class UnboundCache {
     return join(this.dir, 'unbound.conf');
   }
 
+  /**
+   * When Unbound's cached copy of `name`'s `type` records expires, in `Date.now()` ms: it counts
+   * whole seconds of the wall clock, so an answer of TTL t at wall time w expires at ⌊w⌋ + t + 1 s.
+   * Asking fetches a copy if none is cached (as any client's lookup would).
+   */
+  async copyExpiry(name: string, type: 'A' | 'AAAA' | 'SRV' = 'A'): Promise<number> {
+    const answer = await query(this.#port, name, type, 1000);
+    const ttl = answer?.ttl;
+    if (answer === undefined || ttl === undefined) throw new Error(`no ${type} answer for ${name} from unbound on port ${this.#port}:\n${this.#log}`);
+    return (Math.floor(answer.at / 1000) + ttl + 1) * 1000;
+  }
+
   async close(): Promise<void> {
     const child = this.#child;
     const exited = this.#exited;
@@ -205,6 +217,33 @@ export async function startUnbound(options: StartUnboundOptions): Promise<Unboun
     await rm(dir, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** The shortest TTL of a recursive query's answer records and the wall time it came at, or undefined. */
+function query(port: number, name: string, type: 'A' | 'AAAA' | 'SRV', timeoutMs: number): Promise<{ ttl: number | undefined; at: number } | undefined> {
+  return new Promise((resolve) => {
+    const socket = dgram.createSocket('udp4');
+    const id = Math.floor(Math.random() * 65536);
+    const done = (result: { ttl: number | undefined; at: number } | undefined): void => {
+      clearTimeout(timer);
+      socket.close();
+      resolve(result);
+    };
+    const timer = setTimeout(() => done(undefined), timeoutMs);
+    socket.on('error', () => {});
+    socket.on('message', (message) => {
+      const at = Date.now();
+      try {
+        const response = packet.decode(message);
+        if (response.id !== id) return;
+        const ttls = (response.answers ?? []).flatMap((a) => (a.type === type ? [a.ttl ?? 0] : []));
+        done({ ttl: ttls.length > 0 ? Math.min(...ttls) : undefined, at });
+      } catch {
+        // not for us
+      }
+    });
+    socket.send(packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ name, type }] }), port, '127.0.0.1');
+  });
 }
 
 /** Whether a recursive SOA query for `domain` to 127.0.0.1:port got the SOA back within `timeoutMs`. */
