@@ -3,10 +3,10 @@
  * authority, against asking the authority (Knot) directly. Real Knot, real Unbound (stub zone
  * cluster.local → Knot, the way CoreDNS's `cache` or NodeLocal DNSCache sit in a cluster), TTL 5.
  *
- * Each trial: a new Service of 2 pods, a balancer on it (A mode), a random wait of 0–12 s, then
- * a third pod is published to Knot; the time until the balancer's pool has it is measured from
- * the moment Knot serves it. Through Unbound the trial also says how long after the cache's copy
- * expired the balancer asked again ("lag behind the cache"): Unbound expires copies at whole
+ * One balancer (A mode) on a Service of 2 pods, running for a while; then each trial waits a
+ * random 0–6 s and publishes one more pod to Knot, and measures the time until the balancer's
+ * pool has it, from the moment Knot serves it. Through Unbound the trial also says how long
+ * after the cache's copy expired the balancer asked again ("lag behind the cache"): Unbound expires copies at whole
  * seconds of the wall clock, so an answer of TTL t at wall time w expires at ⌊w⌋ + t + 1 s.
  *
  *   npm run bench -- dns-cache                       # 12 trials each way
@@ -21,7 +21,10 @@ import { startUnbound, type UnboundCache } from '../test/support/unbound.js';
 import { fixed, machine, median, table } from './support/measure.js';
 
 const TTL_S = 5;
-const MAX_WAIT_MS = 2 * (TTL_S + 1) * 1000;
+/** Three copies of Unbound's (TTL + up to 1 s each): the balancer has learnt the cache's rhythm. */
+const WARM_UP_MS = 3 * (TTL_S + 1) * 1000;
+/** Between trials: a random point of a copy's life. */
+const MAX_WAIT_MS = (TTL_S + 1) * 1000;
 const SEE_TIMEOUT_MS = 3 * TTL_S * 1000;
 
 const { values } = parseArgs({
@@ -31,7 +34,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '12' },
   },
 });
-const trials = Number(values.trials);
+const count = Number(values.trials);
 const vias = values.via === 'both' ? (['knot', 'unbound'] as const) : ([values.via] as ('knot' | 'unbound')[]);
 const random = seededRandom(Number(values.seed));
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -63,7 +66,8 @@ function cacheExpiry(answers: readonly Answer[], at: number): number | undefined
   return Math.min(...ofCopy.map(expiry));
 }
 
-async function trial(cluster: Cluster<KnotDns>, server: string, name: string, cached: boolean): Promise<Trial> {
+/** One balancer on one Service, warmed up, then `trials` scale-ups at random offsets. */
+async function trials(cluster: Cluster<KnotDns>, server: string, name: string, cached: boolean): Promise<Trial[]> {
   const svc = await cluster.createService({ name, replicas: 2 });
   const lb: Balancer = createBalancer({ service: svc.fqdn, port: 8080, dnsServers: [server], search: [], ndots: 1 });
   const answers: Answer[] = [];
@@ -72,25 +76,32 @@ async function trial(cluster: Cluster<KnotDns>, server: string, name: string, ca
   lb.on('change', (change) => {
     for (const endpoint of change.added) added.push({ ip: endpoint.address, at: performance.now() });
   });
+  const results: Trial[] = [];
   try {
     await lb.ready({ timeoutMs: 5000 });
-    const readyAt = performance.now();
-    await sleep(random() * MAX_WAIT_MS);
-    await svc.scale(3);
-    const published = performance.now();
-    const ip = svc.pod(`${name}-2`).ip;
-    const deadline = published + SEE_TIMEOUT_MS;
-    while (!added.some((a) => a.ip === ip) && performance.now() < deadline) await sleep(2);
-    const seen = added.find((a) => a.ip === ip)?.at;
-    if (seen === undefined) throw new Error(`${name}: new pod not seen within ${SEE_TIMEOUT_MS} ms`);
-    const expiry = cached ? cacheExpiry(answers, published) : undefined;
-    await sleep(20); // the lookup that saw the pod emits `resolve` right after `change`
-    return {
-      seenMs: seen - published,
-      lagMs: cached ? seen - Math.max(published, expiry ?? published) : undefined,
-      lookups: answers.filter((a) => a.mono > readyAt && a.mono <= seen + 10).length,
-      lookupMs: seen - readyAt,
-    };
+    await sleep(WARM_UP_MS);
+    for (let i = 0; i < count; i++) {
+      const startedAt = performance.now();
+      await sleep(random() * MAX_WAIT_MS);
+      await svc.scale(3 + i);
+      const published = performance.now();
+      const ip = svc.pod(`${name}-${2 + i}`).ip;
+      const deadline = published + SEE_TIMEOUT_MS;
+      while (!added.some((a) => a.ip === ip) && performance.now() < deadline) await sleep(2);
+      const seen = added.find((a) => a.ip === ip)?.at;
+      if (seen === undefined) throw new Error(`${name}: pod ${name}-${2 + i} not seen within ${SEE_TIMEOUT_MS} ms`);
+      await sleep(20); // the lookup that saw the pod emits \`resolve\` right after \`change\`
+      const expiry = cached ? cacheExpiry(answers, published) : undefined;
+      const result: Trial = {
+        seenMs: seen - published,
+        lagMs: cached ? seen - Math.max(published, expiry ?? published) : undefined,
+        lookups: answers.filter((a) => a.mono > startedAt && a.mono <= seen + 10).length,
+        lookupMs: seen - startedAt,
+      };
+      results.push(result);
+      console.log(`  ${name} #${i}: seen after ${fixed(result.seenMs / 1000, 2)} s${result.lagMs === undefined ? '' : `, ${fixed(result.lagMs / 1000, 2)} s after the cache's copy expired`} (${result.lookups} lookups in ${fixed(result.lookupMs / 1000, 1)} s; TTLs ${answers.filter((a) => a.mono > startedAt && a.mono <= seen + 10).map((a) => a.ttlS).join(' ')})`);
+    }
+    return results;
   } finally {
     await lb.close();
     await svc.scale(0);
@@ -109,15 +120,10 @@ let unbound: UnboundCache | undefined;
 try {
   cluster = await startCluster({ dns: knot, ttl: TTL_S });
   unbound = await startUnbound({ upstreamPort: knot.port });
-  console.log(`\n${machine()}; TTL ${TTL_S} s, ${trials} trials per row, publication at a random 0–${MAX_WAIT_MS / 1000} s after ready (seed ${values.seed})\n`);
+  console.log(`\n${machine()}; TTL ${TTL_S} s, ${count} trials per row: one balancer, ${WARM_UP_MS / 1000} s of warm-up, then each trial a random wait of 0–${MAX_WAIT_MS / 1000} s and one more pod (seed ${values.seed})\n`);
   const rows: string[][] = [];
   for (const via of vias) {
-    const results: Trial[] = [];
-    for (let i = 0; i < trials; i++) {
-      const result = await trial(cluster, via === 'knot' ? knot.address : unbound.address, `${via}-${i}`, via === 'unbound');
-      results.push(result);
-      console.log(`  ${via} #${i}: seen after ${fixed(result.seenMs / 1000, 2)} s${result.lagMs === undefined ? '' : `, ${fixed(result.lagMs / 1000, 2)} s after the cache's copy expired`}`);
-    }
+    const results = await trials(cluster, via === 'knot' ? knot.address : unbound.address, via, via === 'unbound');
     rows.push([
       via === 'knot' ? 'straight from Knot' : 'through Unbound',
       summary(results.map((r) => r.seenMs)),
