@@ -136,6 +136,8 @@ export class HeadlessChannel implements ChannelInterface {
    * Stops accepting calls and closes every pod channel once its calls have ended (at most
    * `drainTimeoutMs`). Resolves when all are closed. Does not close the balancer.
    */
+  // grpc-js's Channel declares close(): void; returning the drain's promise as well lets callers await it.
+  // eslint-disable-next-line @typescript-eslint/no-misused-promises
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.lb.off('change', this.onChange);

@@ -4,7 +4,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { Pool, request } from 'undici';
+import { Pool, request, type Dispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createBalancer, DeadlineExceededError, type Balancer, type Picker, type PickerOption, type PoolChange, type StaticOptions } from '../../src/index.js';
 import { createDispatcher, type HeadlessDispatcher, type HttpDispatcherOptions } from '../../src/http/index.js';
@@ -560,5 +560,5 @@ describe('createDispatcher over HTTPS pods', () => {
 });
 
 // Type-level check: the dispatcher is an undici Dispatcher.
-const _typecheck = (d: HeadlessDispatcher): import('undici').Dispatcher => d;
+const _typecheck = (d: HeadlessDispatcher): Dispatcher => d;
 void _typecheck;

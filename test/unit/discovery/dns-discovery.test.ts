@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DnsResolver, Resolution } from '../../../src/discovery/dns-resolver.js';
 import { DnsDiscovery } from '../../../src/discovery/dns.js';
-import { LookupReport } from '../../../src/discovery/lookup-report.js';
+import { type LookupReport } from '../../../src/discovery/lookup-report.js';
 import type { DiscoveryUpdate } from '../../../src/discovery/source.js';
 import { ResolutionError } from '../../../src/errors.js';
 import type { Target } from '../../../src/pool/target.js';
