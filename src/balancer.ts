@@ -4,13 +4,15 @@ import { channels, type AttemptEndMessage, type AttemptStartMessage } from './di
 import type { SkippedRecord, SkipReason } from './discovery/lookup-report.js';
 import type { DiscoveryUpdate } from './discovery/source.js';
 import { BalancerClosedError, InvalidOptionError, NoEndpointsError, type ResolutionError } from './errors.js';
-import { DEFAULTS, MAX_TIMER_MS, checkBoolean, checkHedge, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, checkSignal, type BalancerOptions, type RunOptions } from './options.js';
+import { checkBoolean, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, checkSignal } from './option-checks.js';
+import { DEFAULTS, checkHedge, type BalancerOptions, type RunOptions } from './options.js';
+import { MAX_TIMER_MS } from './timer-delay.js';
 import type { Picker, PickRequest } from './pickers/picker.js';
 import type { Endpoint, EndpointState } from './pool/endpoint.js';
 import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js';
 import { EndpointPool, type PoolChange } from './pool/pool.js';
 import { Budget } from './retry/budget.js';
-import { classifyFailure } from './retry/classify.js';
+import { classifyFailure } from './failure-kind.js';
 import { LiveCalls } from './retry/live-calls.js';
 import type { AttemptFunction, DispatchedCall } from './retry/call-contract.js';
 import { dispatchWithFailover, runWithFailover, type AttemptOutcome, type FailoverHost, type FailoverPlan } from './retry/failover.js';

@@ -19,7 +19,7 @@ export type { AddressRefusal } from './discovery/address-policy.js';
 export { Endpoint } from './pool/endpoint.js';
 export type { Outcome } from './pool/endpoint.js';
 export type { PoolChange } from './pool/pool.js';
-export type { Target } from './pool/target.js';
+export type { Target } from './target.js';
 export type { Picker, PickRequest } from './pickers/picker.js';
 export {
   createPicker,
@@ -50,9 +50,9 @@ export type {
   WeightedRoundRobinPickerOptions,
 } from './pickers/index.js';
 export type { AttemptContext, AttemptFunction, AttemptHandle, DispatchedCall } from './retry/call-contract.js';
-export { classifyFailure } from './retry/classify.js';
+export { classifyFailure } from './failure-kind.js';
 export { isRetryBudgetExhausted } from './retry/marks.js';
-export type { FailureKind } from './retry/classify.js';
+export type { FailureKind } from './failure-kind.js';
 export {
   AttemptTimeoutError,
   BalancerClosedError,

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { OutcomeWindow } from './outcome-window.js';
 import { LatencyTracker } from './latency-tracker.js';
-import type { Target } from './target.js';
+import type { Target } from '../target.js';
 
 /** Load-metric settings shared by every endpoint of a balancer. */
 export interface EndpointMetricsOptions {

@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { Endpoint, type EndpointMetricsOptions } from './endpoint.js';
-import type { Target } from './target.js';
+import type { Target } from '../target.js';
 
 /** What changed in the pool: reported once per real change. */
 export interface PoolChange {

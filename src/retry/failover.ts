@@ -1,7 +1,7 @@
 import { AttemptTimeoutError, BalancerClosedError, DeadlineExceededError, NoEndpointsError } from '../errors.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import { fullJitterBackoff } from './backoff.js';
-import { classifyFailure } from './classify.js';
+import { classifyFailure } from '../failure-kind.js';
 import type { LiveCall, LiveCalls } from './live-calls.js';
 import { RetryCount } from './retry-count.js';
 import type { AttemptContext, AttemptFunction, AttemptHandle, DispatchedCall } from './call-contract.js';
