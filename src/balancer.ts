@@ -18,7 +18,7 @@ import type { AttemptFunction, DispatchedCall } from './retry/call-contract.js';
 import { dispatchWithFailover, runWithFailover, type AttemptOutcome, type FailoverHost, type FailoverPlan } from './retry/failover.js';
 import { LatencyHistogram } from './retry/latency-histogram.js';
 import { markBudgetExhausted } from './retry/marks.js';
-import { SlowStart } from './pool/slow-start.js';
+import { SlowStart } from './pickers/slow-start.js';
 
 /** A successful lookup. */
 export interface ResolveEvent {

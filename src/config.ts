@@ -10,6 +10,7 @@ import { StaticDiscovery } from './discovery/static.js';
 import { InvalidOptionError } from './errors.js';
 import { createPicker, type PickerSpec } from './pickers/index.js';
 import type { Picker } from './pickers/picker.js';
+import type { SlowStartConfig } from './pickers/slow-start.js';
 import { InflightTotal, type EndpointMetricsOptions } from './pool/endpoint.js';
 import type { OutlierDetectionConfig } from './pool/outlier-detector.js';
 import type { BudgetOptions as BudgetConfig } from './retry/budget.js';
@@ -19,12 +20,6 @@ import { checkBoolean, checkDnsName, checkFunction, checkKnownKeys, checkNumber,
 import { DEFAULTS, type BalancerOptions } from './options.js';
 
 /** Everything a balancer needs, validated and with defaults applied. */
-export interface SlowStartConfig {
-  readonly windowMs: number;
-  readonly aggression: number;
-  readonly minWeight: number;
-}
-
 export interface BalancerConfig {
   readonly service: string;
   readonly discovery: DiscoverySource;
