@@ -52,7 +52,7 @@ export class EndpointPool {
     for (const endpoint of this.list) {
       const target = incoming.get(endpoint.id);
       if (target === undefined) {
-        endpoint.inPool = false;
+        endpoint.leavePool();
         removed.push(endpoint);
         continue;
       }
