@@ -15,7 +15,9 @@ import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js
 import { EndpointPool, type PoolChange } from './pool/pool.js';
 import { Budget } from './retry/budget.js';
 import type { AttemptFunction, DispatchedCall } from './retry/call-contract.js';
-import { dispatchWithFailover, runWithFailover, type AttemptOutcome, type FailoverHost, type FailoverPlan } from './retry/failover.js';
+import { runWithFailover } from './retry/call.js';
+import type { AttemptOutcome, FailoverHost, FailoverPlan } from './retry/failover-host.js';
+import { dispatchWithFailover } from './retry/first-attempt.js';
 import { LatencyHistogram } from './retry/latency-histogram.js';
 import { LiveCalls } from './retry/live-calls.js';
 import { markBudgetExhausted } from './retry/marks.js';

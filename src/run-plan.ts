@@ -2,7 +2,7 @@ import type { BalancerConfig } from './config.js';
 import { InvalidOptionError } from './errors.js';
 import { checkBoolean, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, checkSignal } from './option-checks.js';
 import { checkHedge, type RunOptions } from './options.js';
-import type { FailoverPlan } from './retry/failover.js';
+import type { FailoverPlan } from './retry/failover-host.js';
 import type { LatencyHistogram } from './retry/latency-histogram.js';
 import { MAX_TIMER_MS } from './timer-delay.js';
 
