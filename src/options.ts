@@ -14,9 +14,6 @@ export interface StaticEndpoint {
   readonly weight?: number;
 }
 
-/** How a picker is chosen: a built-in name, a name with options (`{ type: 'shard-key', boundedLoad: 1.25 }`), or your own Picker. */
-export type PickerOption = PickerSpec;
-
 export interface RefreshOptions {
   /** Floor of the refresh interval (and first failure backoff), ms. Default 1000. */
   readonly minMs?: number;
@@ -94,7 +91,7 @@ export interface HedgeOptions {
 
 interface CommonOptions {
   /** Picker by name or your own. Default 'round-robin'. */
-  readonly picker?: PickerOption;
+  readonly picker?: PickerSpec;
   readonly latency?: LatencyOptions;
   readonly retry?: RetryDefaults;
   /** Passive health checking. Default on (Envoy's defaults); false turns it off. */
