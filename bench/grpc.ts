@@ -24,7 +24,7 @@ import { loadavg } from 'node:os';
 import { resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
+import { createBalancer, type Balancer, type PickerSpec } from '../src/index.js';
 import { createGrpcChannel } from '../src/grpc/index.js';
 import { closedLoop, exitWithParent, isolatedRounds, medianRound, pinClient, playedChildRole, startPods, versus, type ContenderRunner, type RoundResult, type RoundTiming } from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, median, table } from './support/measure.js';
@@ -82,7 +82,7 @@ interface Contender {
 
 const insecure = grpc.credentials.createInsecure();
 
-function headless(picker: PickerOption): Contender['make'] {
+function headless(picker: PickerSpec): Contender['make'] {
   return (Echo, port) => {
     const lb: Balancer = createBalancer({ endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `pod-${i}` })), picker, service: 'echo' });
     const channel = createGrpcChannel(lb, { credentials: insecure });

@@ -25,7 +25,7 @@ import http from 'node:http';
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
 import { BalancedPool, Pool, request, type Dispatcher } from 'undici';
-import { createBalancer, type Balancer, type PickerOption } from '../src/index.js';
+import { createBalancer, type Balancer, type PickerSpec } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
 import { closedLoop, exitWithParent, isolatedRounds, medianRound, pinClient, playedChildRole, startPods, versus, type ContenderRunner, type RoundResult, type RoundTiming } from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, table } from './support/measure.js';
@@ -67,7 +67,7 @@ interface Contender {
   make(port: number): { dispatcher: Dispatcher; url: string; close(): Promise<void> };
 }
 
-function headless(picker: PickerOption): Contender['make'] {
+function headless(picker: PickerSpec): Contender['make'] {
   return (port) => {
     const lb: Balancer = createBalancer({ endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `web-${i}` })), picker, service: 'bench' });
     const dispatcher = createDispatcher(lb);

@@ -29,7 +29,7 @@ import { loadavg } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { Agent, request } from 'undici';
-import { createBalancer, type Balancer, type BalancerOptions, type PickerOption } from '../src/index.js';
+import { createBalancer, type Balancer, type BalancerOptions, type PickerSpec } from '../src/index.js';
 import { runModel, type ModelVariant } from './support/latency-model.js';
 import { POD_FLAG, serveLatencyPods, startLatencyPods, type LatencyPods } from './support/latency-pods.js';
 import { fixed, machine, median, quantile, table } from './support/measure.js';
@@ -123,7 +123,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 interface Contender {
   readonly id: string;
   readonly label: string;
-  readonly picker: PickerOption;
+  readonly picker: PickerSpec;
   /** Pod indexes the balancer knows. */
   readonly pods: readonly number[];
   readonly latency?: BalancerOptions['latency'];
@@ -146,7 +146,7 @@ const CONTENDERS: readonly Contender[] = [
   },
 ];
 
-function balancer(pods: LatencyPods, members: readonly number[], picker: PickerOption, latency?: BalancerOptions['latency']): Balancer {
+function balancer(pods: LatencyPods, members: readonly number[], picker: PickerSpec, latency?: BalancerOptions['latency']): Balancer {
   const endpoints = members.map((i) => ({ address: pods.addresses[i]!, port: pods.port, name: `web-${i}` }));
   return createBalancer({ service: 'latency-pods', endpoints, picker, ...(latency === undefined ? {} : { latency }) });
 }
@@ -242,7 +242,7 @@ interface ReactionRound {
   readonly regainBoundMs: number;
 }
 
-async function reactionRound(pods: LatencyPods, agent: Agent, picker: PickerOption, latency?: BalancerOptions['latency']): Promise<ReactionRound> {
+async function reactionRound(pods: LatencyPods, agent: Agent, picker: PickerSpec, latency?: BalancerOptions['latency']): Promise<ReactionRound> {
   await pods.setDelay(SLOW_POD, FAST_MS);
   const lb = balancer(pods, ALL, picker, latency);
   const trace = newTrace();
@@ -536,7 +536,7 @@ async function main(): Promise<void> {
     printModel();
 
     // Part 2
-    const reactions: { label: string; picker: PickerOption; latency?: BalancerOptions['latency'] }[] = [
+    const reactions: { label: string; picker: PickerSpec; latency?: BalancerOptions['latency'] }[] = [
       { label: 'round-robin', picker: 'round-robin' },
       { label: "least-latency (estimator 'mean', the default)", picker: 'least-latency' },
       { label: "least-latency, estimator 'peak-ewma' (Finagle, Linkerd)", picker: { type: 'least-latency', estimator: 'peak-ewma' } },

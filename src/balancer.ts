@@ -4,19 +4,24 @@ import { channels, type AttemptEndMessage, type AttemptStartMessage } from './di
 import type { SkippedRecord, SkipReason } from './discovery/lookup-report.js';
 import type { DiscoveryUpdate } from './discovery/source.js';
 import { BalancerClosedError, InvalidOptionError, NoEndpointsError, type ResolutionError } from './errors.js';
-import { DEFAULTS, MAX_TIMER_MS, checkBoolean, checkHedge, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, checkSignal, type BalancerOptions, type RunOptions } from './options.js';
+import { classifyFailure } from './failure-kind.js';
+import { checkKnownKeys, checkMilliseconds, checkObject, checkSignal } from './option-checks.js';
+import { DEFAULTS, type BalancerOptions, type RunOptions } from './options.js';
+import { Candidates } from './pickers/candidates.js';
 import type { Picker, PickRequest } from './pickers/picker.js';
+import { SlowStart } from './pickers/slow-start.js';
 import type { Endpoint, EndpointState } from './pool/endpoint.js';
 import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js';
 import { EndpointPool, type PoolChange } from './pool/pool.js';
 import { Budget } from './retry/budget.js';
-import { classifyFailure } from './retry/classify.js';
-import { LiveCalls } from './retry/live-calls.js';
 import type { AttemptFunction, DispatchedCall } from './retry/call-contract.js';
-import { dispatchWithFailover, runWithFailover, type AttemptOutcome, type FailoverHost, type FailoverPlan } from './retry/failover.js';
+import { runWithFailover } from './retry/call.js';
+import type { AttemptOutcome, FailoverHost, FailoverPlan } from './retry/failover-host.js';
+import { dispatchWithFailover } from './retry/first-attempt.js';
 import { LatencyHistogram } from './retry/latency-histogram.js';
+import { LiveCalls } from './retry/live-calls.js';
 import { markBudgetExhausted } from './retry/marks.js';
-import { SlowStart } from './pool/slow-start.js';
+import { afterWaiting, RunPlanner } from './run-plan.js';
 
 /** A successful lookup. */
 export interface ResolveEvent {
@@ -119,9 +124,6 @@ export interface BalancerStats {
   readonly discovery: DiscoveryStats;
 }
 
-const RUN_KEYS = ['key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries', 'hedge'] as const;
-const RUN_KEY_SET: ReadonlySet<string> = new Set(RUN_KEYS);
-const MIN_HEDGE_DELAY_MS = 1;
 const FIRST_PICK: PickRequest = Object.freeze({ key: undefined, tried: undefined, attempt: 1 });
 
 /**
@@ -139,11 +141,9 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   private readonly retryBudget: Budget | undefined;
   private readonly hedgeBudget: Budget;
   private readonly latencies: LatencyHistogram;
+  private readonly planner: RunPlanner;
   /** Endpoints a request may go to now: the healthy ones, or all of them in panic mode. */
-  private candidates: readonly Endpoint[] = [];
-  private healthyCount = 0;
-  private panicking = false;
-  private candidatesStale = true;
+  private readonly candidates: Candidates;
   private closed = false;
   private emptyReason = 'no lookup has completed yet';
   private firstLookupDone = false;
@@ -151,12 +151,6 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   private readonly firstLookupWaiters = new Set<(error?: Error) => void>();
   /** Calls not ended yet (the lookup done): `close()` ends them. */
   private readonly liveCalls = new LiveCalls();
-  private readonly frozenPlans = new WeakMap<RunOptions, FailoverPlan>();
-  /**
-   * Consecutive failures from which an endpoint counts as failing (not healthy, though the
-   * ejection cap may keep it in): outlier detection's threshold, or never without it.
-   */
-  private readonly failingAfter: number;
   private counters = { calls: 0, retries: 0, hedges: 0 };
   private discoveryStats: DiscoveryStats = {
     lookups: 0,
@@ -181,22 +175,26 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     this.retryBudget = config.retryBudget === undefined ? undefined : new Budget(config.retryBudget, config.clock);
     this.hedgeBudget = new Budget(config.hedgeBudget, config.clock);
     this.latencies = new LatencyHistogram(10_000, config.clock);
+    this.planner = new RunPlanner(config.retry, this.latencies);
     this.slowStart = config.slowStart.windowMs > 0 ? new SlowStart(config.slowStart, config.random) : undefined;
-    this.failingAfter = config.outlierDetection?.consecutiveFailures ?? Number.POSITIVE_INFINITY;
     this.detector =
       config.outlierDetection === undefined
         ? undefined
         : new OutlierDetector(config.outlierDetection, config.clock, config.random, () => this.pool.size, {
             onEject: (endpoint, reason, durationMs) => {
-              this.candidatesStale = true;
+              this.candidates.markStale();
               this.emit('eject', { endpoint, reason, durationMs });
             },
             onReturn: (endpoint) => {
-              this.candidatesStale = true;
+              this.candidates.markStale();
               this.emit('return', endpoint);
             },
             onRecover: (endpoint) => this.emit('recover', endpoint),
           });
+    const failingAfter = config.outlierDetection?.consecutiveFailures ?? Number.POSITIVE_INFINITY;
+    this.candidates = new Candidates(this.pool, this.detector, failingAfter, config.panicThreshold, (active, healthy, total) =>
+      this.emit('panic', { active, healthy, total }),
+    );
     this.picker.update?.(this.pool.endpoints);
     config.discovery.start((update) => this.onDiscovery(update));
   }
@@ -276,7 +274,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     // Not an async function: on the hot path, each async frame adds a promise and a tick.
     try {
       if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a function (endpoint, { signal, attempt }) => Promise');
-      const plan = this.plan(options);
+      const plan = this.planner.plan(options);
       if (this.closed) throw new BalancerClosedError();
       if (!this.firstLookupDone) return this.runAfterFirstLookup(fn, plan);
       return runWithFailover(this.failoverHost, fn, plan);
@@ -299,7 +297,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     }
     let plan: FailoverPlan;
     try {
-      plan = this.plan(options);
+      plan = this.planner.plan(options);
       if (this.closed) throw new BalancerClosedError();
     } catch (error) {
       failSoon(call, error); // bad options, closed balancer: reported as run() rejects
@@ -309,25 +307,18 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     else this.dispatchAfterFirstLookup(call, plan);
   }
 
-  // The closures below live outside run() and dispatch(): a closure in a function makes every call
-  // of it allocate a context for the variables it captures, taken or not.
+  // Outside run() and dispatch(), which stay free of closures (see call-scope.ts).
   private runAfterFirstLookup<T>(fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> {
     const waitedFrom = this.config.clock();
-    return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() => runWithFailover(this.failoverHost, fn, this.afterWaiting(plan, waitedFrom)));
+    return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() => runWithFailover(this.failoverHost, fn, afterWaiting(plan, this.config.clock() - waitedFrom)));
   }
 
   private dispatchAfterFirstLookup<T>(call: DispatchedCall<T>, plan: FailoverPlan): void {
     const waitedFrom = this.config.clock();
     this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(
-      () => dispatchWithFailover(this.failoverHost, call, this.afterWaiting(plan, waitedFrom)),
+      () => dispatchWithFailover(this.failoverHost, call, afterWaiting(plan, this.config.clock() - waitedFrom)),
       (error: unknown) => call.failed(error),
     );
-  }
-
-  /** The deadline covers the wait for the first lookup too: what is left of it after waiting. */
-  private afterWaiting(plan: FailoverPlan, waitedFrom: number): FailoverPlan {
-    if (plan.timeoutMs === undefined) return plan;
-    return { ...plan, timeoutMs: Math.max(0, plan.timeoutMs - (this.config.clock() - waitedFrom)) };
   }
 
   /** Looks up the service now (joining a lookup in flight); resolves when it is done. */
@@ -337,13 +328,13 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   }
 
   stats(): BalancerStats {
-    this.refreshCandidates();
+    this.candidates.refresh();
     return {
       service: this.service,
       picker: this.picker.name,
       size: this.pool.size,
-      healthy: this.healthyCount,
-      panic: this.panicking,
+      healthy: this.candidates.healthy,
+      panic: this.candidates.panic,
       retryBudgetLeft: this.retryBudget?.available() ?? Number.POSITIVE_INFINITY,
       ...this.counters,
       endpoints: this.pool.endpoints.map((e) => ({
@@ -428,11 +419,11 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     if (outcome.kind === 'cancelled') result = 'cancelled';
     else if (outcome.kind === 'success' || !this.config.isFailure(outcome.error)) result = 'success';
     else result = 'failure';
-    const wasFailing = endpoint.consecutiveFailures >= this.failingAfter;
+    const wasFailing = this.candidates.isFailing(endpoint);
     const now = this.config.clock();
     endpoint.finish(startedAt, result, now);
     // Crossing the failure threshold changes the healthy count (and maybe panic mode).
-    if (wasFailing !== endpoint.consecutiveFailures >= this.failingAfter) this.candidatesStale = true;
+    if (wasFailing !== this.candidates.isFailing(endpoint)) this.candidates.markStale();
     // An endpoint that left the pool meanwhile has no health to judge any more.
     const inPool = endpoint.inPool;
     if (inPool && result === 'success') {
@@ -459,8 +450,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
 
   private pickFor(key: string | undefined, tried: Set<Endpoint> | undefined, attempt: number, newRound = true): Endpoint {
     if (this.closed) throw new BalancerClosedError();
-    this.refreshCandidates();
-    const candidates = this.candidates;
+    const candidates = this.candidates.current();
     if (candidates.length === 0) throw this.noEndpoints(this.emptyReason);
     // Most picks are a call's first, without a key: they share one request (pickers only read it).
     const request = key === undefined && tried === undefined && attempt === 1 ? FIRST_PICK : { key, tried, attempt };
@@ -475,78 +465,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     return chosen;
   }
 
-  /**
-   * Rebuilds the candidate list when health or the pool changed: the endpoints not ejected, of
-   * the best SRV priority present; all endpoints when too few are healthy (panic mode).
-   */
-  private refreshCandidates(): void {
-    if (this.detector?.expire()) this.candidatesStale = true;
-    if (!this.candidatesStale) return;
-    this.candidatesStale = false;
-    const all = this.pool.endpoints;
-    const available: Endpoint[] = [];
-    let healthy = 0;
-    let bestPriority = Number.POSITIVE_INFINITY;
-    for (const endpoint of all) {
-      if (endpoint.state === 'ejected') continue;
-      available.push(endpoint);
-      bestPriority = Math.min(bestPriority, endpoint.priority);
-      // An endpoint kept in only by the ejection cap is not healthy.
-      if (endpoint.consecutiveFailures < this.failingAfter) healthy++;
-    }
-    this.healthyCount = healthy;
-    const panic = all.length > 0 && healthy / all.length < this.config.panicThreshold;
-    const preferred = available.some((e) => e.priority !== bestPriority) ? available.filter((e) => e.priority === bestPriority) : available;
-    this.candidates = panic || preferred.length === 0 ? all : preferred.length === all.length ? all : preferred;
-    if (panic !== this.panicking) {
-      this.panicking = panic;
-      this.emit('panic', { active: panic, healthy, total: all.length });
-    }
-  }
-
   private noEndpoints(reason: string): NoEndpointsError {
     return new NoEndpointsError(this.service, reason, { cause: this.discoveryStats.lastError });
-  }
-
-  private plan(options: RunOptions): FailoverPlan {
-    // Frozen options cannot change: their plan is made once (the adapters pass the same few objects
-    // on every call; a plan per call was 100 bytes of garbage that lived as long as the call).
-    const frozen = Object.isFrozen(options);
-    if (frozen) {
-      const cached = this.frozenPlans.get(options);
-      if (cached !== undefined) return cached;
-    }
-    const plan = this.newPlan(options);
-    // A percentile hedge's delay follows the latencies: planned per call.
-    if (frozen && options.hedge === undefined) this.frozenPlans.set(options, plan);
-    return plan;
-  }
-
-  private newPlan(options: RunOptions): FailoverPlan {
-    const input = checkObject(options, 'options');
-    // `for in` allocates nothing, unlike Object.keys: checkKnownKeys only when a key is unknown.
-    for (const name in input) if (!RUN_KEY_SET.has(name)) checkKnownKeys(input, RUN_KEYS, 'options');
-    const defaults = this.config.retry;
-    const idempotent = input.idempotent === undefined ? false : checkBoolean(input.idempotent, 'idempotent');
-    return {
-      key: input.key === undefined ? undefined : checkString(input.key, 'key'),
-      signal: input.signal === undefined ? undefined : checkSignal(input.signal, 'signal'),
-      idempotent,
-      timeoutMs: input.timeoutMs === undefined ? undefined : checkMilliseconds(input.timeoutMs, 'timeoutMs'),
-      attemptTimeoutMs: input.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(input.attemptTimeoutMs, 'attemptTimeoutMs'),
-      retries: input.retries === undefined ? defaults.retries : checkNumber(input.retries, 'retries', { min: 0, max: 100, integer: true }),
-      backoffBaseMs: defaults.backoffBaseMs,
-      backoffMaxMs: defaults.backoffMaxMs,
-      hedgeDelayMs: input.hedge === undefined ? undefined : this.hedgeDelay(input.hedge, idempotent),
-    };
-  }
-
-  private hedgeDelay(value: unknown, idempotent: boolean): number | undefined {
-    const hedge = checkHedge(value);
-    if (!idempotent) throw new InvalidOptionError('hedge', value, 'to be used with idempotent: true only (a hedge sends the request twice)');
-    if (hedge.percentile === undefined) return hedge.delayMs;
-    const observed = this.latencies.percentile(hedge.percentile);
-    return observed === undefined ? hedge.delayMs : Math.min(MAX_TIMER_MS, Math.max(MIN_HEDGE_DELAY_MS, observed));
   }
 
   /** Resolves when the first lookup is done, or the deadline passed; rejects on abort and on close(). */
@@ -604,8 +524,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       this.detector?.reinstate(endpoint);
     }
     // Endpoints present at the first lookup are not "new": only later arrivals ramp up.
-    if (!this.firstLookupDone) for (const endpoint of change.added) endpoint.health.availableSince = Number.NEGATIVE_INFINITY;
-    this.candidatesStale = true;
+    if (!this.firstLookupDone) for (const endpoint of change.added) endpoint.markEstablished();
+    this.candidates.markStale();
     this.picker.update?.(change.endpoints);
     if (channels.poolChange.hasSubscribers) {
       channels.poolChange.publish({ service: this.service, added: change.added, removed: change.removed, updated: change.updated, readdressed: change.readdressed, size: change.endpoints.length });
@@ -622,11 +542,6 @@ function countSetAside(stats: DiscoveryStats, update: DiscoveryUpdate): Discover
   const byReason = { ...stats.skippedByReason };
   for (const record of skipped) byReason[record.reason] = (byReason[record.reason] ?? 0) + 1;
   return { ...stats, skippedRecords: stats.skippedRecords + skipped.length, skippedByReason: byReason, droppedMessages: stats.droppedMessages + dropped };
-}
-
-function checkString(value: unknown, field: string): string {
-  if (typeof value !== 'string') throw new InvalidOptionError(field, value, 'a string');
-  return value;
 }
 
 /** Creates a balancer and starts discovery. */

@@ -10,32 +10,16 @@ import { StaticDiscovery } from './discovery/static.js';
 import { InvalidOptionError } from './errors.js';
 import { createPicker, type PickerSpec } from './pickers/index.js';
 import type { Picker } from './pickers/picker.js';
+import type { SlowStartConfig } from './pickers/slow-start.js';
 import { InflightTotal, type EndpointMetricsOptions } from './pool/endpoint.js';
 import type { OutlierDetectionConfig } from './pool/outlier-detector.js';
 import type { BudgetOptions as BudgetConfig } from './retry/budget.js';
-import { classifyFailure } from './retry/classify.js';
-import type { Target } from './pool/target.js';
-import {
-  DEFAULTS,
-  checkBoolean,
-  checkDnsName,
-  checkFunction,
-  checkKnownKeys,
-  checkNumber,
-  checkObject,
-  checkPort,
-  optionalMilliseconds,
-  optionalNumber,
-  type BalancerOptions,
-} from './options.js';
+import { classifyFailure } from './failure-kind.js';
+import type { Target } from './target.js';
+import { checkBoolean, checkDnsName, checkFunction, checkKnownKeys, checkNumber, checkObject, checkPort, optionalMilliseconds, optionalNumber } from './option-checks.js';
+import { DEFAULTS, type BalancerOptions } from './options.js';
 
 /** Everything a balancer needs, validated and with defaults applied. */
-export interface SlowStartConfig {
-  readonly windowMs: number;
-  readonly aggression: number;
-  readonly minWeight: number;
-}
-
 export interface BalancerConfig {
   readonly service: string;
   readonly discovery: DiscoverySource;

@@ -1,25 +1,38 @@
+// The balancer: create it, run calls through it, watch its events and stats.
 export { Balancer, createBalancer } from './balancer.js';
-export type { BalancerEvents, BalancerStats, DiscoveryStats, ReadyOptions, RecordsSkippedEvent, ResolveEvent } from './balancer.js';
+export type { BalancerEvents, BalancerStats, DiscoveryStats, EjectEvent, EndpointStats, ReadyOptions, RecordsSkippedEvent, ResolveEvent } from './balancer.js';
+
+// Options of createBalancer() and run().
 export type {
   AddressDiscoveryOptions,
   BalancerOptions,
+  BudgetOptions,
+  HedgeOptions,
   LatencyOptions,
-  PickerOption,
+  OutlierDetectionOptions,
   RefreshOptions,
   RetryDefaults,
   RunOptions,
+  SlowStartOptions,
   SrvDiscoveryOptions,
   StaticEndpoint,
   StaticOptions,
 } from './options.js';
+
+// Discovery: where the endpoints come from.
+export type { Target } from './target.js';
 export type { AddressFamily } from './discovery/dns-resolver.js';
 export type { DiscoverySource, DiscoveryUpdate, SetAside } from './discovery/source.js';
 export type { SkippedRecord, SkipReason } from './discovery/lookup-report.js';
 export type { AddressRefusal } from './discovery/address-policy.js';
+
+// The pool: endpoints, their load and their health.
 export { Endpoint } from './pool/endpoint.js';
-export type { Outcome } from './pool/endpoint.js';
+export type { EndpointState, Outcome } from './pool/endpoint.js';
 export type { PoolChange } from './pool/pool.js';
-export type { Target } from './pool/target.js';
+export type { EjectionReason } from './pool/outlier-detector.js';
+
+// Pickers: the built-in ones, and the interface for your own.
 export type { Picker, PickRequest } from './pickers/picker.js';
 export {
   createPicker,
@@ -45,14 +58,17 @@ export type {
   PickerSpec,
   RandomPickerOptions,
   RoundRobinPickerOptions,
-  ShardKeyPickerConfig,
   ShardKeyPickerOptions,
   WeightedRoundRobinPickerOptions,
 } from './pickers/index.js';
+
+// Calls: what an attempt receives, and how failures are judged.
 export type { AttemptContext, AttemptFunction, AttemptHandle, DispatchedCall } from './retry/call-contract.js';
-export { classifyFailure } from './retry/classify.js';
+export { classifyFailure } from './failure-kind.js';
+export type { FailureKind } from './failure-kind.js';
 export { isRetryBudgetExhausted } from './retry/marks.js';
-export type { FailureKind } from './retry/classify.js';
+
+// Errors.
 export {
   AttemptTimeoutError,
   BalancerClosedError,
@@ -65,9 +81,7 @@ export {
   RetryableError,
 } from './errors.js';
 export type { ResolutionFailure } from './errors.js';
+
+// Diagnostics channels, for tracing and metrics.
 export { channels } from './diagnostics.js';
 export type { AttemptEndMessage, AttemptStartMessage } from './diagnostics.js';
-export type { EndpointState } from './pool/endpoint.js';
-export type { EjectionReason } from './pool/outlier-detector.js';
-export type { EjectEvent, EndpointStats } from './balancer.js';
-export type { BudgetOptions, HedgeOptions, OutlierDetectionOptions, SlowStartOptions } from './options.js';

@@ -1,7 +1,7 @@
 import pRetry, { AbortError } from 'p-retry';
 import type { RecordType, SoaAnswer, SrvAnswer, StringAnswer } from 'dns-packet';
 import { ResolutionError, type ResolutionFailure } from '../errors.js';
-import type { Target } from '../pool/target.js';
+import type { Target } from '../target.js';
 import { AddressPolicy } from './address-policy.js';
 import { glueRecords, ownedRecords, ttlOf } from './answer-records.js';
 import { formatDnsServer, type DnsServerAddress } from './dns-server-address.js';

@@ -1,5 +1,5 @@
 import type { ResolutionError } from '../errors.js';
-import type { Target } from '../pool/target.js';
+import type { Target } from '../target.js';
 import type { SkippedRecord } from './lookup-report.js';
 
 /** What a discovery source reports after each lookup. */

@@ -1,4 +1,4 @@
-import type { Target } from '../pool/target.js';
+import type { Target } from '../target.js';
 import type { DiscoverySource, DiscoveryUpdate } from './source.js';
 
 /** A fixed list of endpoints: for tests, local development, or addresses known in advance. */

@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import { Channel, ChannelCredentials, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
-import { checkBoolean, checkFunction, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds } from '../options.js';
+import { checkBoolean, checkFunction, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds } from '../option-checks.js';
 import { parsePort } from '../port.js';
 
 /** What a `key` function sees of a call. */

@@ -3,7 +3,7 @@ import { createBalancer, type Balancer } from '../balancer.js';
 import { resolveConfig } from '../config.js';
 import { HeadlessLbError, InvalidOptionError } from '../errors.js';
 import type { AddressDiscoveryOptions } from '../options.js';
-import { checkKnownKeys, checkObject } from '../options.js';
+import { checkKnownKeys, checkObject } from '../option-checks.js';
 import type { Endpoint } from '../pool/endpoint.js';
 
 type GrpcUri = experimental.GrpcUri;

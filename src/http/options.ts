@@ -1,6 +1,7 @@
 import { Client, Pool } from 'undici';
 import { InvalidOptionError } from '../errors.js';
-import { checkDnsName, checkFunction, checkHedge, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds, type HedgeOptions } from '../options.js';
+import { checkDnsName, checkFunction, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds } from '../option-checks.js';
+import { checkHedge, type HedgeOptions } from '../options.js';
 
 /** What a `key` function sees of a request. */
 export interface HttpRequestInfo {

@@ -12,7 +12,7 @@ export { LeastLatencyPicker, latencyCost, meanLatencyCost, type LatencyEstimator
 export { LeastRequestPicker } from './least-request.js';
 export { RandomPicker } from './random.js';
 export { RoundRobinPicker } from './round-robin.js';
-export { DEFAULT_BOUNDED_LOAD, DEFAULT_SHARD_CACHE_SIZE, ShardKeyPicker, shardIdentity, shardKeyOrder, type ShardKeyPickerConfig } from './shard-key.js';
+export { DEFAULT_BOUNDED_LOAD, DEFAULT_SHARD_CACHE_SIZE, ShardKeyPicker, shardIdentity, shardKeyOrder } from './shard-key.js';
 export { WeightedRoundRobinPicker } from './weighted-round-robin.js';
 
 /** Names of the built-in pickers. */
@@ -77,7 +77,10 @@ export type PickerOptions =
   | WeightedRoundRobinPickerOptions
   | ShardKeyPickerOptions;
 
-/** What the `picker` option accepts: a built-in name, a built-in with options, or your own picker. */
+/**
+ * How a picker is chosen (the `picker` option): a built-in name, a built-in with options
+ * (`{ type: 'shard-key', boundedLoad: 1.25 }`), or your own Picker.
+ */
 export type PickerSpec = PickerName | PickerOptions | Picker;
 
 const OPTION_KEYS: Readonly<Record<PickerName, readonly string[]>> = {

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { OutcomeWindow } from './outcome-window.js';
 import { LatencyTracker } from './latency-tracker.js';
-import type { Target } from './target.js';
+import type { Target } from '../target.js';
 
 /** Load-metric settings shared by every endpoint of a balancer. */
 export interface EndpointMetricsOptions {
@@ -80,8 +80,7 @@ export class Endpoint {
   private lastLatency: number | undefined;
   /** @internal */
   readonly health: EndpointHealth;
-  /** @internal False once the endpoint left the pool (a returning pod gets a new Endpoint). */
-  inPool = true;
+  private inPoolNow = true;
 
   /** @internal */
   constructor(target: Target, clock: Clock, metrics: EndpointMetricsOptions) {
@@ -194,6 +193,31 @@ export class Endpoint {
    */
   now(): number {
     return this.clock();
+  }
+
+  /**
+   * False once the endpoint left the pool (a returning pod gets a new Endpoint).
+   * @internal
+   */
+  get inPool(): boolean {
+    return this.inPoolNow;
+  }
+
+  /**
+   * The pool dropped the endpoint: its late outcomes no longer judge its health.
+   * @internal
+   */
+  leavePool(): void {
+    this.inPoolNow = false;
+  }
+
+  /**
+   * The endpoint was there from the start (the first lookup): not new, so slow start does not
+   * ramp it up.
+   * @internal
+   */
+  markEstablished(): void {
+    this.health.availableSince = Number.NEGATIVE_INFINITY;
   }
 
   /**

@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import type { FailureKind } from '../retry/classify.js';
+import type { FailureKind } from '../failure-kind.js';
 import { MAX_TIMER_MS } from '../timer-delay.js';
 import type { Endpoint } from './endpoint.js';
 import { OutcomeWindow } from './outcome-window.js';

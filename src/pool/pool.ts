@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { Endpoint, type EndpointMetricsOptions } from './endpoint.js';
-import type { Target } from './target.js';
+import type { Target } from '../target.js';
 
 /** What changed in the pool: reported once per real change. */
 export interface PoolChange {
@@ -52,7 +52,7 @@ export class EndpointPool {
     for (const endpoint of this.list) {
       const target = incoming.get(endpoint.id);
       if (target === undefined) {
-        endpoint.inPool = false;
+        endpoint.leavePool();
         removed.push(endpoint);
         continue;
       }

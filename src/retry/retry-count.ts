@@ -1,4 +1,4 @@
-import type { FailureKind } from './classify.js';
+import type { FailureKind } from '../failure-kind.js';
 
 /**
  * What to do after a failed attempt: `give-up` (the call ends with this failure), `resend` (at

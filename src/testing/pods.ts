@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type net from 'node:net';
 import { InvalidOptionError } from '../errors.js';
-import { checkMilliseconds, optionalMilliseconds } from '../options.js';
+import { checkMilliseconds, optionalMilliseconds } from '../option-checks.js';
 import { handlesReleased } from './handles.js';
 import { assertLoopback, LoopbackBlock } from './loopback.js';
 

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Pool, request, type Dispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createBalancer, DeadlineExceededError, type Balancer, type Picker, type PickerOption, type PoolChange, type StaticOptions } from '../../src/index.js';
+import { createBalancer, DeadlineExceededError, type Balancer, type Picker, type PickerSpec as PickerOption, type PoolChange, type StaticOptions } from '../../src/index.js';
 import { createDispatcher, type HeadlessDispatcher, type HttpDispatcherOptions } from '../../src/http/index.js';
 import { ClusterModel } from '../../src/testing/index.js';
 import { startKnot } from '../support/knot.js';

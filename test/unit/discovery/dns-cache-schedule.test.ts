@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DnsResolver, Resolution } from '../../../src/discovery/dns-resolver.js';
 import { DnsDiscovery } from '../../../src/discovery/dns.js';
 import type { DiscoveryUpdate } from '../../../src/discovery/source.js';
-import type { Target } from '../../../src/pool/target.js';
+import type { Target } from '../../../src/target.js';
 import { seededRandom } from '../../support/random.js';
 
 /**

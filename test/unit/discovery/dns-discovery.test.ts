@@ -4,7 +4,7 @@ import { DnsDiscovery } from '../../../src/discovery/dns.js';
 import { type LookupReport } from '../../../src/discovery/lookup-report.js';
 import type { DiscoveryUpdate } from '../../../src/discovery/source.js';
 import { ResolutionError } from '../../../src/errors.js';
-import type { Target } from '../../../src/pool/target.js';
+import type { Target } from '../../../src/target.js';
 
 const target: Target = { id: 'web-0', address: '127.0.0.11', addresses: ['127.0.0.11'], port: 80, family: 4, name: 'web-0', weight: 1, priority: 0 };
 

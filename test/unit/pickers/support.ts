@@ -1,7 +1,7 @@
 import { seededRandom } from '../../support/random.js';
 export { seededRandom };
 import { Endpoint } from '../../../src/pool/endpoint.js';
-import type { Target } from '../../../src/pool/target.js';
+import type { Target } from '../../../src/target.js';
 import type { Picker, PickRequest } from '../../../src/pickers/picker.js';
 
 /** A clock the test moves by hand. */

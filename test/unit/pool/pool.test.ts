@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EndpointPool } from '../../../src/pool/pool.js';
-import type { Target } from '../../../src/pool/target.js';
+import type { Target } from '../../../src/target.js';
 
 const metrics = { decayMs: 10_000, defaultRttMs: 30 };
 const target = (id: string, address: string, extra: Partial<Target> = {}): Target => ({

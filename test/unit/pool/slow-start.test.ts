@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBalancer, type Balancer } from '../../../src/index.js';
 import { ShardKeyPicker, shardKeyOrder } from '../../../src/pickers/shard-key.js';
-import { SlowStart } from '../../../src/pool/slow-start.js';
+import { SlowStart } from '../../../src/pickers/slow-start.js';
 import { ManualClock, pods, request, seededRandom } from '../pickers/support.js';
 
 const RAMP = { windowMs: 30_000, aggression: 1, minWeight: 0.1 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NotSentError, RetryableError } from '../../../src/errors.js';
-import { classifyFailure } from '../../../src/retry/classify.js';
+import { classifyFailure } from '../../../src/failure-kind.js';
 
 const withCode = (code: string): Error => Object.assign(new Error(code), { code });
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { FailureKind } from '../../../src/retry/classify.js';
+import type { FailureKind } from '../../../src/failure-kind.js';
 import { RetryCount } from '../../../src/retry/retry-count.js';
 
 /** Attempts made when every attempt fails with `kind` (the budget always allows). */

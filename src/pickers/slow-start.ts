@@ -1,6 +1,12 @@
-import type { SlowStartConfig } from '../config.js';
-import type { Picker, PickRequest } from '../pickers/picker.js';
-import type { Endpoint } from './endpoint.js';
+import type { Endpoint } from '../pool/endpoint.js';
+import type { Picker, PickRequest } from './picker.js';
+
+/** Slow start's settings, validated (see SlowStartOptions). */
+export interface SlowStartConfig {
+  readonly windowMs: number;
+  readonly aggression: number;
+  readonly minWeight: number;
+}
 
 /**
  * Slow start for any picker (Envoy's formula): an endpoint that became available `t` ms ago gets
