@@ -23,8 +23,8 @@ import { fmix32, hashString } from '../hashing/hash32.js';
  *   ejected member is replaced by the next pod after the subset, at once, and a removed pod by the
  *   same rule. Clients of a round thus tile the ring, and rounds with independent rings even out
  *   what one ring leaves uneven.
- * - A client id without an ordinal (a Deployment pod, a random id) gets a round and a point of its
- *   own from the id's hash: as good as rendezvous (random) subsetting, not better.
+ * - A client id without an ordinal (a Deployment pod, a random id) gets a ring and a point of its
+ *   own from the id's hash, unsmoothed: as good as rendezvous (random) subsetting, not better.
  *
  * Pure and deterministic: the subset depends on the client id, the size and the set of pod
  * identities, never on the order of the DNS answer or on time.
@@ -109,20 +109,22 @@ function bitReverse(slot: number): number {
 interface Placement {
   readonly seed: number;
   readonly point: number;
+  /** Whether the ring is shared with other clients (a round), so that smoothing it pays. */
+  readonly shared: boolean;
 }
 
 function placement(clientId: string): Placement {
   const ordinal = clientOrdinal(clientId);
   if (ordinal === undefined) {
     const hash = hashString(clientId);
-    return { seed: fmix32(hash ^ 0x2545f491), point: fmix32(hash ^ 0x4f1bbcdd) >>> 0 };
+    return { seed: fmix32(hash ^ 0x2545f491), point: fmix32(hash ^ 0x4f1bbcdd) >>> 0, shared: false };
   }
   const round = Math.floor(ordinal / CLIENTS_PER_ROUND);
   const slot = ordinal % CLIENTS_PER_ROUND;
   // Rounds past 2^32 would share seeds: harmless (they are as independent as any two hashes).
   const seed = fmix32(hashString(`subset-round:${round}`));
   const offset = fmix32(seed ^ 0x68e31da4) >>> 0;
-  return { seed, point: (offset + bitReverse(slot) * (TWO_32 / CLIENTS_PER_ROUND)) % TWO_32 };
+  return { seed, point: (offset + bitReverse(slot) * (TWO_32 / CLIENTS_PER_ROUND)) % TWO_32, shared: true };
 }
 
 /**
@@ -131,7 +133,7 @@ function placement(clientId: string): Placement {
  * the pool is kept), so duplicates can neither enlarge a subset nor appear twice.
  */
 export function subsetOrder<T>(pool: readonly T[], identityOf: (member: T) => string, clientId: string, size: number): T[] {
-  const { seed, point } = placement(clientId);
+  const { seed, point, shared } = placement(clientId);
   const seen = new Set<string>();
   const entries: { member: T; identity: string; position: number }[] = [];
   for (const member of pool) {
@@ -146,8 +148,9 @@ export function subsetOrder<T>(pool: readonly T[], identityOf: (member: T) => st
   entries.sort((a, b) => a.position - b.position || (a.identity < b.identity ? -1 : a.identity > b.identity ? 1 : 0));
 
   // Smoothing: sum of the unwrapped positions of the 2w+1 pods centred on each pod. Integers below
-  // 2^32 · 2^15, so the running sums are exact and every client computes the same values.
-  const w = Math.min(size, Math.floor((n - 1) / 2));
+  // 2^32 · 2^15, so the running sums are exact and every client computes the same values. A ring
+  // of one client's own gains nothing from even gaps (nobody tiles it with it): no smoothing there.
+  const w = shared ? Math.min(size, Math.floor((n - 1) / 2)) : 0;
   const width = 2 * w + 1;
   const unwrapped = (i: number): number => entries[((i % n) + n) % n]!.position + Math.floor(i / n) * TWO_32;
   const scaledTurn = TWO_32 * width;
