@@ -18,6 +18,8 @@ const ORIGIN_CACHE_MAX = 64;
 /** The origins a dispatcher's requests named, parsed: a few Service URLs, so a small cache. */
 export class Origins {
   private readonly cache = new Map<string, ParsedOrigin>();
+  /** The last origin asked for: most dispatchers serve one Service, and comparing undici's new string of each request is cheaper than hashing it. */
+  private last: ParsedOrigin | undefined;
 
   /** `servername`: the dispatcher's TLS server name option, which overrides the URL's. */
   constructor(private readonly servername: string | undefined) {}
@@ -25,8 +27,10 @@ export class Origins {
   parse(origin: unknown): ParsedOrigin {
     const key = typeof origin === 'string' ? origin : origin instanceof URL ? origin.origin : undefined;
     if (key === undefined) throw new errors.InvalidArgumentError('invalid origin: the request needs an absolute http(s) URL');
+    const last = this.last;
+    if (last !== undefined && key === last.origin) return last;
     const cached = this.cache.get(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) return this.remember(cached);
     let url: URL;
     try {
       url = new URL(key);
@@ -44,6 +48,11 @@ export class Origins {
     };
     if (this.cache.size >= ORIGIN_CACHE_MAX) this.cache.clear();
     this.cache.set(key, parsed);
+    return this.remember(parsed);
+  }
+
+  private remember(parsed: ParsedOrigin): ParsedOrigin {
+    this.last = parsed;
     return parsed;
   }
 }
