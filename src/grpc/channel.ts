@@ -6,7 +6,8 @@ import { timerDelay } from '../timer-delay.js';
 import type { RunOptions } from '../options.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
-import { BalancedCall, MethodShape, type GrpcBalancer, type GrpcCall, type ParentCall } from './balanced-call.js';
+import { BalancedCall, MethodShape, type GrpcBalancer } from './call.js';
+import type { GrpcCall, ParentCall } from './grpc-call.js';
 import { resolveGrpcOptions, type GrpcChannelOptions, type ResolvedGrpcOptions } from './options.js';
 import { PodChannels, type PodChannelsStats } from './pod-channels.js';
 

@@ -5,7 +5,7 @@
  */
 export { createGrpcChannel, HeadlessChannel } from './channel.js';
 export type { GrpcClientConstructor, HeadlessChannelStats } from './channel.js';
-export type { GrpcBalancer } from './balanced-call.js';
+export type { GrpcBalancer } from './call.js';
 export type { GrpcCallInfo, GrpcChannelOptions, GrpcIdempotentOption } from './options.js';
 export { GRPC_DEFAULTS, POD_CHANNEL_DEFAULTS } from './options.js';
 export { registerHeadlessResolver } from './resolver.js';

@@ -7,7 +7,7 @@ import type { PodPoolOptions } from './options.js';
 /**
  * Whether the installed undici drives pool handlers through the controller API only (undici 8,
  * the major that added `Dispatcher1Wrapper`, its bridge for legacy handlers); undici 7 takes the
- * legacy handlers as they are. The attempts are made for it (see `ControllerApiAttempt`).
+ * legacy handlers as they are. The attempts are made for it (see `ControllerApiAttempt` in attempt.ts).
  */
 export const controllerApiOnly = (undici as { Dispatcher1Wrapper?: unknown }).Dispatcher1Wrapper !== undefined;
 

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Pool, request, type Dispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createBalancer, DeadlineExceededError, type Balancer, type Picker, type PickerSpec as PickerOption, type PoolChange, type StaticOptions } from '../../src/index.js';
+import { createBalancer, DeadlineExceededError, type Balancer, type Picker, type PickerSpec, type PoolChange, type StaticOptions } from '../../src/index.js';
 import { createDispatcher, type HeadlessDispatcher, type HttpDispatcherOptions } from '../../src/http/index.js';
 import { ClusterModel } from '../../src/testing/index.js';
 import { startKnot } from '../support/knot.js';
@@ -130,7 +130,7 @@ async function startPods(addresses: readonly string[], options: PodOptions = {})
   throw new Error('no common free port');
 }
 
-function staticBalancer(pods: readonly Pod[], picker: PickerOption = 'round-robin', extra: Partial<StaticOptions> = {}): Balancer {
+function staticBalancer(pods: readonly Pod[], picker: PickerSpec = 'round-robin', extra: Partial<StaticOptions> = {}): Balancer {
   return createBalancer({ endpoints: pods.map((p) => ({ address: p.address, port: p.port, name: p.name })), picker, service: 'web-headless', ...extra });
 }
 
@@ -193,7 +193,7 @@ interface PodsBehindDispatcher {
  */
 async function staticSetup(
   addresses: readonly string[],
-  options: { picker?: PickerOption; balancer?: Partial<StaticOptions>; dispatcher?: HttpDispatcherOptions; pod?: PodOptions; kill?: boolean } = {},
+  options: { picker?: PickerSpec; balancer?: Partial<StaticOptions>; dispatcher?: HttpDispatcherOptions; pod?: PodOptions; kill?: boolean } = {},
 ): Promise<PodsBehindDispatcher> {
   const pods = await startPods(addresses, options.pod);
   for (const pod of pods) {
