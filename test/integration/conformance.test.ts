@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ClusterModel, startCluster, startDnsServer, toZoneFile, type DnsServer, type PodEndpoint } from '../../src/testing/index.js';
 import { KNOT_ENV, KNOT_GUARD_SCRIPT, knotConfig, soaSerial, startKnot, type KnotDns } from '../support/knot.js';
 import { findFreeDualPort } from '../support/ports.js';
-import { buildQuery, decode, exchange, exchangeTcp, type QueryOptions, type Transport } from '../unit/testing/dns-query.js';
+import { buildQuery, decode, exchange, exchangeTcp, type QueryOptions, type Transport } from '../support/dns-query.js';
 import { waitFor } from '../support/wait.js';
 
 /**

@@ -1,10 +1,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidOptionError } from '../../../src/errors.js';
-import { startCluster, startDnsServer, type Cluster, type DnsServer, type Service } from '../../../src/testing/index.js';
-import { handlesReleased } from '../../../src/testing/handles.js';
-import { query } from './dns-query.js';
-import { get } from './http-get.js';
-import { waitFor } from '../../support/wait.js';
+import { InvalidOptionError } from '../../src/errors.js';
+import { startCluster, startDnsServer, type Cluster, type DnsServer, type Service } from '../../src/testing/index.js';
+import { handlesReleased } from '../../src/testing/handles.js';
+import { query } from '../support/dns-query.js';
+import { get } from '../support/http-get.js';
+import { waitFor } from '../support/wait.js';
 
 async function addresses(cluster: Cluster, name: string, type = 'A'): Promise<string[]> {
   const r = await query(cluster.dnsServer, name, type, { transport: 'tcp' });

@@ -1,5 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
-import type { EchoClient, EchoReply, EchoRequest } from '../../support/grpc-pods.js';
+import type { EchoClient, EchoReply, EchoRequest } from './grpc-pods.js';
 
 export type UnaryResult = { readonly ok: true; readonly reply: EchoReply } | { readonly ok: false; readonly error: grpc.ServiceError };
 
@@ -34,4 +34,4 @@ export function count<T>(values: readonly T[]): Map<T, number> {
   return counts;
 }
 
-export { sleep, waitFor } from '../../support/wait.js';
+export { sleep, waitFor } from './wait.js';

@@ -1,12 +1,12 @@
 import dgram from 'node:dgram';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createBalancer, InvalidOptionError, type Balancer, type BalancerOptions } from '../../../src/index.js';
-import { createGrpcChannel, type GrpcChannelOptions, type HeadlessChannel } from '../../../src/grpc/index.js';
-import { LoopbackBlock } from '../../../src/testing/loopback.js';
-import { createTestCa } from '../../support/tls.js';
-import { loadEcho, startGrpcPod, type EchoClient, type EchoReply, type GrpcPod } from '../../support/grpc-pods.js';
-import { count, keyed, readAll, sleep, unary, waitFor } from './support.js';
+import { createBalancer, InvalidOptionError, type Balancer, type BalancerOptions } from '../../src/index.js';
+import { createGrpcChannel, type GrpcChannelOptions, type HeadlessChannel } from '../../src/grpc/index.js';
+import { LoopbackBlock } from '../../src/testing/loopback.js';
+import { createTestCa } from '../support/tls.js';
+import { loadEcho, startGrpcPod, type EchoClient, type EchoReply, type GrpcPod } from '../support/grpc-pods.js';
+import { count, keyed, readAll, sleep, unary, waitFor } from '../support/grpc-unary.js';
 
 /**
  * The gRPC channel over a static pool of real grpc-js pods on 127.x: picking, shard keys, every

@@ -1,9 +1,9 @@
 import http from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InvalidOptionError } from '../../../src/errors.js';
-import { startPod, type Pod } from '../../../src/testing/index.js';
-import { get } from './http-get.js';
-import { waitFor } from '../../support/wait.js';
+import { InvalidOptionError } from '../../src/errors.js';
+import { startPod, type Pod } from '../../src/testing/index.js';
+import { get } from '../support/http-get.js';
+import { waitFor } from '../support/wait.js';
 
 describe('pods', () => {
   const started: Pod[] = [];

@@ -1,9 +1,9 @@
 import { promises as dns } from 'node:dns';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidOptionError } from '../../../src/errors.js';
-import { ClusterModel, startDnsServer, type DnsServer } from '../../../src/testing/index.js';
-import { handlesReleased } from '../../../src/testing/handles.js';
-import { buildQuery, decode, exchange, exchangeTcp, query } from './dns-query.js';
+import { InvalidOptionError } from '../../src/errors.js';
+import { ClusterModel, startDnsServer, type DnsServer } from '../../src/testing/index.js';
+import { handlesReleased } from '../../src/testing/handles.js';
+import { buildQuery, decode, exchange, exchangeTcp, query } from '../support/dns-query.js';
 
 const SVC = 'web-headless.default.svc.cluster.local';
 const SRV = `_http._tcp.${SVC}`;
