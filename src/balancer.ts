@@ -13,6 +13,7 @@ import { SlowStart } from './pickers/slow-start.js';
 import type { Endpoint, EndpointState } from './pool/endpoint.js';
 import { OutlierDetector, type EjectionReason } from './pool/outlier-detector.js';
 import { EndpointPool, type PoolChange } from './pool/pool.js';
+import { lookupEvent, type LookupEvent } from './lookup-event.js';
 import { Budget } from './retry/budget.js';
 import type { AttemptFunction, DispatchedCall } from './retry/call-contract.js';
 import { runWithFailover } from './retry/call.js';
@@ -52,6 +53,8 @@ export interface BalancerEvents {
   resolve: [event: ResolveEvent];
   /** An authoritative answer said the service has no ready endpoints; the pool is now empty. */
   empty: [event: { readonly reason: string }];
+  /** After every lookup, whatever its outcome: names asked, server, TTL, next lookup (see LookupEvent). */
+  lookup: [event: LookupEvent];
   /** A lookup failed; the last known pool is kept and discovery retries with backoff. */
   'resolve-error': [error: ResolutionError];
   /** A lookup left records of the answer unused; emitted before that lookup's other events. */
@@ -107,6 +110,10 @@ export interface EndpointStats {
   readonly successes: number;
   readonly failures: number;
   readonly ejections: number;
+  /** Ms left of the current ejection (0 when not ejected). */
+  readonly ejectedForMs: number;
+  /** Slow start: the share of its picks the endpoint is admitted for now, 0..1 (1 when not ramping). */
+  readonly slowStartWeight: number;
 }
 
 export interface BalancerStats {
@@ -329,6 +336,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
 
   stats(): BalancerStats {
     this.candidates.refresh();
+    const now = this.config.clock();
     return {
       service: this.service,
       picker: this.picker.name,
@@ -349,6 +357,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         successes: e.successes,
         failures: e.failures,
         ejections: e.ejections,
+        ejectedForMs: e.state === 'ejected' ? Math.max(0, e.health.ejectedUntil - now) : 0,
+        slowStartWeight: this.slowStart?.weight(e, now) ?? 1,
       })),
       discovery: this.discoveryStats,
     };
@@ -510,6 +520,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       if (update.kind === 'empty') this.emit('empty', { reason: update.reason });
       else this.emit('resolve', { endpoints: update.targets.length, ttlMs: update.ttlMs, queries: update.queries, durationMs: update.durationMs });
     }
+    this.emit('lookup', lookupEvent(update));
     if (!this.firstLookupDone) {
       this.firstLookupDone = true;
       for (const wake of [...this.firstLookupWaiters]) wake();

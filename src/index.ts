@@ -1,6 +1,7 @@
 // The balancer: create it, run calls through it, watch its events and stats.
 export { Balancer, createBalancer } from './balancer.js';
 export type { BalancerEvents, BalancerStats, DiscoveryStats, EjectEvent, EndpointStats, ReadyOptions, RecordsSkippedEvent, ResolveEvent } from './balancer.js';
+export type { LookupEvent } from './lookup-event.js';
 
 // Options of createBalancer() and run().
 export type {
@@ -22,7 +23,7 @@ export type {
 // Discovery: where the endpoints come from.
 export type { Target } from './target.js';
 export type { AddressFamily } from './discovery/dns-resolver.js';
-export type { DiscoverySource, DiscoveryUpdate, SetAside } from './discovery/source.js';
+export type { DiscoverySource, DiscoveryUpdate, LookupDetails, SetAside } from './discovery/source.js';
 export type { SkippedRecord, SkipReason } from './discovery/lookup-report.js';
 export type { AddressRefusal } from './discovery/address-policy.js';
 

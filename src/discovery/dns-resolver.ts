@@ -43,6 +43,10 @@ export type Resolution =
       /** The fully qualified name that answered. */
       readonly name: string;
       readonly queries: number;
+      /** Names asked, in search-list order, up to the one that answered (for observers). */
+      readonly asked?: readonly string[];
+      /** The DNS server that answered last, 'ip:port'. */
+      readonly server?: string;
     }
   | {
       readonly kind: 'empty';
@@ -52,6 +56,9 @@ export type Resolution =
       readonly queries: number;
       /** Why, when the rcode alone does not say it (SRV records that all say "no service"). */
       readonly detail?: string;
+      /** Names asked, in search-list order. */
+      readonly asked?: readonly string[];
+      readonly server?: string;
     };
 
 interface QueryResult {
@@ -75,6 +82,8 @@ export class DnsResolver {
   /** The candidate that answered last time: tried first, so a steady state costs one lookup. */
   private pinned: string | undefined;
   private readonly policy: AddressPolicy;
+  /** The server of the last answer received, for observers (lookups run one at a time). */
+  private answeredBy: string | undefined;
 
   constructor(
     private readonly service: string,
@@ -96,7 +105,10 @@ export class DnsResolver {
     let emptyDetail: string | undefined;
     let negativeTtl = Number.POSITIVE_INFINITY;
     let refused: ResolutionError | undefined;
+    const asked: string[] = [];
+    this.answeredBy = undefined;
     for (const candidate of candidates) {
+      asked.push(candidate);
       let outcome: CandidateOutcome;
       try {
         outcome = this.mode.kind === 'srv' ? await this.resolveSrv(candidate, report, signal) : await this.resolveAddresses(candidate, this.mode.port, report, signal);
@@ -115,7 +127,7 @@ export class DnsResolver {
       }
       if (outcome.kind === 'targets') {
         this.pinned = candidate;
-        return { kind: 'targets', targets: outcome.targets, ttl: outcome.ttl, name: candidate, queries };
+        return { kind: 'targets', targets: outcome.targets, ttl: outcome.ttl, name: candidate, queries, asked, server: this.answeredBy };
       }
       emptyRcode = emptyRcode === 'NODATA' ? 'NODATA' : outcome.rcode;
       emptyDetail ??= outcome.detail;
@@ -125,7 +137,7 @@ export class DnsResolver {
       throw refused ?? new ResolutionError(this.service, 'OTHER', 'no name to query');
     }
     const ttl = Number.isFinite(negativeTtl) ? negativeTtl : NEGATIVE_TTL_DEFAULT;
-    return { kind: 'empty', rcode: emptyRcode, ttl, queries, ...(emptyDetail === undefined ? {} : { detail: emptyDetail }) };
+    return { kind: 'empty', rcode: emptyRcode, ttl, queries, asked, server: this.answeredBy, ...(emptyDetail === undefined ? {} : { detail: emptyDetail }) };
   }
 
   private async resolveAddresses(name: string, port: number, report: LookupReport, signal?: AbortSignal): Promise<CandidateOutcome> {
@@ -298,6 +310,7 @@ export class DnsResolver {
             throw new ResolutionError(this.service, reason, `${detail} from ${label} for ${name} ${type}`, { cause: error, server: label });
           }
           messages += response.messages;
+          this.answeredBy = label;
           if (response.rcode === 'NOERROR' || response.rcode === 'NXDOMAIN') return response;
           throw new ResolutionError(this.service, rcodeFailure(response.rcode), `${response.rcode} from ${label} for ${name} ${type}`, { server: label });
         },

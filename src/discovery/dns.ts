@@ -3,7 +3,7 @@ import { ResolutionError } from '../errors.js';
 import { timerDelay } from '../timer-delay.js';
 import type { DnsResolver } from './dns-resolver.js';
 import { LookupReport } from './lookup-report.js';
-import type { DiscoverySource, DiscoveryUpdate } from './source.js';
+import type { DiscoverySource, DiscoveryUpdate, LookupDetails } from './source.js';
 
 export interface RefreshPolicy {
   /** Floor of the refresh interval, ms (also the first failure backoff). */
@@ -97,9 +97,18 @@ export class DnsDiscovery implements DiscoverySource {
     this.lastLookupAt = started;
     let update: DiscoveryUpdate | undefined;
     let nextMs: number;
+    let details: Omit<LookupDetails, 'nextLookupInMs'>;
     const report = this.unreported;
     try {
       const resolution = await this.options.resolver.resolve(this.abort.signal, report);
+      const answered = resolution.kind === 'targets';
+      details = {
+        asked: resolution.asked ?? [],
+        answeredName: answered ? resolution.name : undefined,
+        server: resolution.server,
+        rcode: answered ? undefined : resolution.rcode,
+        ttlMs: resolution.ttl * 1000,
+      };
       const durationMs = clock() - started;
       this.failures = 0;
       if (resolution.kind === 'targets') {
@@ -129,10 +138,12 @@ export class DnsDiscovery implements DiscoverySource {
       const resolutionError =
         error instanceof ResolutionError ? error : new ResolutionError(this.options.service, 'OTHER', String((error as Error)?.message ?? error), { cause: error });
       update = { kind: 'error', error: resolutionError, retryInMs: nextMs, durationMs: clock() - started };
+      details = { asked: [], answeredName: undefined, server: resolutionError.server, rcode: undefined, ttlMs: undefined };
     }
     if (this.closed) return;
     this.schedule(nextMs);
     if (update === undefined) return;
+    update = { ...update, details: { ...details, nextLookupInMs: nextMs } };
     this.unreported = new LookupReport();
     if (report.skipped.length > 0) update = { ...update, skipped: report.skipped };
     if (report.droppedMessages > 0) update = { ...update, droppedMessages: report.droppedMessages };

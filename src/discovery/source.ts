@@ -11,7 +11,23 @@ export type DiscoveryUpdate = (
   /** The lookup failed; the last known targets still stand. */
   | { readonly kind: 'error'; readonly error: ResolutionError; readonly retryInMs: number; readonly durationMs: number }
 ) &
-  SetAside;
+  SetAside & { readonly details?: LookupDetails };
+
+/** What a DNS lookup asked and was told, for observers (the balancer's 'lookup' event). */
+export interface LookupDetails {
+  /** Names asked, in search-list order, up to the one that answered. */
+  readonly asked: readonly string[];
+  /** The name whose records were used (undefined when none had any, or the lookup failed). */
+  readonly answeredName: string | undefined;
+  /** The DNS server of the last answer, 'ip:port' (for a failure, the error's server). */
+  readonly server: string | undefined;
+  /** NXDOMAIN or NODATA for an empty answer. */
+  readonly rcode: 'NXDOMAIN' | 'NODATA' | undefined;
+  /** The answer's TTL (the negative-caching TTL for an empty one), ms; undefined after a failure. */
+  readonly ttlMs: number | undefined;
+  /** When discovery looks up next, ms from the end of this lookup. */
+  readonly nextLookupInMs: number;
+}
 
 /** What a lookup received but did not use, on an update of any kind. */
 export interface SetAside {
