@@ -12,7 +12,8 @@ const external = ['undici', '@grpc/grpc-js'];
 
 export default defineConfig([
   {
-    entry,
+    // The `headless-lb` command (bin in package.json): ESM only; its shebang is kept and the file made executable.
+    entry: { ...entry, cli: 'src/cli/bin.ts' },
     format: ['esm'],
     target: 'node20',
     dts: true,
