@@ -16,7 +16,7 @@ export default defineConfig([
     entry: { ...entry, cli: 'src/cli/bin.ts' },
     format: ['esm'],
     target: 'node20',
-    dts: true,
+    dts: { entry },
     sourcemap: true,
     clean: true,
     splitting: true,

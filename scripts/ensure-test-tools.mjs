@@ -1,7 +1,7 @@
 // Makes sure the tools the integration tests use are on the machine: Knot DNS (knotd, knotc) for
-// a real DNS server, Unbound for a real caching resolver in front of it, and openssl for a test
-// CA. Installs what is missing with apt-get when run as root (CI and fresh machines); otherwise
-// says what to install.
+// a real DNS server, Unbound for a real caching resolver in front of it, openssl for a test
+// CA, and tmux for a real terminal to check the CLI's live view in. Installs what is missing
+// with apt-get when run as root (CI and fresh machines); otherwise says what to install.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 
@@ -10,6 +10,7 @@ const tools = [
   // `unbound` with no option would start a resolver on port 53: only ever ask it for its version.
   { binary: 'unbound', paths: ['/usr/sbin/unbound', '/usr/local/sbin/unbound'], probe: ['-V'], packages: ['unbound'] },
   { binary: 'openssl', paths: ['/usr/bin/openssl', '/usr/local/bin/openssl'], probe: ['version'], packages: ['openssl'] },
+  { binary: 'tmux', paths: ['/usr/bin/tmux', '/usr/local/bin/tmux'], probe: ['-V'], packages: ['tmux'] },
 ];
 
 const present = (tool) => tool.paths.some((path) => existsSync(path)) || spawnSync(tool.binary, tool.probe).status === 0;
