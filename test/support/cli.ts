@@ -41,12 +41,20 @@ export interface RunningCli {
   waitForJson(match: (line: Record<string, unknown>) => boolean, timeoutMs: number, from?: number): Promise<Record<string, unknown>>;
   /** Waits for the exit (SIGKILL after `timeoutMs`). */
   exit(timeoutMs: number): Promise<CliResult>;
+  /** Sends `signal` to the process, or to its whole process group when started `group` (as a terminal's Ctrl-C does). */
+  signal(signal: NodeJS.Signals): void;
 }
 
-export function startCli(cli: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; command?: readonly string[] } = {}): RunningCli {
+/**
+ * Starts the command (`command` instead of `node <cli>`: npx, say). `group`: in a process group of
+ * its own, so that `signal()` reaches every process of it, as a terminal's Ctrl-C does (npx does
+ * not pass a SIGINT sent to it alone on to the command).
+ */
+export function startCli(cli: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; command?: readonly string[]; group?: boolean } = {}): RunningCli {
   const started = performance.now();
   const command = options.command ?? [process.execPath, cli];
-  const child = spawn(command[0]!, [...command.slice(1), ...args], { cwd: options.cwd ?? root, env: { ...process.env, NO_COLOR: undefined, ...options.env }, stdio: 'pipe' });
+  const group = options.group === true;
+  const child = spawn(command[0]!, [...command.slice(1), ...args], { cwd: options.cwd ?? root, env: { ...process.env, NO_COLOR: undefined, ...options.env }, stdio: 'pipe', detached: group });
   let stdout = '';
   let stderr = '';
   const parsed: Record<string, unknown>[] = [];
@@ -104,8 +112,13 @@ export function startCli(cli: string, args: readonly string[], options: { env?: 
         check();
       });
     },
+    signal(signal) {
+      if (done) return;
+      if (group && child.pid !== undefined) process.kill(-child.pid, signal);
+      else child.kill(signal);
+    },
     async exit(timeoutMs) {
-      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const timer = setTimeout(() => this.signal('SIGKILL'), timeoutMs);
       try {
         return await exited;
       } finally {
