@@ -52,8 +52,9 @@ What to send:
   --interval MS           probe and refresh interval (default 1000; the view redraws at
                           least once a second)
 
-With --json, or when the output is not a terminal: one JSON object per line, a "snapshot"
-every interval and each event as it happens (for jq and scripts). NO_COLOR turns colour off.
+Not on a terminal: each event as a line, and a plain frame every interval. With --json: one
+JSON object per line, each event as it happens and a "snapshot" every interval (for jq and
+scripts). Colour on a terminal only; NO_COLOR turns it off.
 
 Examples:
   headless-lb watch web-headless --port-name http

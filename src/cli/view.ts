@@ -109,8 +109,12 @@ export function snapshot(session: WatchSession): Record<string, unknown> {
         state: e.state,
         ejectedForMs: Math.round(e.ejectedForMs),
         slowStartWeight: e.slowStartWeight,
-        probe: probe === undefined ? null : { count: probe.count, p50Ms: probe.p50Ms ?? null, p99Ms: probe.p99Ms ?? null, successRate: probe.successRate ?? null },
+        probe: probe === undefined ? null : { count: probe.count, p50Ms: round(probe.p50Ms), p99Ms: round(probe.p99Ms), successRate: round(probe.successRate) },
       };
     }),
   };
+}
+
+function round(value: number | undefined): number | null {
+  return value === undefined ? null : Math.round(value * 1000) / 1000;
 }
