@@ -95,22 +95,34 @@ function parse<F extends Flags>(argv: readonly string[], options: F) {
   } catch (error) {
     // parseArgs says which flag ("Unknown option '--prot'", "Option '--port <value>' argument missing").
     const message = (error as Error).message.replace(/\. To specify a positional argument.*$/s, '');
-    const flag = /'(-[^' ]+)/.exec(message)?.[1] ?? 'arguments';
+    const flag = /'(-[^']*?)(?: <value>)?'/.exec(message)?.[1] ?? '<arguments>';
     throw new UsageError(flag, undefined, message);
   }
 }
 
-function lookupArgs(values: Record<string, string | boolean | string[] | undefined>, positionals: string[], extra: Partial<Record<string, unknown>>): LookupArgs {
-  if (positionals.length === 0) throw new UsageError('<service>', undefined, "missing: the headless Service's DNS name, such as web-headless.default.svc.cluster.local");
+function lookupArgs(
+  values: Record<string, string | boolean | string[] | undefined>,
+  positionals: string[],
+  extra: Partial<Record<string, unknown>>,
+): LookupArgs {
+  if (positionals.length === 0)
+    throw new UsageError(
+      '<service>',
+      undefined,
+      "missing: the headless Service's DNS name, such as web-headless.default.svc.cluster.local",
+    );
   if (positionals.length > 1) throw new UsageError('<service>', positionals.slice(1).join(' '), 'one service name only');
   const service = positionals[0]!;
   const port = str(values.port);
   const portName = str(values['port-name']);
   const protocol = str(values.protocol);
-  if (port !== undefined && portName !== undefined) throw new UsageError('--port', port, 'no --port with --port-name (A/AAAA records with a port, or SRV records by port name)');
-  if (port === undefined && portName === undefined) throw new UsageError('--port', undefined, 'missing: --port N (A/AAAA records) or --port-name NAME (SRV records)');
+  if (port !== undefined && portName !== undefined)
+    throw new UsageError('--port', port, 'no --port with --port-name (A/AAAA records with a port, or SRV records by port name)');
+  if (port === undefined && portName === undefined)
+    throw new UsageError('--port', undefined, 'missing: --port N (A/AAAA records) or --port-name NAME (SRV records)');
   if (protocol !== undefined && portName === undefined) throw new UsageError('--protocol', protocol, 'only with --port-name');
-  if (protocol !== undefined && !['tcp', 'udp', 'sctp'].includes(protocol)) throw new UsageError('--protocol', protocol, 'tcp, udp or sctp');
+  if (protocol !== undefined && !['tcp', 'udp', 'sctp'].includes(protocol))
+    throw new UsageError('--protocol', protocol, 'tcp, udp or sctp');
   const options: Record<string, unknown> = { service, ...extra };
   if (port !== undefined) options.port = integer('--port', port, 1, 65535);
   if (portName !== undefined) {

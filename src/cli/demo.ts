@@ -95,7 +95,15 @@ export async function runDemo(tty: boolean, stop: Promise<unknown>): Promise<num
       ].join(' ');
     });
     for (const entry of stats.byPod.values()) entry.window = 0;
-    const header = ['pod'.padEnd(6), 'ip'.padEnd(16), 'pod state'.padEnd(22), 'pool'.padEnd(11), 'share (last 0.5 s)'.padEnd(32), 'p50'.padStart(9), 'total'.padStart(7)].join(' ');
+    const header = [
+      'pod'.padEnd(6),
+      'ip'.padEnd(16),
+      'pod state'.padEnd(22),
+      'pool'.padEnd(11),
+      'share (last 0.5 s)'.padEnd(32),
+      'p50'.padStart(9),
+      'total'.padStart(7),
+    ].join(' ');
     const lines = [
       `headless-lb demo — ${web.fqdn} (TTL 5 s, SRV, ${lb.endpoints().length} endpoints in the pool)`,
       `phase: ${phase}`,
@@ -177,7 +185,9 @@ export async function runDemo(tty: boolean, stop: Promise<unknown>): Promise<num
   out('\nWhat happened:\n');
   out(`  new pod web-3 got its first request ${fmt(measured.scaleUp)} after it entered DNS (TTL 5 s)\n`);
   out(`  web-2's new IP got its first request ${fmt(measured.restart)} after the restart\n`);
-  out(`  failed requests while web-1 crashed: ${measured.crashFailures ?? 0}; over the whole run: ${stats.failed} of ${stats.ok + stats.failed}\n`);
+  out(
+    `  failed requests while web-1 crashed: ${measured.crashFailures ?? 0}; over the whole run: ${stats.failed} of ${stats.ok + stats.failed}\n`,
+  );
   out(`  requests that needed a retry on another pod: ${stats.retried}\n`);
   if (stats.errors.length > 0) out(`  errors: ${[...new Set(stats.errors)].slice(0, 3).join('; ')}\n`);
   return stats.failed === 0 ? 0 : 1;

@@ -56,7 +56,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`headless-lb: ${error.message}\nRun 'headless-lb ${command === 'watch' || command === 'resolve' || command === 'demo' ? `${command} ` : ''}--help' for usage.\n`);
+    process.stderr.write(
+      `headless-lb: ${error.message}\nRun 'headless-lb ${command === 'watch' || command === 'resolve' || command === 'demo' ? `${command} ` : ''}--help' for usage.\n`,
+    );
     return EXIT.usage;
   }
 }

@@ -9,7 +9,12 @@ export class ProbeWindow {
     if (this.samples.length > 10_000) this.samples.shift();
   }
 
-  summary(now: number): { readonly count: number; readonly p50Ms: number | undefined; readonly p99Ms: number | undefined; readonly successRate: number | undefined } {
+  summary(now: number): {
+    readonly count: number;
+    readonly p50Ms: number | undefined;
+    readonly p99Ms: number | undefined;
+    readonly successRate: number | undefined;
+  } {
     const from = now - this.windowMs;
     let drop = 0;
     while (drop < this.samples.length && this.samples[drop]!.at < from) drop++;

@@ -50,15 +50,18 @@ function httpProber(path: string): Prober {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
   const probe: ProbeFunction = (endpoint, signal) =>
     new Promise((resolve, reject) => {
-      const request = http.get({ host: endpoint.address, port: endpoint.port, path, agent, signal, headers: { 'user-agent': 'headless-lb-watch' } }, (response) => {
-        response.resume();
-        response.once('end', () => {
-          const status = response.statusCode ?? 0;
-          if (status >= 500) reject(new RetryableError(`HTTP ${status} from ${endpoint.host}${path}`));
-          else resolve();
-        });
-        response.once('error', reject);
-      });
+      const request = http.get(
+        { host: endpoint.address, port: endpoint.port, path, agent, signal, headers: { 'user-agent': 'headless-lb-watch' } },
+        (response) => {
+          response.resume();
+          response.once('end', () => {
+            const status = response.statusCode ?? 0;
+            if (status >= 500) reject(new RetryableError(`HTTP ${status} from ${endpoint.host}${path}`));
+            else resolve();
+          });
+          response.once('error', reject);
+        },
+      );
       request.once('error', reject);
     });
   return { probe, close: () => agent.destroy() };
@@ -84,7 +87,12 @@ function grpcHealthProbe(endpoint: Endpoint, signal: AbortSignal): Promise<void>
     const onAbort = (): void => finish(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });
     session.once('error', finish);
-    const stream = session.request({ ':method': 'POST', ':path': '/grpc.health.v1.Health/Check', 'content-type': 'application/grpc', te: 'trailers' });
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/grpc.health.v1.Health/Check',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
     const chunks: Buffer[] = [];
     let grpcStatus: string | undefined;
     stream.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -92,9 +100,14 @@ function grpcHealthProbe(endpoint: Endpoint, signal: AbortSignal): Promise<void>
     stream.once('trailers', (trailers) => (grpcStatus = headerValue(trailers['grpc-status']) ?? grpcStatus));
     stream.once('error', finish);
     stream.once('end', () => {
-      if (grpcStatus !== '0') return finish(new RetryableError(`gRPC health check: grpc-status ${grpcStatus ?? 'missing'} from ${endpoint.host}`));
+      if (grpcStatus !== '0')
+        return finish(new RetryableError(`gRPC health check: grpc-status ${grpcStatus ?? 'missing'} from ${endpoint.host}`));
       const status = servingStatus(Buffer.concat(chunks));
-      finish(status === 1 ? undefined : new RetryableError(`gRPC health check: ${SERVING_STATUS[status] ?? `status ${status}`} from ${endpoint.host}`));
+      finish(
+        status === 1
+          ? undefined
+          : new RetryableError(`gRPC health check: ${SERVING_STATUS[status] ?? `status ${status}`} from ${endpoint.host}`),
+      );
     });
     // A length-prefixed message: not compressed, 0 bytes (HealthCheckRequest with no service).
     stream.end(Buffer.from([0, 0, 0, 0, 0]));

@@ -38,7 +38,16 @@ function resolveJson(args: LookupArgs, lb: Balancer, lookup: LookupEvent, skippe
     server: lookup.server ?? null,
     ttlMs: lookup.ttlMs ?? null,
     durationMs: Math.round(lookup.durationMs * 1000) / 1000,
-    endpoints: lb.endpoints().map((e) => ({ name: e.name ?? null, address: e.address, addresses: e.addresses, port: e.port, weight: e.weight, priority: e.priority })),
+    endpoints: lb
+      .endpoints()
+      .map((e) => ({
+        name: e.name ?? null,
+        address: e.address,
+        addresses: e.addresses,
+        port: e.port,
+        weight: e.weight,
+        priority: e.priority,
+      })),
     skipped,
     error: lookup.error === undefined ? null : { reason: lookup.error.reason, message: lookup.error.message },
   };
@@ -58,19 +67,24 @@ function resolveText(args: LookupArgs, lb: Balancer, lookup: LookupEvent, skippe
     lines.push(`  ${i === 0 ? 'asked ' : '      '}  ${name}  ${said}`.trimEnd());
   }
   if (lookup.server !== undefined) lines.push(`  server  ${lookup.server}`);
-  if (lookup.ttlMs !== undefined) lines.push(`  TTL     ${lookup.ttlMs / 1000} s${lookup.outcome === 'empty' ? ' (negative caching)' : ''}`);
+  if (lookup.ttlMs !== undefined)
+    lines.push(`  TTL     ${lookup.ttlMs / 1000} s${lookup.outcome === 'empty' ? ' (negative caching)' : ''}`);
   lines.push(`  took    ${duration(lookup.durationMs)}`);
   if (lookup.error !== undefined) lines.push(`  error   ${lookup.error.message}`);
   const endpoints = lb.endpoints();
   if (endpoints.length > 0) {
-    const rows = [['NAME', 'ADDRESS', 'PORT', 'WEIGHT', 'PRIORITY'], ...endpoints.map((e) => [e.name ?? '-', e.addresses.join(','), String(e.port), String(e.weight), String(e.priority)])];
+    const rows = [
+      ['NAME', 'ADDRESS', 'PORT', 'WEIGHT', 'PRIORITY'],
+      ...endpoints.map((e) => [e.name ?? '-', e.addresses.join(','), String(e.port), String(e.weight), String(e.priority)]),
+    ];
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)) + 2);
     lines.push('');
     for (const [i, row] of rows.entries()) lines.push(`  ${i === 0 ? style.dim(columns(row, widths)) : columns(row, widths)}`);
   }
   if (skipped.length > 0) {
     lines.push('', `  records not used (${skipped.length}):`);
-    for (const record of skipped) lines.push(`    ${record.name} ${record.type} ${record.data}  ${style.yellow(record.reason)} (${record.section})`);
+    for (const record of skipped)
+      lines.push(`    ${record.name} ${record.type} ${record.data}  ${style.yellow(record.reason)} (${record.section})`);
   }
   return `${lines.join('\n')}\n`;
 }

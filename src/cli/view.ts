@@ -10,8 +10,13 @@ export function renderFrame(session: WatchSession, style: Style, rows: number | 
   const dns = stats.discovery;
   const lines: string[] = [];
 
-  const probe = args.probe === undefined ? 'no probes' : `probe ${args.probe.kind === 'http' ? `http:${args.probe.path}` : args.probe.kind} every ${duration(args.intervalMs)}`;
-  lines.push(`${style.bold('headless-lb watch')}  ${style.bold(args.service)}  ${style.dim(`${args.mode} · picker ${args.picker} · ${probe}`)}  ${style.dim(clockTime(new Date()))}`);
+  const probe =
+    args.probe === undefined
+      ? 'no probes'
+      : `probe ${args.probe.kind === 'http' ? `http:${args.probe.path}` : args.probe.kind} every ${duration(args.intervalMs)}`;
+  lines.push(
+    `${style.bold('headless-lb watch')}  ${style.bold(args.service)}  ${style.dim(`${args.mode} · picker ${args.picker} · ${probe}`)}  ${style.dim(clockTime(new Date()))}`,
+  );
 
   if (lastLookup === undefined) {
     lines.push(`${style.cyan('DNS ')}  looking up…`);
@@ -19,13 +24,23 @@ export function renderFrame(session: WatchSession, style: Style, rows: number | 
     const asked = lastLookup.asked.map((name) => (name === lastLookup.answeredName ? style.green(`${name} ✓`) : style.dim(name)));
     lines.push(`${style.cyan('DNS ')}  server ${lastLookup.server ?? '-'}  names ${asked.length === 0 ? '-' : asked.join(' → ')}`);
     const dueIn = lastLookup.nextLookupInMs === undefined ? undefined : lastLookup.nextLookupInMs - (now - session.lastLookupAt);
-    const ttl = lastLookup.ttlMs === undefined ? '-' : `${lastLookup.ttlMs / 1000} s${lastLookup.outcome === 'empty' ? ` (${lastLookup.rcode ?? 'empty'})` : ''}`;
+    const ttl =
+      lastLookup.ttlMs === undefined
+        ? '-'
+        : `${lastLookup.ttlMs / 1000} s${lastLookup.outcome === 'empty' ? ` (${lastLookup.rcode ?? 'empty'})` : ''}`;
     const lastOk = dns.lastSuccessAt === undefined ? 'never' : `${duration(now - dns.lastSuccessAt)} ago`;
-    const lastError = dns.lastError === undefined || dns.lastErrorAt === undefined ? 'none' : style.red(`${duration(now - dns.lastErrorAt)} ago: ${dns.lastError.reason}`);
-    lines.push(`      TTL ${ttl}  next lookup in ${dueIn === undefined ? '-' : duration(Math.max(0, dueIn))}  last success ${lastOk}  last error ${lastError}  failures ${dns.failures}/${dns.lookups}`);
+    const lastError =
+      dns.lastError === undefined || dns.lastErrorAt === undefined
+        ? 'none'
+        : style.red(`${duration(now - dns.lastErrorAt)} ago: ${dns.lastError.reason}`);
+    lines.push(
+      `      TTL ${ttl}  next lookup in ${dueIn === undefined ? '-' : duration(Math.max(0, dueIn))}  last success ${lastOk}  last error ${lastError}  failures ${dns.failures}/${dns.lookups}`,
+    );
   }
   const panic = stats.panic ? style.red('PANIC (all endpoints used)') : 'no panic';
-  lines.push(`${style.cyan('Pool')}  ${stats.size} endpoint${stats.size === 1 ? '' : 's'}  ${stats.healthy === stats.size ? style.green(`${stats.healthy} healthy`) : style.yellow(`${stats.healthy} healthy`)}  ${panic}  calls ${stats.calls}  retries ${stats.retries}`);
+  lines.push(
+    `${style.cyan('Pool')}  ${stats.size} endpoint${stats.size === 1 ? '' : 's'}  ${stats.healthy === stats.size ? style.green(`${stats.healthy} healthy`) : style.yellow(`${stats.healthy} healthy`)}  ${panic}  calls ${stats.calls}  retries ${stats.retries}`,
+  );
   lines.push('');
 
   const header = ['POD', 'ADDRESS', 'PORT', 'W/PRI', 'STATE', ...(args.probe === undefined ? [] : ['P50', 'P99', 'OK', 'PROBES'])];
@@ -55,7 +70,12 @@ function endpointRow(session: WatchSession, e: EndpointStats, now: number, style
   if (session.args.probe !== undefined) {
     const probe = session.probeSummary(e.id, now);
     const rate = probe?.successRate;
-    row.push(latency(probe?.p50Ms), latency(probe?.p99Ms), rate === undefined ? '-' : rate === 1 ? style.green('100%') : style.red(`${(rate * 100).toFixed(rate > 0.99 ? 1 : 0)}%`), String(probe?.count ?? 0));
+    row.push(
+      latency(probe?.p50Ms),
+      latency(probe?.p99Ms),
+      rate === undefined ? '-' : rate === 1 ? style.green('100%') : style.red(`${(rate * 100).toFixed(rate > 0.99 ? 1 : 0)}%`),
+      String(probe?.count ?? 0),
+    );
   }
   return row;
 }
@@ -93,7 +113,8 @@ export function snapshot(session: WatchSession): Record<string, unknown> {
     service: session.args.service,
     dns: {
       lastLookup: lookup === undefined ? null : lookupData(lookup),
-      nextLookupInMs: lookup?.nextLookupInMs === undefined ? null : Math.max(0, Math.round(lookup.nextLookupInMs - (now - session.lastLookupAt))),
+      nextLookupInMs:
+        lookup?.nextLookupInMs === undefined ? null : Math.max(0, Math.round(lookup.nextLookupInMs - (now - session.lastLookupAt))),
       lookups: stats.discovery.lookups,
       failures: stats.discovery.failures,
       lastSuccessAgoMs: stats.discovery.lastSuccessAt === undefined ? null : Math.round(now - stats.discovery.lastSuccessAt),
@@ -109,7 +130,10 @@ export function snapshot(session: WatchSession): Record<string, unknown> {
         state: e.state,
         ejectedForMs: Math.round(e.ejectedForMs),
         slowStartWeight: e.slowStartWeight,
-        probe: probe === undefined ? null : { count: probe.count, p50Ms: round(probe.p50Ms), p99Ms: round(probe.p99Ms), successRate: round(probe.successRate) },
+        probe:
+          probe === undefined
+            ? null
+            : { count: probe.count, p50Ms: round(probe.p50Ms), p99Ms: round(probe.p99Ms), successRate: round(probe.successRate) },
       };
     }),
   };

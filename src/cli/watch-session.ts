@@ -50,17 +50,33 @@ export class WatchSession {
       for (const e of removed) this.add('removed', 'warn', `- ${podLabel(e)} removed (was at ${e.host})`, { endpoint: endpointData(e) });
       for (const e of readdressed) {
         const from = this.addresses.get(e.id);
-        this.add('readdressed', 'warn', `~ ${podLabel(e)} readdressed ${from ?? '?'} → ${e.address}`, { endpoint: endpointData(e), from: from ?? null, to: e.address });
+        this.add('readdressed', 'warn', `~ ${podLabel(e)} readdressed ${from ?? '?'} → ${e.address}`, {
+          endpoint: endpointData(e),
+          from: from ?? null,
+          to: e.address,
+        });
       }
       for (const e of removed) this.addresses.delete(e.id);
       for (const e of lb.endpoints()) this.addresses.set(e.id, e.address);
     });
     lb.on('eject', ({ endpoint, reason, durationMs }) =>
-      this.add('eject', 'bad', `✗ ${podLabel(endpoint)} ejected (${reason}) for ${duration(durationMs)}`, { endpoint: endpointData(endpoint), reason, durationMs }),
+      this.add('eject', 'bad', `✗ ${podLabel(endpoint)} ejected (${reason}) for ${duration(durationMs)}`, {
+        endpoint: endpointData(endpoint),
+        reason,
+        durationMs,
+      }),
     );
-    lb.on('return', (e) => this.add('return', 'warn', `↺ ${podLabel(e)} returns from ejection, on probation`, { endpoint: endpointData(e) }));
+    lb.on('return', (e) =>
+      this.add('return', 'warn', `↺ ${podLabel(e)} returns from ejection, on probation`, { endpoint: endpointData(e) }),
+    );
     lb.on('recover', (e) => this.add('recover', 'good', `✓ ${podLabel(e)} recovered (healthy)`, { endpoint: endpointData(e) }));
-    lb.on('resolve-error', (error) => this.add('resolve-error', 'bad', `DNS error: ${error.message}`, { reason: error.reason, server: error.server ?? null, message: error.message }));
+    lb.on('resolve-error', (error) =>
+      this.add('resolve-error', 'bad', `DNS error: ${error.message}`, {
+        reason: error.reason,
+        server: error.server ?? null,
+        message: error.message,
+      }),
+    );
     lb.on('empty', ({ reason }) => this.add('empty', 'bad', `DNS: no endpoints (${reason})`, { reason }));
     lb.on('records-skipped', ({ records }) => {
       const shown = records.slice(0, 3).map((r) => `${r.name} ${r.type} ${r.data} (${r.reason})`);
@@ -68,7 +84,12 @@ export class WatchSession {
       this.add('records-skipped', 'warn', `DNS records not used: ${shown.join(', ')}${more}`, { records });
     });
     lb.on('panic', ({ active, healthy, total }) =>
-      this.add('panic', active ? 'bad' : 'good', active ? `panic: only ${healthy} of ${total} healthy, using all` : `panic over: ${healthy} of ${total} healthy`, { active, healthy, total }),
+      this.add(
+        'panic',
+        active ? 'bad' : 'good',
+        active ? `panic: only ${healthy} of ${total} healthy, using all` : `panic over: ${healthy} of ${total} healthy`,
+        { active, healthy, total },
+      ),
     );
   }
 
@@ -131,7 +152,12 @@ export class WatchSession {
   }
 }
 
-export function endpointData(e: { readonly id: string; readonly name: string | undefined; readonly address: string; readonly port: number }) {
+export function endpointData(e: {
+  readonly id: string;
+  readonly name: string | undefined;
+  readonly address: string;
+  readonly port: number;
+}) {
   return { id: e.id, pod: podLabel(e), name: e.name ?? null, address: e.address, port: e.port };
 }
 

@@ -27,7 +27,11 @@ beforeAll(async () => {
   const stage = join(root, '.tmp', `cli-pack-${process.pid}`);
   await rm(stage, { recursive: true, force: true });
   await mkdir(stage, { recursive: true });
-  await run(process.execPath, [join(root, 'node_modules', 'tsup', 'dist', 'cli-default.js'), '--out-dir', join(stage, 'dist'), '--no-dts'], { cwd: root });
+  await run(
+    process.execPath,
+    [join(root, 'node_modules', 'tsup', 'dist', 'cli-default.js'), '--out-dir', join(stage, 'dist'), '--no-dts'],
+    { cwd: root },
+  );
   for (const file of ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE']) await copyFile(join(root, file), join(stage, file));
   await run('npm', ['pack', '--silent', '--pack-destination', stage], { cwd: stage });
   const tarball = (await readdir(stage)).find((f) => f.endsWith('.tgz'))!;
@@ -45,7 +49,11 @@ const npx = () => ({ cwd: project, command: ['npx', '--no-install', 'headless-lb
 
 describe('the packed tarball', () => {
   it('npx headless-lb resolve', { timeout: 60_000 }, async () => {
-    const result = await startCli('', ['resolve', web.fqdn, '--port-name', 'http', '--dns-server', env.knot.address, '--search='], npx()).exit(30_000);
+    const result = await startCli(
+      '',
+      ['resolve', web.fqdn, '--port-name', 'http', '--dns-server', env.knot.address, '--search='],
+      npx(),
+    ).exit(30_000);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     expect(result.stdout).toContain(`${web.fqdn} (SRV _http._tcp): 3 endpoints`);
@@ -53,7 +61,24 @@ describe('the packed tarball', () => {
   });
 
   it('npx headless-lb watch --json, ended with Ctrl-C', { timeout: 60_000 }, async () => {
-    const watch = startCli('', ['watch', web.fqdn, '--port-name', 'http', '--dns-server', env.knot.address, '--search=', '--probe', 'tcp', '--interval', '200', '--json'], npx());
+    const watch = startCli(
+      '',
+      [
+        'watch',
+        web.fqdn,
+        '--port-name',
+        'http',
+        '--dns-server',
+        env.knot.address,
+        '--search=',
+        '--probe',
+        'tcp',
+        '--interval',
+        '200',
+        '--json',
+      ],
+      npx(),
+    );
     try {
       const snapshot = await watch.waitForJson((l) => l.type === 'snapshot' && (l.pool as { size: number }).size === 3, 20_000);
       expect((snapshot.endpoints as { pod: string }[]).map((e) => e.pod).sort()).toEqual(['web-0', 'web-1', 'web-2']);

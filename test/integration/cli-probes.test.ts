@@ -36,7 +36,9 @@ beforeAll(async () => {
     },
     { check: (_call: unknown, callback: grpc.sendUnaryData<Buffer>) => callback(null, Buffer.from([0x08, SERVING_STATUS[serving]])) },
   );
-  grpcPort = await new Promise<number>((resolve, reject) => grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))));
+  grpcPort = await new Promise<number>((resolve, reject) =>
+    grpcServer.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))),
+  );
   httpServer = http.createServer((_req, res) => res.writeHead(status).end('ok'));
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
   httpPort = (httpServer.address() as net.AddressInfo).port;

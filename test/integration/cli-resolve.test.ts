@@ -39,13 +39,30 @@ describe('headless-lb resolve', () => {
     expect(result.stdout).toMatch(new RegExp(`asked\\s+_http\\._tcp\\.${web.fqdn.replaceAll('.', '\\.')}\\s+answered`));
     expect(result.stdout).toContain(`server  ${env.knot.address}`);
     expect(result.stdout).toContain('TTL     5 s');
-    for (const pod of web.pods) expect(result.stdout).toMatch(new RegExp(`${pod.fqdn.replaceAll('.', '\\.')}\\s+${pod.ip.replaceAll('.', '\\.')}\\s+8080\\s+33\\s+0`));
+    for (const pod of web.pods)
+      expect(result.stdout).toMatch(
+        new RegExp(`${pod.fqdn.replaceAll('.', '\\.')}\\s+${pod.ip.replaceAll('.', '\\.')}\\s+8080\\s+33\\s+0`),
+      );
     expect(result.stdout).not.toContain('\x1b['); // not a terminal: no colour
     expect(result.stderr).toBe('');
   });
 
   it('says which search candidate answered (--json)', async () => {
-    const result = await runCli(cli, ['resolve', 'web-headless', '--port', '8080', '--dns-server', env.knot.address, '--search', 'nope.svc.cluster.local', '--search', 'default.svc.cluster.local', '--ndots', '5', '--json']);
+    const result = await runCli(cli, [
+      'resolve',
+      'web-headless',
+      '--port',
+      '8080',
+      '--dns-server',
+      env.knot.address,
+      '--search',
+      'nope.svc.cluster.local',
+      '--search',
+      'default.svc.cluster.local',
+      '--ndots',
+      '5',
+      '--json',
+    ]);
     expect(result.code).toBe(0);
     const answer = JSON.parse(result.stdout) as Record<string, unknown>;
     expect(answer).toMatchObject({
@@ -56,7 +73,9 @@ describe('headless-lb resolve', () => {
       ttlMs: 5000,
       error: null,
     });
-    expect((answer.endpoints as { address: string; port: number }[]).map((e) => `${e.address}:${e.port}`).sort()).toEqual(web.pods.map((p) => `${p.ip}:8080`).sort());
+    expect((answer.endpoints as { address: string; port: number }[]).map((e) => `${e.address}:${e.port}`).sort()).toEqual(
+      web.pods.map((p) => `${p.ip}:8080`).sort(),
+    );
   });
 
   it('exits 1 on NXDOMAIN', async () => {
@@ -79,7 +98,18 @@ describe('headless-lb resolve', () => {
   });
 
   it('exits 2 when DNS does not answer (timeout)', async () => {
-    const result = await runCli(cli, ['resolve', web.fqdn, '--port', '8080', '--dns-server', silentServer, '--search=', '--dns-timeout', '200', '--json']);
+    const result = await runCli(cli, [
+      'resolve',
+      web.fqdn,
+      '--port',
+      '8080',
+      '--dns-server',
+      silentServer,
+      '--search=',
+      '--dns-timeout',
+      '200',
+      '--json',
+    ]);
     expect(result.code).toBe(2);
     expect(JSON.parse(result.stdout)).toMatchObject({ outcome: 'error', server: silentServer, error: { reason: 'TIMEOUT' } });
     expect(result.ms).toBeLessThan(5000); // 2 attempts of 200 ms, then the process ends: no handle left

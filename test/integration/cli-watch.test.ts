@@ -36,7 +36,20 @@ describe('headless-lb watch --json', () => {
   });
 
   it('sees a scale-up, a crash and a restart with a new IP, each within TTL + 1 s', async () => {
-    watch = startCli(cli, ['watch', web.fqdn, '--port-name', 'http', '--dns-server', env.knot.address, '--search=', '--probe', 'http:/', '--interval', '200', '--json']);
+    watch = startCli(cli, [
+      'watch',
+      web.fqdn,
+      '--port-name',
+      'http',
+      '--dns-server',
+      env.knot.address,
+      '--search=',
+      '--probe',
+      'http:/',
+      '--interval',
+      '200',
+      '--json',
+    ]);
     await watch.waitForJson((l) => l.type === 'added' && ofPod('web-1')(l), 5000);
     const first = await watch.waitForJson((l) => l.type === 'snapshot' && (l.endpoints as unknown[]).length === 2, 5000);
     expect(first).toMatchObject({ service: web.fqdn, pool: { size: 2, healthy: 2, panic: false } });
@@ -54,8 +67,15 @@ describe('headless-lb watch --json', () => {
     await web.crashPod('web-0');
     const eject = await watch.waitForJson((l) => l.type === 'eject', within, mark);
     expect(eject).toMatchObject({ endpoint: { pod: 'web-0' }, reason: 'connect-failure' });
-    const ejected = await watch.waitForJson((l) => l.type === 'snapshot' && (l.endpoints as { pod: string; state: string }[]).some((e) => e.pod === 'web-0' && e.state === 'ejected'), 2000, mark);
-    const row = (ejected.endpoints as { pod: string; ejectedForMs: number; probe: { successRate: number } }[]).find((e) => e.pod === 'web-0')!;
+    const ejected = await watch.waitForJson(
+      (l) =>
+        l.type === 'snapshot' && (l.endpoints as { pod: string; state: string }[]).some((e) => e.pod === 'web-0' && e.state === 'ejected'),
+      2000,
+      mark,
+    );
+    const row = (ejected.endpoints as { pod: string; ejectedForMs: number; probe: { successRate: number } }[]).find(
+      (e) => e.pod === 'web-0',
+    )!;
     expect(row.ejectedForMs).toBeGreaterThan(20_000); // the first ejection: 30 s ± 10%
     expect(row.probe.successRate).toBeLessThan(1);
 
@@ -70,14 +90,24 @@ describe('headless-lb watch --json', () => {
     expect(performance.now() - since).toBeLessThan(within);
     // A new container: its predecessor's ejection no longer counts, and its probes succeed.
     await watch.waitForJson(
-      (l) => l.type === 'snapshot' && (l.endpoints as { pod: string; state: string; address: string }[]).some((e) => e.pod === 'web-0' && e.state !== 'ejected' && e.address === web.pod('web-0').ip),
+      (l) =>
+        l.type === 'snapshot' &&
+        (l.endpoints as { pod: string; state: string; address: string }[]).some(
+          (e) => e.pod === 'web-0' && e.state !== 'ejected' && e.address === web.pod('web-0').ip,
+        ),
       2000,
       mark,
     );
 
     // Every lookup is reported with what DNS said.
     const lookup = watch.json().findLast((l) => l.type === 'lookup')!;
-    expect(lookup).toMatchObject({ outcome: 'endpoints', endpoints: 3, server: env.knot.address, ttlMs: TTL_S * 1000, answeredName: web.srvName });
+    expect(lookup).toMatchObject({
+      outcome: 'endpoints',
+      endpoints: 3,
+      server: env.knot.address,
+      ttlMs: TTL_S * 1000,
+      answeredName: web.srvName,
+    });
     expect(lookup.nextLookupInMs).toBeGreaterThan(0);
 
     // Ctrl-C: the balancer closes and the process ends by itself (no handle left), exit 0.
@@ -92,7 +122,19 @@ describe('headless-lb watch --json', () => {
 describe('headless-lb watch, not on a terminal', () => {
   it('prints plain frames and events, without colour', async () => {
     const api = await env.cluster.createService({ name: 'api', replicas: 2, port: 9090, portName: 'http', podPrefix: 'api' });
-    const watch = startCli(cli, ['watch', api.fqdn, '--port', '9090', '--dns-server', env.knot.address, '--search=', '--probe', 'tcp', '--interval', '300']);
+    const watch = startCli(cli, [
+      'watch',
+      api.fqdn,
+      '--port',
+      '9090',
+      '--dns-server',
+      env.knot.address,
+      '--search=',
+      '--probe',
+      'tcp',
+      '--interval',
+      '300',
+    ]);
     const started = performance.now();
     while (!/api|127\./.test(watch.stdout()) || !watch.stdout().includes('PROBES')) {
       if (performance.now() - started > 5000) throw new Error(`no frame: ${watch.stdout()}`);

@@ -20,12 +20,18 @@ afterAll(async () => {
   await env?.close();
 });
 
-const nextLookup = (lb: { once(event: 'lookup', listener: (event: LookupEvent) => void): unknown }) => new Promise<LookupEvent>((resolve) => lb.once('lookup', resolve));
+const nextLookup = (lb: { once(event: 'lookup', listener: (event: LookupEvent) => void): unknown }) =>
+  new Promise<LookupEvent>((resolve) => lb.once('lookup', resolve));
 
 describe("the 'lookup' event", () => {
   it('reports the search expansion, the name that answered, the server, the TTL and the next lookup', async () => {
     const svc = await env.cluster.createService({ name: 'looked-up', namespace: 'shop', replicas: 2 });
-    const lb = env.balancer({ service: 'looked-up', portName: 'http', search: ['default.svc.cluster.local', 'shop.svc.cluster.local'], ndots: 5 });
+    const lb = env.balancer({
+      service: 'looked-up',
+      portName: 'http',
+      search: ['default.svc.cluster.local', 'shop.svc.cluster.local'],
+      ndots: 5,
+    });
     const event = await nextLookup(lb);
     expect(event).toMatchObject({
       outcome: 'endpoints',
@@ -46,7 +52,13 @@ describe("the 'lookup' event", () => {
 
   it('reports an empty answer with its rcode and negative TTL', async () => {
     const lb = env.balancer({ service: 'absent.default.svc.cluster.local', port: 8080 });
-    expect(await nextLookup(lb)).toMatchObject({ outcome: 'empty', endpoints: 0, rcode: 'NXDOMAIN', ttlMs: TTL * 1000, server: env.knot.address });
+    expect(await nextLookup(lb)).toMatchObject({
+      outcome: 'empty',
+      endpoints: 0,
+      rcode: 'NXDOMAIN',
+      ttlMs: TTL * 1000,
+      server: env.knot.address,
+    });
   });
 
   it('reports a failure with the server, the error and the backoff', async () => {
@@ -54,7 +66,13 @@ describe("the 'lookup' event", () => {
     await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
     env.onClose(() => silent.close());
     const server = `127.0.0.1:${silent.address().port}`;
-    const lb = env.balancer({ service: 'web.default.svc.cluster.local', port: 8080, dnsServers: [server], dnsTimeoutMs: 100, dnsAttempts: 1 });
+    const lb = env.balancer({
+      service: 'web.default.svc.cluster.local',
+      port: 8080,
+      dnsServers: [server],
+      dnsTimeoutMs: 100,
+      dnsAttempts: 1,
+    });
     const event = await nextLookup(lb);
     expect(event).toMatchObject({ outcome: 'error', server, ttlMs: undefined });
     expect(event.error?.reason).toBe('TIMEOUT');

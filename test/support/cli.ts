@@ -13,7 +13,16 @@ export async function buildCli(name: string): Promise<string> {
   const dir = join(root, '.tmp', 'cli', `${name}-${process.pid}`);
   await mkdir(dir, { recursive: true });
   const outfile = join(dir, 'cli.mjs');
-  await build({ entryPoints: [join(root, 'src', 'cli', 'bin.ts')], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', packages: 'external', logLevel: 'warning' });
+  await build({
+    entryPoints: [join(root, 'src', 'cli', 'bin.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    packages: 'external',
+    logLevel: 'warning',
+  });
   return outfile;
 }
 
@@ -26,7 +35,11 @@ export interface CliResult {
 }
 
 /** Runs the command to its end (SIGKILL after `timeoutMs`). */
-export async function runCli(cli: string, args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+export async function runCli(
+  cli: string,
+  args: readonly string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CliResult> {
   const child = startCli(cli, args, options);
   return child.exit(options.timeoutMs ?? 15_000);
 }
@@ -50,11 +63,20 @@ export interface RunningCli {
  * its own, so that `signal()` reaches every process of it, as a terminal's Ctrl-C does (npx does
  * not pass a SIGINT sent to it alone on to the command).
  */
-export function startCli(cli: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; cwd?: string; command?: readonly string[]; group?: boolean } = {}): RunningCli {
+export function startCli(
+  cli: string,
+  args: readonly string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string; command?: readonly string[]; group?: boolean } = {},
+): RunningCli {
   const started = performance.now();
   const command = options.command ?? [process.execPath, cli];
   const group = options.group === true;
-  const child = spawn(command[0]!, [...command.slice(1), ...args], { cwd: options.cwd ?? root, env: { ...process.env, NO_COLOR: undefined, ...options.env }, stdio: 'pipe', detached: group });
+  const child = spawn(command[0]!, [...command.slice(1), ...args], {
+    cwd: options.cwd ?? root,
+    env: { ...process.env, NO_COLOR: undefined, ...options.env },
+    stdio: 'pipe',
+    detached: group,
+  });
   let stdout = '';
   let stderr = '';
   const parsed: Record<string, unknown>[] = [];
@@ -102,7 +124,11 @@ export function startCli(cli: string, args: readonly string[], options: { env?: 
         };
         const timer = setTimeout(() => {
           finish();
-          reject(new Error(`no matching JSON line within ${timeoutMs} ms; last lines:\n${stdout.split('\n').slice(-8).join('\n')}\nstderr: ${stderr}`));
+          reject(
+            new Error(
+              `no matching JSON line within ${timeoutMs} ms; last lines:\n${stdout.split('\n').slice(-8).join('\n')}\nstderr: ${stderr}`,
+            ),
+          );
         }, timeoutMs);
         const finish = (): void => {
           clearTimeout(timer);

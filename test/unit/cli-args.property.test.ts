@@ -5,9 +5,53 @@ import { UsageError } from '../../src/cli/usage-error.js';
 
 /** Hostile command lines: the parser returns arguments or a UsageError naming the flag, nothing else. */
 
-const FLAGS = ['--port', '--port-name', '--protocol', '--dns-server', '--family', '--search', '--ndots', '--dns-timeout', '--json', '--picker', '--probe', '--interval', '--slow-start', '-h', '--bogus', '--', '-'];
-const VALUES = ['80', '0', '65536', '0x50', '1e3', ' 5', '-1', 'http', 'tcp', 'udp', '4', '6', 'auto', '127.0.0.1:53', 'http:/x', 'grpc-health', '', 'web-headless', 'a..b', '😀', '--port'];
-const token = fc.oneof(fc.constantFrom(...FLAGS, ...VALUES), fc.string({ maxLength: 12 }), fc.constantFrom(...FLAGS).chain((flag) => fc.constantFrom(...VALUES).map((value) => `${flag}=${value}`)));
+const FLAGS = [
+  '--port',
+  '--port-name',
+  '--protocol',
+  '--dns-server',
+  '--family',
+  '--search',
+  '--ndots',
+  '--dns-timeout',
+  '--json',
+  '--picker',
+  '--probe',
+  '--interval',
+  '--slow-start',
+  '-h',
+  '--bogus',
+  '--',
+  '-',
+];
+const VALUES = [
+  '80',
+  '0',
+  '65536',
+  '0x50',
+  '1e3',
+  ' 5',
+  '-1',
+  'http',
+  'tcp',
+  'udp',
+  '4',
+  '6',
+  'auto',
+  '127.0.0.1:53',
+  'http:/x',
+  'grpc-health',
+  '',
+  'web-headless',
+  'a..b',
+  '😀',
+  '--port',
+];
+const token = fc.oneof(
+  fc.constantFrom(...FLAGS, ...VALUES),
+  fc.string({ maxLength: 12 }),
+  fc.constantFrom(...FLAGS).chain((flag) => fc.constantFrom(...VALUES).map((value) => `${flag}=${value}`)),
+);
 
 describe('CLI argument parsing', () => {
   it('returns arguments or throws a UsageError that names a flag, for any argv', () => {
@@ -26,12 +70,36 @@ describe('CLI argument parsing', () => {
           expect((error as UsageError).message).toContain((error as UsageError).flag);
         }
       }),
-      { numRuns: 2000 },
+      { numRuns: 5000 },
     );
   });
 
   it('reads what it was given', () => {
-    const args = parseWatchArgs(['web', '--port-name', 'grpc', '--protocol', 'tcp', '--dns-server', '10.96.0.10', '--dns-server', '10.96.0.11:5353', '--family', '6', '--search=', '--ndots', '2', '--probe', 'http:/healthz', '--picker', 'least-request', '--interval', '500', '--slow-start', '30000', '--json']);
+    const args = parseWatchArgs([
+      'web',
+      '--port-name',
+      'grpc',
+      '--protocol',
+      'tcp',
+      '--dns-server',
+      '10.96.0.10',
+      '--dns-server',
+      '10.96.0.11:5353',
+      '--family',
+      '6',
+      '--search=',
+      '--ndots',
+      '2',
+      '--probe',
+      'http:/healthz',
+      '--picker',
+      'least-request',
+      '--interval',
+      '500',
+      '--slow-start',
+      '30000',
+      '--json',
+    ]);
     expect(args).toEqual({
       service: 'web',
       mode: 'SRV _grpc._tcp',
@@ -39,7 +107,17 @@ describe('CLI argument parsing', () => {
       picker: 'least-request',
       probe: { kind: 'http', path: '/healthz' },
       intervalMs: 500,
-      options: { service: 'web', portName: 'grpc', protocol: 'tcp', dnsServers: ['10.96.0.10', '10.96.0.11:5353'], family: 6, search: [], ndots: 2, picker: 'least-request', slowStart: { windowMs: 30000 } },
+      options: {
+        service: 'web',
+        portName: 'grpc',
+        protocol: 'tcp',
+        dnsServers: ['10.96.0.10', '10.96.0.11:5353'],
+        family: 6,
+        search: [],
+        ndots: 2,
+        picker: 'least-request',
+        slowStart: { windowMs: 30000 },
+      },
     });
   });
 });
