@@ -84,6 +84,8 @@ export class DnsResolver {
   private readonly policy: AddressPolicy;
   /** The server of the last answer received, for observers (lookups run one at a time). */
   private answeredBy: string | undefined;
+  /** Names the last (or current) resolution asked, in order: after a failure, what was tried. */
+  asked: readonly string[] = [];
 
   constructor(
     private readonly service: string,
@@ -106,6 +108,7 @@ export class DnsResolver {
     let negativeTtl = Number.POSITIVE_INFINITY;
     let refused: ResolutionError | undefined;
     const asked: string[] = [];
+    this.asked = asked;
     this.answeredBy = undefined;
     for (const candidate of candidates) {
       asked.push(candidate);

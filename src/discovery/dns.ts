@@ -138,7 +138,7 @@ export class DnsDiscovery implements DiscoverySource {
       const resolutionError =
         error instanceof ResolutionError ? error : new ResolutionError(this.options.service, 'OTHER', String((error as Error)?.message ?? error), { cause: error });
       update = { kind: 'error', error: resolutionError, retryInMs: nextMs, durationMs: clock() - started };
-      details = { asked: [], answeredName: undefined, server: resolutionError.server, rcode: undefined, ttlMs: undefined };
+      details = { asked: [...this.options.resolver.asked], answeredName: undefined, server: resolutionError.server, rcode: undefined, ttlMs: undefined };
     }
     if (this.closed) return;
     this.schedule(nextMs);

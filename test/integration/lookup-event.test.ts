@@ -74,7 +74,7 @@ describe("the 'lookup' event", () => {
       dnsAttempts: 1,
     });
     const event = await nextLookup(lb);
-    expect(event).toMatchObject({ outcome: 'error', server, ttlMs: undefined });
+    expect(event).toMatchObject({ outcome: 'error', server, ttlMs: undefined, asked: ['web.default.svc.cluster.local'] });
     expect(event.error?.reason).toBe('TIMEOUT');
     expect(event.nextLookupInMs).toBeGreaterThan(0);
   });

@@ -12,6 +12,7 @@ const target: Target = { id: 'web-0', address: '127.0.0.11', addresses: ['127.0.
 function scriptedResolver(script: (Resolution | Error)[]): DnsResolver & { calls: number } {
   const resolver = {
     calls: 0,
+    asked: [] as string[],
     async resolve(): Promise<Resolution> {
       const step = script[Math.min(resolver.calls, script.length - 1)]!;
       resolver.calls++;
