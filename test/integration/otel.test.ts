@@ -1,5 +1,6 @@
 import { channel, subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { metrics, trace } from '@opentelemetry/api';
+import { metrics, SpanKind, trace } from '@opentelemetry/api';
+import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -212,6 +213,58 @@ describe('spans', () => {
     await dispatcher.close();
     otel.dispose();
     await lb.close();
+  });
+});
+
+describe('with @opentelemetry/instrumentation-undici active', () => {
+  it('each attempt has one HTTP client span, its child; no other span, none orphaned', async () => {
+    const undici = new UndiciInstrumentation(); // subscribes to undici's channels at once
+    undici.setTracerProvider(sdk.tracerProvider);
+    const svc = await env.cluster.createService({ name: 'otel-undici', replicas: 2 });
+    const lb = balancer(svc.fqdn, { outlierDetection: false });
+    const otel = instrumentBalancer(lb, { tracerProvider: sdk.tracerProvider, metrics: false });
+    const dispatcher = createDispatcher(lb);
+    try {
+      await lb.ready();
+      await svc.crashPod(svc.pods[0]!.name);
+      sdk.spanExporter.reset();
+      const tracer = sdk.tracerProvider.getTracer('test');
+      await tracer.startActiveSpan('handler', async (handler) => {
+        for (let i = 0; i < 2; i++) {
+          const response = await request(`http://${svc.fqdn}/`, { dispatcher });
+          await response.body.dump();
+        }
+        handler.end();
+      });
+      const spans = sdk.spans();
+      const handler = spans.find((span) => span.name === 'handler')!;
+      const calls = spansNamed(CALL_SPAN, spans);
+      const attempts = spansNamed(ATTEMPT_SPAN, spans);
+      const http = spans.filter((span) => span.kind === SpanKind.CLIENT);
+      // Only these spans: the handler, 2 calls, their attempts and one HTTP span per attempt.
+      expect(spans).toHaveLength(1 + calls.length + attempts.length + http.length);
+      expect(calls).toHaveLength(2);
+      // Round-robin: one call at least starts on the dead pod and fails over.
+      expect(attempts.length).toBeGreaterThanOrEqual(3);
+      expect(attempts).toHaveLength(calls.reduce((total, call) => total + Number(call.attributes['headless_lb.call.attempts']), 0));
+      expect(http).toHaveLength(attempts.length);
+      const ids = new Set(spans.map((span) => span.spanContext().spanId));
+      for (const span of spans) if (span !== handler) expect(ids.has(parentOf(span)!)).toBe(true);
+      for (const call of calls) expect(parentOf(call)).toBe(handler.spanContext().spanId);
+      for (const attempt of attempts) {
+        const [client, ...more] = childrenOf(attempt, spans);
+        expect(more).toHaveLength(0);
+        expect(client!.kind).toBe(SpanKind.CLIENT);
+        // The HTTP span went to the attempt's pod, by IP, with the Service in the Host header.
+        expect(client!.attributes['server.address']).toBe(attempt.attributes['network.peer.address']);
+      }
+      for (const span of spans) expect(span.spanContext().traceId).toBe(handler.spanContext().traceId);
+    } finally {
+      undici.disable();
+      await dispatcher.close();
+      otel.dispose();
+      await lb.close();
+    }
   });
 });
 
