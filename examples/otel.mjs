@@ -5,6 +5,7 @@
 // Run: npm run build && node examples/otel.mjs
 import { context } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { UndiciInstrumentation } from '@opentelemetry/instrumentation-undici';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { createBalancer } from 'headless-lb';
@@ -19,6 +20,9 @@ const reader = new PeriodicExportingMetricReader({ exporter: metricExporter, exp
 const meterProvider = new MeterProvider({ readers: [reader] });
 const spanExporter = new InMemorySpanExporter();
 const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(spanExporter)] });
+// The HTTP client spans: undici's instrumentation nests them under headless-lb's attempt spans.
+const undiciInstrumentation = new UndiciInstrumentation();
+undiciInstrumentation.setTracerProvider(tracerProvider);
 
 // 2. A Service of 3 pods, a balancer, its instrumentation, the HTTP adapter.
 const cluster = await startCluster({ ttl: 1 });
@@ -42,10 +46,10 @@ await tracer.startActiveSpan('GET /checkout', async (span) => {
 // 4. The trace, as a tree.
 const spans = spanExporter.getFinishedSpans();
 const ms = (span) => (span.duration[0] * 1e3 + span.duration[1] / 1e6).toFixed(1);
-const SHOWN = ['network.peer.address', 'headless_lb.attempt', 'headless_lb.attempt.hedged', 'http.request.resend_count', 'headless_lb.attempt.outcome', 'headless_lb.failure.kind', 'error.type', 'headless_lb.call.attempts'];
+const SHOWN = ['http.request.method', 'server.address', 'http.response.status_code', 'network.peer.address', 'headless_lb.attempt', 'headless_lb.attempt.hedged', 'http.request.resend_count', 'headless_lb.attempt.outcome', 'headless_lb.failure.kind', 'error.type', 'headless_lb.call.attempts'];
 function print(parentId, depth) {
   for (const span of spans.filter((s) => s.parentSpanContext?.spanId === parentId).sort((a, b) => a.startTime[0] - b.startTime[0] || a.startTime[1] - b.startTime[1])) {
-    const attributes = SHOWN.filter((key) => span.attributes[key] !== undefined).map((key) => `${key}=${span.attributes[key]}`);
+    const attributes = SHOWN.filter((key) => span.attributes[key] !== undefined && (key !== 'server.address' || span.kind === 2)).map((key) => `${key}=${span.attributes[key]}`);
     console.log(`${'  '.repeat(depth)}${span.name} (${ms(span)} ms${span.status.code === 2 ? ', ERROR' : ''}) ${attributes.join(' ')}`);
     print(span.spanContext().spanId, depth + 1);
   }
@@ -71,6 +75,7 @@ if (failover === undefined) throw new Error('expected a call that failed over');
 const attempts = spans.filter((s) => s.parentSpanContext?.spanId === failover.spanContext().spanId);
 if (attempts.length !== 2 || !attempts.some((s) => s.attributes['error.type'] === 'ECONNREFUSED')) throw new Error('expected a refused attempt, then a good one');
 
+undiciInstrumentation.disable();
 otel.dispose();
 await dispatcher.close();
 await lb.close();
