@@ -72,6 +72,27 @@ export class EndpointAttributeCache {
     return this.get(endpoint, outcome, kind, type, undefined);
   }
 
+  /** An attempt span's attributes at its start: the pod's, its number, whether hedged, and its resends. */
+  attemptStart(endpoint: Endpoint, attempt: number, hedged: boolean): Attributes {
+    let sets = this.byEndpoint.get(endpoint);
+    if (sets === undefined) {
+      sets = new Map();
+      this.byEndpoint.set(endpoint, sets);
+    }
+    const key = hedged ? `start|${attempt}|hedged` : `start|${attempt}`;
+    let attributes = sets.get(key);
+    if (attributes === undefined) {
+      attributes = endpointAttributes(this.service, endpoint);
+      attributes[ATTR.attempt] = attempt;
+      attributes[ATTR.hedged] = hedged;
+      // The HTTP conventions' resend model: every send after the call's first is a resend.
+      const resends = attempt - 1 + (hedged ? 1 : 0);
+      if (resends > 0) attributes[ATTR.resendCount] = resends;
+      sets.set(key, attributes);
+    }
+    return attributes;
+  }
+
   /** The pod's attributes with an ejection's reason. */
   ejection(endpoint: Endpoint, reason: string): Attributes {
     return this.get(endpoint, 'eject', undefined, undefined, reason);

@@ -27,13 +27,11 @@ export class BalancerMetrics {
     this.service = { [ATTR.serverAddress]: lb.service };
     for (const endpoint of lb.endpoints()) this.mine.add(endpoint);
 
-    const attempts = meter.createCounter('headless_lb.attempts', {
-      unit: '{attempt}',
-      description: 'Attempts sent to pods, by pod and outcome (success, failure with its kind and error type, cancelled).',
-    });
+    // One histogram, no separate counter: its count is the attempts, as http.client.request.duration's
+    // is the requests (each point costs the SDK a hash of its attributes: the bulk of this cost).
     const attemptDuration = meter.createHistogram('headless_lb.attempt.duration', {
       unit: 's',
-      description: 'Duration of attempts, by pod and outcome.',
+      description: 'Duration of attempts sent to pods, by pod and outcome (success, failure with its kind and error type, cancelled); its count is the number of attempts.',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     });
     const onAttemptEnd = (message: unknown): void => {
@@ -41,7 +39,6 @@ export class BalancerMetrics {
       if (!this.mine.has(m.endpoint)) return;
       const failed = m.outcome === 'failure';
       const attributes = this.attributes.attempt(m.endpoint, m.outcome, failed ? failureKind(m.error) : undefined, failed ? errorType(m.error) : undefined);
-      attempts.add(1, attributes);
       attemptDuration.record(m.durationMs / 1000, attributes);
     };
     subscribe('headless-lb:attempt:end', onAttemptEnd);

@@ -26,6 +26,7 @@ export class CallSpans implements CallTracer {
 
   run<T, P>(fn: AttemptFunction<T>, plan: P, start: (fn: AttemptFunction<T>, plan: P) => Promise<T>): Promise<T> {
     const call = this.startCall();
+    if (call === undefined) return start(fn, plan);
     const traced: AttemptFunction<T> = (endpoint, attemptContext) => {
       const attempt = this.startAttempt(call, endpoint, attemptContext);
       let work: Promise<T>;
@@ -59,23 +60,25 @@ export class CallSpans implements CallTracer {
   }
 
   dispatch<T>(call: DispatchedCall<T>): DispatchedCall<T> {
-    return new TracedCall(call, this, this.startCall());
+    const span = this.startCall();
+    return span === undefined ? call : new TracedCall(call, this, span);
   }
 
-  /** A call span, child of the active context. */
-  startCall(): CallSpan {
+  /**
+   * A call span, child of the active context; undefined when it is not recorded (no SDK, or the
+   * trace is sampled out): the call then runs as if not traced, in the caller's context.
+   */
+  startCall(): CallSpan | undefined {
     const parent = context.active();
     const span = this.tracer.startSpan(CALL_SPAN, { kind: SpanKind.INTERNAL, attributes: this.callAttributes }, parent);
+    if (!span.isRecording()) return undefined;
     return new CallSpan(span, trace.setSpan(parent, span));
   }
 
   /** An attempt span, child of the call's, and the context that makes it current. */
   startAttempt(call: CallSpan, endpoint: Endpoint, attempt: AttemptContext): AttemptSpan {
     call.attempts++;
-    const attributes: Attributes = { ...this.attributes.base(endpoint), [ATTR.attempt]: attempt.attempt, [ATTR.hedged]: attempt.hedged };
-    // The HTTP conventions' resend model: every send after the call's first is a resend.
-    const resends = attempt.attempt - 1 + (attempt.hedged ? 1 : 0);
-    if (resends > 0) attributes[ATTR.resendCount] = resends;
+    const attributes = this.attributes.attemptStart(endpoint, attempt.attempt, attempt.hedged);
     const span = this.tracer.startSpan(ATTEMPT_SPAN, { kind: SpanKind.INTERNAL, attributes }, call.context);
     return new AttemptSpan(span, trace.setSpan(call.context, span), attempt);
   }

@@ -55,10 +55,9 @@ describe('metrics', () => {
     const m = await sdk.metrics();
     const mine = { 'server.address': svc.fqdn };
     for (const pod of svc.pods) {
-      expect(sumWhere(m.get('headless_lb.attempts'), { ...mine, 'network.peer.address': pod.ip, 'headless_lb.attempt.outcome': 'success' })).toBe(pod.requests);
-      expect(sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'network.peer.address': pod.ip })).toBe(pod.requests);
+      expect(sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'network.peer.address': pod.ip, 'headless_lb.attempt.outcome': 'success' })).toBe(pod.requests);
     }
-    expect(sumWhere(m.get('headless_lb.attempts'), mine)).toBe(30);
+    expect(sumWhere(m.get('headless_lb.attempt.duration'), mine)).toBe(30);
     expect(sumWhere(m.get('headless_lb.calls'), mine)).toBe(30);
     expect(sumWhere(m.get('headless_lb.retries'), mine)).toBe(0);
     expect(sumWhere(m.get('headless_lb.pool.size'), mine)).toBe(3);
@@ -66,7 +65,7 @@ describe('metrics', () => {
     expect(sumWhere(m.get('headless_lb.pool.ejected'), mine)).toBe(0);
     expect(sumWhere(m.get('headless_lb.dns.lookups'), { ...mine, 'headless_lb.dns.outcome': 'success' })).toBeGreaterThanOrEqual(1);
     expect(sumWhere(m.get('dns.lookup.duration'), { 'dns.question.name': svc.fqdn })).toBeGreaterThanOrEqual(1);
-    const attempt = m.get('headless_lb.attempts')!.find((point) => point.attributes['server.address'] === svc.fqdn)!;
+    const attempt = m.get('headless_lb.attempt.duration')!.find((point) => point.attributes['server.address'] === svc.fqdn)!;
     expect(attempt.attributes['network.peer.port']).toBe(svc.port);
     expect(String(attempt.attributes['headless_lb.endpoint.name'])).toMatch(new RegExp(`^${svc.name}-\\d`));
     otel.dispose();
@@ -83,10 +82,10 @@ describe('metrics', () => {
     for (let i = 0; i < 30; i++) await lb.run(get);
     const m = await sdk.metrics();
     const mine = { 'server.address': svc.fqdn };
-    const refused = sumWhere(m.get('headless_lb.attempts'), { ...mine, 'network.peer.address': dead.ip, 'headless_lb.attempt.outcome': 'failure' });
+    const refused = sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'network.peer.address': dead.ip, 'headless_lb.attempt.outcome': 'failure' });
     expect(refused).toBeGreaterThanOrEqual(1);
-    expect(sumWhere(m.get('headless_lb.attempts'), { ...mine, 'headless_lb.failure.kind': 'not-sent', 'error.type': 'ECONNREFUSED' })).toBe(refused);
-    expect(sumWhere(m.get('headless_lb.attempts'), { ...mine, 'headless_lb.attempt.outcome': 'success' })).toBe(30);
+    expect(sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'headless_lb.failure.kind': 'not-sent', 'error.type': 'ECONNREFUSED' })).toBe(refused);
+    expect(sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'headless_lb.attempt.outcome': 'success' })).toBe(30);
     expect(sumWhere(m.get('headless_lb.retries'), mine)).toBe(refused);
     expect(sumWhere(m.get('headless_lb.endpoint.ejections'), { ...mine, 'network.peer.address': dead.ip })).toBe(1);
     expect(m.get('headless_lb.endpoint.ejections')!.find((p) => p.attributes['server.address'] === svc.fqdn)!.attributes['headless_lb.ejection.reason']).toBe('connect-failure');
@@ -288,11 +287,11 @@ describe('lifecycle', () => {
     expect(callTracerOf(lb)).toBeUndefined();
     // Nothing is recorded any more.
     sdk.spanExporter.reset();
-    const m0 = sumWhere((await sdk.metrics()).get('headless_lb.attempts'), { 'server.address': svc.fqdn });
+    const m0 = sumWhere((await sdk.metrics()).get('headless_lb.attempt.duration'), { 'server.address': svc.fqdn });
     await lb.run(get);
     expect(sdk.spans()).toHaveLength(0);
     const after = await sdk.metrics();
-    expect(sumWhere(after.get('headless_lb.attempts'), { 'server.address': svc.fqdn })).toBe(m0);
+    expect(sumWhere(after.get('headless_lb.attempt.duration'), { 'server.address': svc.fqdn })).toBe(m0);
     expect(sumWhere(after.get('headless_lb.calls'), { 'server.address': svc.fqdn })).toBe(0); // its callback is gone
     // Instrumenting again works; closing the balancer disposes it.
     instrumentBalancer(lb, { meterProvider: sdk.meterProvider, tracerProvider: sdk.tracerProvider });
@@ -313,7 +312,7 @@ describe('lifecycle', () => {
       sdk.spanExporter.reset();
       await lb.run(get);
       expect(spansNamed(ATTEMPT_SPAN, sdk.spans())).toHaveLength(1);
-      expect(sumWhere((await sdk.metrics()).get('headless_lb.attempts'), { 'server.address': svc.fqdn })).toBe(1);
+      expect(sumWhere((await sdk.metrics()).get('headless_lb.attempt.duration'), { 'server.address': svc.fqdn })).toBe(1);
       otel.dispose();
     } finally {
       metrics.disable();
