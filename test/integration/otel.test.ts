@@ -10,6 +10,7 @@ import { createDispatcher } from '../../src/http/index.js';
 import { ATTEMPT_SPAN, CALL_SPAN, instrumentBalancer } from '../../src/otel/index.js';
 import { startKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
 import { OtelSdk, parentOf, sumWhere } from '../support/otel-sdk.js';
+import { waitFor } from '../support/wait.js';
 
 /**
  * headless-lb/otel against the real OpenTelemetry SDK (in-memory reader and exporter), real
@@ -194,6 +195,7 @@ describe('spans', () => {
     } finally {
       unsubscribe('undici:request:create', onCreate);
     }
+    await waitFor(() => spansNamed(CALL_SPAN, sdk.spans()).length === 2, { what: 'both call spans ended' });
     const spans = sdk.spans();
     const attempts = spansNamed(ATTEMPT_SPAN, spans);
     const calls = spansNamed(CALL_SPAN, spans);
@@ -235,6 +237,8 @@ describe('with @opentelemetry/instrumentation-undici active', () => {
         }
         handler.end();
       });
+      // A call span ends when the balancer settles the call, a microtask after the caller had its answer.
+      await waitFor(() => spansNamed(CALL_SPAN, sdk.spans()).length === 2, { what: 'both call spans ended' });
       const spans = sdk.spans();
       const handler = spans.find((span) => span.name === 'handler')!;
       const calls = spansNamed(CALL_SPAN, spans);
