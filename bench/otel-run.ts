@@ -30,14 +30,28 @@ const REPEATS = 5;
 const WARMUP = 50_000;
 const CALLS = 200_000;
 
-const TRACED_REQUEST = trace.setSpanContext(ROOT_CONTEXT, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED, isRemote: true });
+const TRACED_REQUEST = trace.setSpanContext(ROOT_CONTEXT, {
+  traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+  spanId: '00f067aa0ba902b7',
+  traceFlags: TraceFlags.SAMPLED,
+  isRemote: true,
+});
 
 async function measure(id: string): Promise<number> {
   const lb = createBalancer({ service: 'bench', endpoints: [1, 2, 3].map((i) => ({ address: `127.0.0.${i}`, port: 80 })) });
   const traced = id === 'context' || id === 'spans' || id === 'full';
   if (traced) context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  const meterProvider = new MeterProvider({ readers: [new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 3_600_000 })] });
-  const tracerProvider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor({ export: (_spans, done) => done({ code: 0 }), shutdown: () => Promise.resolve() })] });
+  const meterProvider = new MeterProvider({
+    readers: [
+      new PeriodicExportingMetricReader({
+        exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+        exportIntervalMillis: 3_600_000,
+      }),
+    ],
+  });
+  const tracerProvider = new BasicTracerProvider({
+    spanProcessors: [new BatchSpanProcessor({ export: (_spans, done) => done({ code: 0 }), shutdown: () => Promise.resolve() })],
+  });
   if (id === 'noop') instrumentBalancer(lb);
   if (id === 'metrics') instrumentBalancer(lb, { meterProvider, traces: false });
   if (id === 'spans') instrumentBalancer(lb, { tracerProvider, metrics: false });
@@ -70,7 +84,9 @@ for (let r = 0; r < REPEATS; r++) {
   }
 }
 const base = median(samples.get('none')!);
-console.log(`# headless-lb/otel: cost per lb.run() call, no sockets\n\n${machine()}; ${REPEATS} interleaved repetitions of ${CALLS} calls per setting, median shown\n`);
+console.log(
+  `# headless-lb/otel: cost per lb.run() call, no sockets\n\n${machine()}; ${REPEATS} interleaved repetitions of ${CALLS} calls per setting, median shown\n`,
+);
 console.log(
   table(
     ['setting', 'µs/call', 'added µs/call'],

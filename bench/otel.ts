@@ -18,7 +18,15 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { once } from 'node:events';
 import { loadavg } from 'node:os';
-import { context, ROOT_CONTEXT, TraceFlags, trace, type Context, type MeterProvider as ApiMeterProvider, type TracerProvider as ApiTracerProvider } from '@opentelemetry/api';
+import {
+  context,
+  ROOT_CONTEXT,
+  TraceFlags,
+  trace,
+  type Context,
+  type MeterProvider as ApiMeterProvider,
+  type TracerProvider as ApiTracerProvider,
+} from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { AggregationTemporality, InMemoryMetricExporter, MeterProvider, PeriodicExportingMetricReader } from '@opentelemetry/sdk-metrics';
 import { BasicTracerProvider, BatchSpanProcessor, type SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -26,7 +34,19 @@ import { request, type Dispatcher } from 'undici';
 import { createBalancer, type Balancer } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
 import { instrumentBalancer } from '../src/otel/index.js';
-import { closedLoop, exitWithParent, isolatedRounds, medianRound, pinClient, playedChildRole, startPods, versus, type ContenderRunner, type RoundResult, type RoundTiming } from './support/adapter-bench.js';
+import {
+  closedLoop,
+  exitWithParent,
+  isolatedRounds,
+  medianRound,
+  pinClient,
+  playedChildRole,
+  startPods,
+  versus,
+  type ContenderRunner,
+  type RoundResult,
+  type RoundTiming,
+} from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.21', '127.0.84.22', '127.0.84.23'];
@@ -69,10 +89,17 @@ interface Sdk {
 
 function sdk(spans: boolean): Sdk {
   if (spans) context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  const reader = new PeriodicExportingMetricReader({ exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE), exportIntervalMillis: 10_000 });
+  const reader = new PeriodicExportingMetricReader({
+    exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+    exportIntervalMillis: 10_000,
+  });
   const meterProvider = new MeterProvider({ readers: [reader] });
   const tracerProvider = spans ? new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(dropSpans)] }) : undefined;
-  return { meterProvider, tracerProvider, close: async () => void (await Promise.all([meterProvider.shutdown(), tracerProvider?.shutdown()])) };
+  return {
+    meterProvider,
+    tracerProvider,
+    close: async () => void (await Promise.all([meterProvider.shutdown(), tracerProvider?.shutdown()])),
+  };
 }
 
 interface Contender {
@@ -91,12 +118,20 @@ const CONTENDERS: readonly Contender[] = [
 ];
 
 function make(contender: Contender, port: number): { dispatcher: Dispatcher; url: string; close(): Promise<void> } {
-  const lb: Balancer = createBalancer({ endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `web-${i}` })), picker: 'round-robin', service: 'bench' });
+  const lb: Balancer = createBalancer({
+    endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `web-${i}` })),
+    picker: 'round-robin',
+    service: 'bench',
+  });
   const telemetry = contender.otel === 'metrics' || contender.otel === 'full' ? sdk(contender.otel === 'full') : undefined;
   // What any traced Node application pays, whatever it instruments: context follows every await.
   if (contender.otel === 'context') context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
   if (contender.otel !== undefined && contender.otel !== 'context') {
-    instrumentBalancer(lb, { meterProvider: telemetry?.meterProvider, tracerProvider: telemetry?.tracerProvider, traces: contender.otel !== 'metrics' });
+    instrumentBalancer(lb, {
+      meterProvider: telemetry?.meterProvider,
+      tracerProvider: telemetry?.tracerProvider,
+      traces: contender.otel !== 'metrics',
+    });
   }
   const dispatcher = createDispatcher(lb);
   return {
@@ -121,7 +156,12 @@ async function get(dispatcher: Dispatcher, url: string): Promise<boolean> {
  * the context manager carries a store through every await (with none current, AsyncLocalStorage
  * is not even enabled, and costs nothing).
  */
-const TRACED_REQUEST: Context = trace.setSpanContext(ROOT_CONTEXT, { traceId: '4bf92f3577b34da6a3ce929d0e0e4736', spanId: '00f067aa0ba902b7', traceFlags: TraceFlags.SAMPLED, isRemote: true });
+const TRACED_REQUEST: Context = trace.setSpanContext(ROOT_CONTEXT, {
+  traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+  spanId: '00f067aa0ba902b7',
+  traceFlags: TraceFlags.SAMPLED,
+  isRemote: true,
+});
 
 function runner(id: string, port: number): ContenderRunner<RoundResult> {
   const contender = CONTENDERS.find((c) => c.id === id);
@@ -137,10 +177,22 @@ async function main(): Promise<void> {
   const { info, child, pinning } = await startPods<{ port: number }>(pinClient());
   const versions = `undici ${installedVersion('undici')}, @opentelemetry/api ${installedVersion('@opentelemetry/api')}, sdk-metrics ${installedVersion('@opentelemetry/sdk-metrics')}, sdk-trace-base ${installedVersion('@opentelemetry/sdk-trace-base')}`;
   try {
-    console.log(`# OpenTelemetry overhead (headless-lb/otel)\n\n${machine()}; ${versions}; pods in a child process, each client in its own, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
-    const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; vsPlain: number; addedP50: number; addedCpuUs: number })[] }[] = [];
+    console.log(
+      `# OpenTelemetry overhead (headless-lb/otel)\n\n${machine()}; ${versions}; pods in a child process, each client in its own, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}\n`,
+    );
+    const sections: {
+      concurrency: number;
+      rows: (RoundResult & { id: string; label: string; vsPlain: number; addedP50: number; addedCpuUs: number })[];
+    }[] = [];
     for (const concurrency of [16, 1]) {
-      const results = await isolatedRounds<RoundResult>(CONTENDERS.map((c) => c.id), info.port, TIMING, concurrency);
+      const results = await isolatedRounds<RoundResult>(
+        CONTENDERS.map((c) => c.id),
+        info.port,
+        TIMING,
+        concurrency,
+      );
       const plainCpu = medianRound(results.get('plain')!).cpuUs;
       const rows = CONTENDERS.map((c) => {
         const { ratio, addedP50 } = versus(results, c.id, 'plain');
@@ -151,14 +203,37 @@ async function main(): Promise<void> {
       console.log(`## ${concurrency} request${concurrency === 1 ? '' : 's'} in flight\n`);
       console.log(
         table(
-          ['createDispatcher, 3 pods', 'req/s', 'vs none (same pass)', 'client CPU µs/req', 'added CPU µs/req', 'p50 µs', 'p50 added µs (same pass)', 'p99 µs', 'errors'],
-          rows.map((r) => [r.label, fixed(r.rps, 0), `${fixed(r.vsPlain * 100, 1)}%`, fixed(r.cpuUs, 1), r.id === 'plain' ? '—' : fixed(r.addedCpuUs, 1), fixed(r.p50, 0), r.id === 'plain' ? '—' : fixed(r.addedP50, 0), fixed(r.p99, 0), String(r.errors)]),
+          [
+            'createDispatcher, 3 pods',
+            'req/s',
+            'vs none (same pass)',
+            'client CPU µs/req',
+            'added CPU µs/req',
+            'p50 µs',
+            'p50 added µs (same pass)',
+            'p99 µs',
+            'errors',
+          ],
+          rows.map((r) => [
+            r.label,
+            fixed(r.rps, 0),
+            `${fixed(r.vsPlain * 100, 1)}%`,
+            fixed(r.cpuUs, 1),
+            r.id === 'plain' ? '—' : fixed(r.addedCpuUs, 1),
+            fixed(r.p50, 0),
+            r.id === 'plain' ? '—' : fixed(r.addedP50, 0),
+            fixed(r.p99, 0),
+            String(r.errors),
+          ]),
         ),
       );
       console.log('');
     }
     mkdirSync('bench/results', { recursive: true });
-    writeFileSync('bench/results/otel.json', `${JSON.stringify({ machine: machine(), pinning, versions, rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`);
+    writeFileSync(
+      'bench/results/otel.json',
+      `${JSON.stringify({ machine: machine(), pinning, versions, rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`,
+    );
   } finally {
     child.stdin?.end();
     child.kill();

@@ -46,10 +46,26 @@ await tracer.startActiveSpan('GET /checkout', async (span) => {
 // 4. The trace, as a tree.
 const spans = spanExporter.getFinishedSpans();
 const ms = (span) => (span.duration[0] * 1e3 + span.duration[1] / 1e6).toFixed(1);
-const SHOWN = ['http.request.method', 'server.address', 'http.response.status_code', 'network.peer.address', 'headless_lb.attempt', 'headless_lb.attempt.hedged', 'http.request.resend_count', 'headless_lb.attempt.outcome', 'headless_lb.failure.kind', 'error.type', 'headless_lb.call.attempts'];
+const SHOWN = [
+  'http.request.method',
+  'server.address',
+  'http.response.status_code',
+  'network.peer.address',
+  'headless_lb.attempt',
+  'headless_lb.attempt.hedged',
+  'http.request.resend_count',
+  'headless_lb.attempt.outcome',
+  'headless_lb.failure.kind',
+  'error.type',
+  'headless_lb.call.attempts',
+];
 function print(parentId, depth) {
-  for (const span of spans.filter((s) => s.parentSpanContext?.spanId === parentId).sort((a, b) => a.startTime[0] - b.startTime[0] || a.startTime[1] - b.startTime[1])) {
-    const attributes = SHOWN.filter((key) => span.attributes[key] !== undefined && (key !== 'server.address' || span.kind === 2)).map((key) => `${key}=${span.attributes[key]}`);
+  for (const span of spans
+    .filter((s) => s.parentSpanContext?.spanId === parentId)
+    .sort((a, b) => a.startTime[0] - b.startTime[0] || a.startTime[1] - b.startTime[1])) {
+    const attributes = SHOWN.filter((key) => span.attributes[key] !== undefined && (key !== 'server.address' || span.kind === 2)).map(
+      (key) => `${key}=${span.attributes[key]}`,
+    );
     console.log(`${'  '.repeat(depth)}${span.name} (${ms(span)} ms${span.status.code === 2 ? ', ERROR' : ''}) ${attributes.join(' ')}`);
     print(span.spanContext().spanId, depth + 1);
   }
@@ -60,11 +76,16 @@ print(undefined, 1);
 // 5. The metrics.
 await reader.forceFlush();
 console.log('\nMetrics:');
-for (const metric of metricExporter.getMetrics().flatMap((r) => r.scopeMetrics).flatMap((s) => s.metrics)) {
+for (const metric of metricExporter
+  .getMetrics()
+  .flatMap((r) => r.scopeMetrics)
+  .flatMap((s) => s.metrics)) {
   console.log(`  ${metric.descriptor.name} (${metric.descriptor.unit})`);
   for (const point of metric.dataPoints) {
     const value = typeof point.value === 'number' ? point.value : `count=${point.value.count} sum=${point.value.sum.toFixed(4)}`;
-    const attributes = Object.entries(point.attributes).filter(([key]) => key !== 'server.address' && key !== 'dns.question.name').map(([key, v]) => `${key}=${v}`);
+    const attributes = Object.entries(point.attributes)
+      .filter(([key]) => key !== 'server.address' && key !== 'dns.question.name')
+      .map(([key, v]) => `${key}=${v}`);
     console.log(`    ${value}${attributes.length > 0 ? `  {${attributes.join(', ')}}` : ''}`);
   }
 }
@@ -73,7 +94,8 @@ for (const metric of metricExporter.getMetrics().flatMap((r) => r.scopeMetrics).
 const failover = spans.find((s) => s.name === 'headless_lb.call' && s.attributes['headless_lb.call.attempts'] === 2);
 if (failover === undefined) throw new Error('expected a call that failed over');
 const attempts = spans.filter((s) => s.parentSpanContext?.spanId === failover.spanContext().spanId);
-if (attempts.length !== 2 || !attempts.some((s) => s.attributes['error.type'] === 'ECONNREFUSED')) throw new Error('expected a refused attempt, then a good one');
+if (attempts.length !== 2 || !attempts.some((s) => s.attributes['error.type'] === 'ECONNREFUSED'))
+  throw new Error('expected a refused attempt, then a good one');
 
 undiciInstrumentation.disable();
 otel.dispose();

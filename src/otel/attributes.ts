@@ -102,7 +102,13 @@ export class EndpointAttributeCache {
     this.byEndpoint.delete(endpoint);
   }
 
-  private get(endpoint: Endpoint, outcome: string, kind: string | undefined, type: string | undefined, reason: string | undefined): Attributes {
+  private get(
+    endpoint: Endpoint,
+    outcome: string,
+    kind: string | undefined,
+    type: string | undefined,
+    reason: string | undefined,
+  ): Attributes {
     let sets = this.byEndpoint.get(endpoint);
     if (sets === undefined) {
       sets = new Map();

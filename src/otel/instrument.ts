@@ -32,17 +32,26 @@ const instrumented = new WeakSet<Balancer>();
  * events: nothing in the core depends on OpenTelemetry.
  */
 export function instrumentBalancer(lb: Balancer, options: InstrumentBalancerOptions = {}): BalancerInstrumentation {
-  if (lb === null || typeof lb !== 'object' || typeof lb.stats !== 'function' || typeof lb.on !== 'function' || typeof lb.service !== 'string') {
+  if (
+    lb === null ||
+    typeof lb !== 'object' ||
+    typeof lb.stats !== 'function' ||
+    typeof lb.on !== 'function' ||
+    typeof lb.service !== 'string'
+  ) {
     throw new InvalidOptionError('lb', lb, 'a Balancer (createBalancer(), or the `balancer` of an adapter)');
   }
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('options', options, 'an object');
-  for (const key of Object.keys(options)) if (!OPTION_KEYS.has(key)) throw new InvalidOptionError(key, (options as Record<string, unknown>)[key], `a known option (${[...OPTION_KEYS].join(', ')})`);
+  for (const key of Object.keys(options))
+    if (!OPTION_KEYS.has(key))
+      throw new InvalidOptionError(key, (options as Record<string, unknown>)[key], `a known option (${[...OPTION_KEYS].join(', ')})`);
   const meterProvider = checkProvider(options.meterProvider, 'meterProvider', 'getMeter') ?? metrics.getMeterProvider();
   const tracerProvider = checkProvider(options.tracerProvider, 'tracerProvider', 'getTracer') ?? trace.getTracerProvider();
   const withMetrics = checkFlag(options.metrics, 'metrics');
   const withTraces = checkFlag(options.traces, 'traces');
   if (lb.isClosed) throw new BalancerClosedError();
-  if (instrumented.has(lb)) throw new InvalidOptionError('lb', lb.service, 'a balancer not instrumented yet (dispose() its instrumentation first)');
+  if (instrumented.has(lb))
+    throw new InvalidOptionError('lb', lb.service, 'a balancer not instrumented yet (dispose() its instrumentation first)');
   instrumented.add(lb);
 
   const recorder = withMetrics ? new BalancerMetrics(lb, meterProvider.getMeter(SCOPE_NAME)) : undefined;

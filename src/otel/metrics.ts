@@ -1,7 +1,17 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import type { Attributes, BatchObservableCallback, Meter } from '@opentelemetry/api';
 import type { EventEmitter } from 'eventemitter3';
-import type { AttemptEndMessage, Balancer, BalancerEvents, EjectEvent, Endpoint, PoolChange, RecordsSkippedEvent, ResolutionError, ResolveEvent } from '../index.js';
+import type {
+  AttemptEndMessage,
+  Balancer,
+  BalancerEvents,
+  EjectEvent,
+  Endpoint,
+  PoolChange,
+  RecordsSkippedEvent,
+  ResolutionError,
+  ResolveEvent,
+} from '../index.js';
 import { ATTR, EndpointAttributeCache, errorType, failureKind } from './attributes.js';
 
 /** The semantic conventions' advice for request and DNS durations, seconds. */
@@ -31,14 +41,20 @@ export class BalancerMetrics {
     // is the requests (each point costs the SDK a hash of its attributes: the bulk of this cost).
     const attemptDuration = meter.createHistogram('headless_lb.attempt.duration', {
       unit: 's',
-      description: 'Duration of attempts sent to pods, by pod and outcome (success, failure with its kind and error type, cancelled); its count is the number of attempts.',
+      description:
+        'Duration of attempts sent to pods, by pod and outcome (success, failure with its kind and error type, cancelled); its count is the number of attempts.',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     });
     const onAttemptEnd = (message: unknown): void => {
       const m = message as AttemptEndMessage;
       if (!this.mine.has(m.endpoint)) return;
       const failed = m.outcome === 'failure';
-      const attributes = this.attributes.attempt(m.endpoint, m.outcome, failed ? failureKind(m.error) : undefined, failed ? errorType(m.error) : undefined);
+      const attributes = this.attributes.attempt(
+        m.endpoint,
+        m.outcome,
+        failed ? failureKind(m.error) : undefined,
+        failed ? errorType(m.error) : undefined,
+      );
       attemptDuration.record(m.durationMs / 1000, attributes);
     };
     subscribe('headless-lb:attempt:end', onAttemptEnd);
@@ -73,7 +89,9 @@ export class BalancerMetrics {
       lookupDuration.record(event.durationMs / 1000, dnsName);
     });
     this.on('empty', () => lookups.add(1, lookupEmpty));
-    this.on('resolve-error', (error: ResolutionError) => lookups.add(1, { ...this.service, [ATTR.lookupOutcome]: 'error', [ATTR.errorType]: error.reason }));
+    this.on('resolve-error', (error: ResolutionError) =>
+      lookups.add(1, { ...this.service, [ATTR.lookupOutcome]: 'error', [ATTR.errorType]: error.reason }),
+    );
 
     const skipped = meter.createCounter('headless_lb.dns.records_skipped', {
       unit: '{record}',
@@ -89,13 +107,34 @@ export class BalancerMetrics {
     });
 
     // Gauges and the balancer's own counters, read from one stats() per collection.
-    const size = meter.createObservableGauge('headless_lb.pool.size', { unit: '{endpoint}', description: 'Endpoints in the pool (what DNS returned).' });
-    const healthy = meter.createObservableGauge('headless_lb.pool.healthy', { unit: '{endpoint}', description: 'Endpoints neither ejected nor failing.' });
-    const ejected = meter.createObservableGauge('headless_lb.pool.ejected', { unit: '{endpoint}', description: 'Endpoints ejected by outlier detection now.' });
-    const panic = meter.createObservableGauge('headless_lb.pool.panic', { unit: '1', description: '1 while panic mode is on (too few healthy endpoints: all are used), else 0.' });
-    const inflight = meter.createObservableUpDownCounter('headless_lb.endpoint.inflight', { unit: '{attempt}', description: 'Attempts in flight, by pod.' });
-    const calls = meter.createObservableCounter('headless_lb.calls', { unit: '{call}', description: 'Calls of run() and dispatch() (the adapters make one per request).' });
-    const retries = meter.createObservableCounter('headless_lb.retries', { unit: '{retry}', description: 'Attempts after the first of a call (hedges excluded).' });
+    const size = meter.createObservableGauge('headless_lb.pool.size', {
+      unit: '{endpoint}',
+      description: 'Endpoints in the pool (what DNS returned).',
+    });
+    const healthy = meter.createObservableGauge('headless_lb.pool.healthy', {
+      unit: '{endpoint}',
+      description: 'Endpoints neither ejected nor failing.',
+    });
+    const ejected = meter.createObservableGauge('headless_lb.pool.ejected', {
+      unit: '{endpoint}',
+      description: 'Endpoints ejected by outlier detection now.',
+    });
+    const panic = meter.createObservableGauge('headless_lb.pool.panic', {
+      unit: '1',
+      description: '1 while panic mode is on (too few healthy endpoints: all are used), else 0.',
+    });
+    const inflight = meter.createObservableUpDownCounter('headless_lb.endpoint.inflight', {
+      unit: '{attempt}',
+      description: 'Attempts in flight, by pod.',
+    });
+    const calls = meter.createObservableCounter('headless_lb.calls', {
+      unit: '{call}',
+      description: 'Calls of run() and dispatch() (the adapters make one per request).',
+    });
+    const retries = meter.createObservableCounter('headless_lb.retries', {
+      unit: '{retry}',
+      description: 'Attempts after the first of a call (hedges excluded).',
+    });
     const hedges = meter.createObservableCounter('headless_lb.hedges', { unit: '{hedge}', description: 'Hedged attempts sent.' });
     const observe: BatchObservableCallback = (result) => {
       const stats = lb.stats();

@@ -27,7 +27,11 @@ afterAll(async () => {
 });
 
 const unary = (client: EchoClient): Promise<unknown> =>
-  new Promise((resolve, reject) => client.Unary({ text: 'hi' }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (error, reply) => (error ? reject(error) : resolve(reply))));
+  new Promise((resolve, reject) =>
+    client.Unary({ text: 'hi' }, new grpc.Metadata(), { deadline: Date.now() + 5000 }, (error, reply) =>
+      error ? reject(error) : resolve(reply),
+    ),
+  );
 
 describe('gRPC adapter', () => {
   it('a refused call fails over: two attempt spans under its call span; the attempt histogram counts both', async () => {
@@ -59,10 +63,20 @@ describe('gRPC adapter', () => {
     const failedOver = calls.filter((call) => call.attributes['headless_lb.call.attempts'] === 2);
     expect(failedOver.length).toBeGreaterThanOrEqual(1);
     for (const call of failedOver) {
-      const attempts = spans.filter((span) => parentOf(span) === call.spanContext().spanId).sort((a, b) => Number(a.attributes['headless_lb.attempt']) - Number(b.attributes['headless_lb.attempt']));
+      const attempts = spans
+        .filter((span) => parentOf(span) === call.spanContext().spanId)
+        .sort((a, b) => Number(a.attributes['headless_lb.attempt']) - Number(b.attributes['headless_lb.attempt']));
       expect(attempts.map((span) => span.name)).toEqual([ATTEMPT_SPAN, ATTEMPT_SPAN]);
-      expect(attempts[0]!.attributes).toMatchObject({ 'network.peer.address': dead.address, 'headless_lb.attempt.outcome': 'failure', 'headless_lb.failure.kind': 'not-sent' });
-      expect(attempts[1]!.attributes).toMatchObject({ 'network.peer.address': svc.pods[1]!.address, 'headless_lb.attempt.outcome': 'success', 'http.request.resend_count': 1 });
+      expect(attempts[0]!.attributes).toMatchObject({
+        'network.peer.address': dead.address,
+        'headless_lb.attempt.outcome': 'failure',
+        'headless_lb.failure.kind': 'not-sent',
+      });
+      expect(attempts[1]!.attributes).toMatchObject({
+        'network.peer.address': svc.pods[1]!.address,
+        'headless_lb.attempt.outcome': 'success',
+        'http.request.resend_count': 1,
+      });
     }
     const attemptSpans = spans.filter((span) => span.name === ATTEMPT_SPAN).length;
     const m = await sdk.metrics();

@@ -44,7 +44,9 @@ async function get(endpoint: Endpoint, { signal }: { signal: AbortSignal }): Pro
 
 const spansNamed = (name: string, spans: readonly ReadableSpan[]): ReadableSpan[] => spans.filter((span) => span.name === name);
 const childrenOf = (parent: ReadableSpan, spans: readonly ReadableSpan[]): ReadableSpan[] =>
-  spans.filter((span) => parentOf(span) === parent.spanContext().spanId).sort((a, b) => Number(a.attributes['headless_lb.attempt']) - Number(b.attributes['headless_lb.attempt']));
+  spans
+    .filter((span) => parentOf(span) === parent.spanContext().spanId)
+    .sort((a, b) => Number(a.attributes['headless_lb.attempt']) - Number(b.attributes['headless_lb.attempt']));
 
 describe('metrics', () => {
   it('count the attempts each pod served, the pool, the lookups and the calls', async () => {
@@ -56,7 +58,13 @@ describe('metrics', () => {
     const m = await sdk.metrics();
     const mine = { 'server.address': svc.fqdn };
     for (const pod of svc.pods) {
-      expect(sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'network.peer.address': pod.ip, 'headless_lb.attempt.outcome': 'success' })).toBe(pod.requests);
+      expect(
+        sumWhere(m.get('headless_lb.attempt.duration'), {
+          ...mine,
+          'network.peer.address': pod.ip,
+          'headless_lb.attempt.outcome': 'success',
+        }),
+      ).toBe(pod.requests);
     }
     expect(sumWhere(m.get('headless_lb.attempt.duration'), mine)).toBe(30);
     expect(sumWhere(m.get('headless_lb.calls'), mine)).toBe(30);
@@ -83,13 +91,23 @@ describe('metrics', () => {
     for (let i = 0; i < 30; i++) await lb.run(get);
     const m = await sdk.metrics();
     const mine = { 'server.address': svc.fqdn };
-    const refused = sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'network.peer.address': dead.ip, 'headless_lb.attempt.outcome': 'failure' });
+    const refused = sumWhere(m.get('headless_lb.attempt.duration'), {
+      ...mine,
+      'network.peer.address': dead.ip,
+      'headless_lb.attempt.outcome': 'failure',
+    });
     expect(refused).toBeGreaterThanOrEqual(1);
-    expect(sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'headless_lb.failure.kind': 'not-sent', 'error.type': 'ECONNREFUSED' })).toBe(refused);
+    expect(
+      sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'headless_lb.failure.kind': 'not-sent', 'error.type': 'ECONNREFUSED' }),
+    ).toBe(refused);
     expect(sumWhere(m.get('headless_lb.attempt.duration'), { ...mine, 'headless_lb.attempt.outcome': 'success' })).toBe(30);
     expect(sumWhere(m.get('headless_lb.retries'), mine)).toBe(refused);
     expect(sumWhere(m.get('headless_lb.endpoint.ejections'), { ...mine, 'network.peer.address': dead.ip })).toBe(1);
-    expect(m.get('headless_lb.endpoint.ejections')!.find((p) => p.attributes['server.address'] === svc.fqdn)!.attributes['headless_lb.ejection.reason']).toBe('connect-failure');
+    expect(
+      m.get('headless_lb.endpoint.ejections')!.find((p) => p.attributes['server.address'] === svc.fqdn)!.attributes[
+        'headless_lb.ejection.reason'
+      ],
+    ).toBe('connect-failure');
     expect(sumWhere(m.get('headless_lb.pool.ejected'), mine)).toBe(1);
     otel.dispose();
     await lb.close();
@@ -166,8 +184,17 @@ describe('spans', () => {
     const attempts = childrenOf(hedgedCall, spans);
     const primary = attempts.find((span) => span.attributes['headless_lb.attempt.hedged'] === false)!;
     const twin = attempts.find((span) => span.attributes['headless_lb.attempt.hedged'] === true)!;
-    expect(primary.attributes).toMatchObject({ 'network.peer.address': slow.ip, 'headless_lb.attempt': 1, 'headless_lb.attempt.outcome': 'cancelled' });
-    expect(twin.attributes).toMatchObject({ 'network.peer.address': svc.pods[1]!.ip, 'headless_lb.attempt': 1, 'http.request.resend_count': 1, 'headless_lb.attempt.outcome': 'success' });
+    expect(primary.attributes).toMatchObject({
+      'network.peer.address': slow.ip,
+      'headless_lb.attempt': 1,
+      'headless_lb.attempt.outcome': 'cancelled',
+    });
+    expect(twin.attributes).toMatchObject({
+      'network.peer.address': svc.pods[1]!.ip,
+      'headless_lb.attempt': 1,
+      'http.request.resend_count': 1,
+      'headless_lb.attempt.outcome': 'success',
+    });
     expect(primary.status.code).toBe(0);
     otel.dispose();
     await lb.close();
@@ -205,7 +232,11 @@ describe('spans', () => {
     expect(failedOver.length).toBeGreaterThanOrEqual(1);
     for (const call of failedOver) {
       const [first, second] = childrenOf(call, spans);
-      expect(first!.attributes).toMatchObject({ 'network.peer.address': svc.pods[0]!.ip, 'headless_lb.attempt.outcome': 'failure', 'error.type': 'ECONNREFUSED' });
+      expect(first!.attributes).toMatchObject({
+        'network.peer.address': svc.pods[0]!.ip,
+        'headless_lb.attempt.outcome': 'failure',
+        'error.type': 'ECONNREFUSED',
+      });
       expect(second!.attributes).toMatchObject({ 'network.peer.address': svc.pods[1]!.ip, 'headless_lb.attempt.outcome': 'success' });
     }
     expect(attempts).toHaveLength(calls.reduce((total, call) => total + Number(call.attributes['headless_lb.call.attempts']), 0));
@@ -272,7 +303,20 @@ describe('with @opentelemetry/instrumentation-undici active', () => {
 });
 
 describe('lifecycle', () => {
-  const EVENTS: (keyof BalancerEvents)[] = ['change', 'resolve', 'empty', 'resolve-error', 'records-skipped', 'eject', 'return', 'recover', 'panic', 'budget-exhausted', 'error', 'close'];
+  const EVENTS: (keyof BalancerEvents)[] = [
+    'change',
+    'resolve',
+    'empty',
+    'resolve-error',
+    'records-skipped',
+    'eject',
+    'return',
+    'recover',
+    'panic',
+    'budget-exhausted',
+    'error',
+    'close',
+  ];
 
   it('dispose() detaches every listener, subscription, callback and the tracer; closing the balancer does too', async () => {
     const svc = await env.cluster.createService({ name: 'otel-dispose', replicas: 2 });
@@ -328,7 +372,9 @@ describe('lifecycle', () => {
   it('rejects bad arguments, naming the field and the value', () => {
     expect(() => instrumentBalancer({} as Balancer)).toThrow(/Invalid option lb/);
     const lb = balancer('unused.default.svc.cluster.local');
-    expect(() => instrumentBalancer(lb, { traces: 'yes' as unknown as boolean })).toThrow(/Invalid option traces: 'yes'|Invalid option traces: "yes"/);
+    expect(() => instrumentBalancer(lb, { traces: 'yes' as unknown as boolean })).toThrow(
+      /Invalid option traces: 'yes'|Invalid option traces: "yes"/,
+    );
     expect(() => instrumentBalancer(lb, { meterProvider: {} as never })).toThrow(/Invalid option meterProvider/);
     expect(() => instrumentBalancer(lb, { tracer: 1 } as never)).toThrow(/Invalid option tracer: 1/);
   });

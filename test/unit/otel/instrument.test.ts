@@ -21,13 +21,32 @@ afterEach(async () => {
   for (const lb of balancers.splice(0)) await lb.close();
 });
 
-const hostile = fc.constantFrom<unknown>(Number.NaN, -1, '100', '', null, true, false, 0, {}, [], 1n, Symbol('x'), () => 1, { getMeter: 1 }, { getTracer: () => ({}) });
+const hostile = fc.constantFrom<unknown>(
+  Number.NaN,
+  -1,
+  '100',
+  '',
+  null,
+  true,
+  false,
+  0,
+  {},
+  [],
+  1n,
+  Symbol('x'),
+  () => 1,
+  { getMeter: 1 },
+  { getTracer: () => ({}) },
+);
 
 describe('instrumentBalancer(lb, options)', () => {
   it('either instruments (disposable) or throws InvalidOptionError naming an option', () => {
     fc.assert(
       fc.property(
-        fc.record({ meterProvider: hostile, tracerProvider: hostile, metrics: hostile, traces: hostile, zzUnknown: hostile }, { requiredKeys: [] }),
+        fc.record(
+          { meterProvider: hostile, tracerProvider: hostile, metrics: hostile, traces: hostile, zzUnknown: hostile },
+          { requiredKeys: [] },
+        ),
         (options) => {
           const lb = staticBalancer();
           try {
