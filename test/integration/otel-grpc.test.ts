@@ -1,7 +1,13 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
+import { SpanKind } from '@opentelemetry/api';
+import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGrpcChannel } from '../../src/grpc/index.js';
 import { ATTEMPT_SPAN, CALL_SPAN, instrumentBalancer } from '../../src/otel/index.js';
+import { root } from '../support/examples.js';
 import { loadEcho, type EchoClient } from '../support/grpc-pods.js';
 import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
 import { OtelSdk, parentOf, sumWhere } from '../support/otel-sdk.js';
@@ -83,5 +89,83 @@ describe('gRPC adapter', () => {
     expect(sumWhere(m.get('headless_lb.attempt.duration'), { 'server.address': svc.fqdn })).toBe(attemptSpans);
     expect(sumWhere(m.get('headless_lb.calls'), { 'server.address': svc.fqdn })).toBe(2);
     otel.dispose();
+  });
+});
+
+interface SpanLine {
+  readonly name: string;
+  readonly kind: SpanKind;
+  readonly id: string;
+  readonly traceId: string;
+  readonly parent: string | undefined;
+  readonly attributes: Record<string, unknown>;
+}
+
+describe('with @opentelemetry/instrumentation-grpc active', () => {
+  it('its CLIENT span per call is the parent of the call span; attempts under that; nothing duplicated or orphaned', async () => {
+    const svc = await env.cluster.createService({ name: 'otel-grpc-instr', replicas: 2 });
+    await svc.crashPod(svc.pods[0]!.name);
+    // The client runs in a process of its own, CommonJS, instrumented before grpc-js is required
+    // (instrumentation-grpc patches the module as it loads); the pods stay in this process.
+    const outfile = join(root, '.tmp', 'otel-grpc', 'client.cjs');
+    await build({
+      entryPoints: [join(root, 'test', 'fixtures', 'otel-grpc-client.ts')],
+      outfile,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      target: 'node20',
+      // grpc-js stays a require() for the instrumentation to patch; p-retry (ESM only) is bundled.
+      external: ['@grpc/*', '@opentelemetry/*'],
+      alias: {
+        'headless-lb/grpc': join(root, 'src', 'grpc', 'index.ts'),
+        'headless-lb/otel': join(root, 'src', 'otel', 'index.ts'),
+        'headless-lb': join(root, 'src', 'index.ts'),
+      },
+      logLevel: 'warning',
+    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        pathToFileURL(join(root, 'test', 'fixtures', 'otel-grpc-preload.mjs')).href,
+        outfile,
+        JSON.stringify({ service: svc.fqdn, dnsServers: env.dns.dnsServers, proto: join(root, 'test', 'fixtures', 'echo.proto') }),
+      ],
+      {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    let errors = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (errors += chunk.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const code = await new Promise<number | null>((done) => child.once('close', done));
+    clearTimeout(timer);
+    expect(errors).toBe('');
+    expect(code).toBe(0);
+    const spans = output
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as SpanLine);
+    if (process.env.HLB_PRINT_SPANS) console.log(output);
+    const byId = new Map(spans.map((span) => [span.id, span]));
+    const handler = spans.find((span) => span.name === 'handler')!;
+    const grpcSpans = spans.filter((span) => span.kind === SpanKind.CLIENT);
+    const calls = spans.filter((span) => span.name === CALL_SPAN);
+    const attempts = spans.filter((span) => span.name === ATTEMPT_SPAN);
+    // Only these: the handler, one grpc-js CLIENT span per call, our call and attempt spans.
+    expect(spans).toHaveLength(1 + grpcSpans.length + calls.length + attempts.length);
+    expect(grpcSpans).toHaveLength(2);
+    expect(calls).toHaveLength(2);
+    for (const span of grpcSpans) expect(span.parent).toBe(handler.id);
+    for (const call of calls) expect(byId.get(call.parent!)?.kind).toBe(SpanKind.CLIENT);
+    expect(new Set(calls.map((call) => call.parent)).size).toBe(2);
+    for (const attempt of attempts) expect(byId.get(attempt.parent!)?.name).toBe(CALL_SPAN);
+    expect(attempts).toHaveLength(calls.reduce((total, call) => total + Number(call.attributes['headless_lb.call.attempts']), 0));
+    expect(attempts.some((attempt) => attempt.attributes['headless_lb.attempt.outcome'] === 'failure')).toBe(true);
+    for (const span of spans) expect(span.traceId).toBe(handler.traceId);
   });
 });
