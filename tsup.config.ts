@@ -4,11 +4,12 @@ const entry = {
   index: 'src/index.ts',
   'http/index': 'src/http/index.ts',
   'grpc/index': 'src/grpc/index.ts',
+  'otel/index': 'src/otel/index.ts',
   'testing/index': 'src/testing/index.ts',
 };
 
 // Peer dependencies stay imports: the user's copy must be the one used.
-const external = ['undici', '@grpc/grpc-js'];
+const external = ['undici', '@grpc/grpc-js', '@opentelemetry/api'];
 
 export default defineConfig([
   {

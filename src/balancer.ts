@@ -1,6 +1,6 @@
 import { EventEmitter } from 'eventemitter3';
 import { resolveConfig, type BalancerConfig } from './config.js';
-import { channels, type AttemptEndMessage, type AttemptStartMessage } from './diagnostics.js';
+import { callTracerOf, channels, type AttemptEndMessage, type AttemptStartMessage } from './diagnostics.js';
 import type { SkippedRecord, SkipReason } from './discovery/lookup-report.js';
 import type { DiscoveryUpdate } from './discovery/source.js';
 import { BalancerClosedError, InvalidOptionError, NoEndpointsError, type ResolutionError } from './errors.js';
@@ -283,6 +283,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a function (endpoint, { signal, attempt }) => Promise');
       const plan = this.planner.plan(options);
       if (this.closed) throw new BalancerClosedError();
+      const tracer = callTracerOf(this); // headless-lb/otel: spans current inside the attempts
+      if (tracer !== undefined) return tracer.run(fn, plan, this.startTraced);
       if (!this.firstLookupDone) return this.runAfterFirstLookup(fn, plan);
       return runWithFailover(this.failoverHost, fn, plan);
     } catch (error) {
@@ -302,6 +304,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     if (call === null || typeof call !== 'object' || typeof call.startAttempt !== 'function' || typeof call.succeeded !== 'function' || typeof call.failed !== 'function') {
       throw new InvalidOptionError('call', call, 'an object with startAttempt(), succeeded() and failed()');
     }
+    const tracer = callTracerOf(this); // headless-lb/otel: spans current inside the attempts
+    if (tracer !== undefined) call = tracer.dispatch(call);
     let plan: FailoverPlan;
     try {
       plan = this.planner.plan(options);
@@ -313,6 +317,10 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     if (this.firstLookupDone) dispatchWithFailover(this.failoverHost, call, plan);
     else this.dispatchAfterFirstLookup(call, plan);
   }
+
+  /** run()'s path for a traced call: a field, so run() itself makes no closure. */
+  private readonly startTraced = <T>(fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> =>
+    this.firstLookupDone ? runWithFailover(this.failoverHost, fn, plan) : this.runAfterFirstLookup(fn, plan);
 
   // Outside run() and dispatch(), which stay free of closures (see call-scope.ts).
   private runAfterFirstLookup<T>(fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> {

@@ -7,7 +7,7 @@ import { build } from 'esbuild';
 
 /**
  * Runs an example as a user would, against this checkout's sources: the example is bundled with
- * `headless-lb`, `headless-lb/http`, `headless-lb/grpc` and `headless-lb/testing` pointing at
+ * `headless-lb`, `headless-lb/http`, `headless-lb/grpc`, `headless-lb/otel` and `headless-lb/testing` pointing at
  * src/ (no build needed) and its other bare imports left as imports, resolved from the directory
  * the bundle is put in. Put it next to a `node_modules` with another version of a peer
  * (`installedPackage`) and it runs against that version, client and servers alike.
@@ -43,6 +43,7 @@ export async function runExample(example: string, dir: string, options: { files?
     alias: {
       'headless-lb/http': join(root, 'src', 'http', 'index.ts'),
       'headless-lb/grpc': join(root, 'src', 'grpc', 'index.ts'),
+      'headless-lb/otel': join(root, 'src', 'otel', 'index.ts'),
       'headless-lb/testing': join(root, 'src', 'testing', 'index.ts'),
       'headless-lb': join(root, 'src', 'index.ts'),
     },
