@@ -56,25 +56,27 @@ export class DispatchFields {
     const fields = new DispatchFields();
     const o = opts as unknown as Record<string, unknown>;
     for (const name in o) {
-      // A switch of literal names keeps each store monomorphic (a keyed store would not be).
+      // A switch of literal names keeps each store monomorphic (a keyed store would not be), and
+      // `o[name]` of the key being enumerated is read by its index in the map's enum cache, with
+      // no property lookup (a named read such as `o.path` misses: this object's map is new).
       switch (name) {
-        case 'origin': fields.origin = o.origin; break;
-        case 'path': fields.path = o.path; break;
-        case 'method': fields.method = o.method; break;
-        case 'body': fields.body = o.body; break;
-        case 'headers': fields.headers = o.headers; break;
-        case 'query': fields.query = o.query; break;
-        case 'idempotent': fields.idempotent = o.idempotent; break;
-        case 'blocking': fields.blocking = o.blocking; break;
-        case 'upgrade': fields.upgrade = o.upgrade; break;
-        case 'headersTimeout': fields.headersTimeout = o.headersTimeout; break;
-        case 'bodyTimeout': fields.bodyTimeout = o.bodyTimeout; break;
-        case 'reset': fields.reset = o.reset; break;
-        case 'expectContinue': fields.expectContinue = o.expectContinue; break;
-        case 'servername': fields.servername = o.servername; break;
-        case 'throwOnError': fields.throwOnError = o.throwOnError; break;
-        case 'maxRedirections': fields.maxRedirections = o.maxRedirections; break;
-        case 'typeOfService': fields.typeOfService = o.typeOfService; break;
+        case 'origin': fields.origin = o[name]; break;
+        case 'path': fields.path = o[name]; break;
+        case 'method': fields.method = o[name]; break;
+        case 'body': fields.body = o[name]; break;
+        case 'headers': fields.headers = o[name]; break;
+        case 'query': fields.query = o[name]; break;
+        case 'idempotent': fields.idempotent = o[name]; break;
+        case 'blocking': fields.blocking = o[name]; break;
+        case 'upgrade': fields.upgrade = o[name]; break;
+        case 'headersTimeout': fields.headersTimeout = o[name]; break;
+        case 'bodyTimeout': fields.bodyTimeout = o[name]; break;
+        case 'reset': fields.reset = o[name]; break;
+        case 'expectContinue': fields.expectContinue = o[name]; break;
+        case 'servername': fields.servername = o[name]; break;
+        case 'throwOnError': fields.throwOnError = o[name]; break;
+        case 'maxRedirections': fields.maxRedirections = o[name]; break;
+        case 'typeOfService': fields.typeOfService = o[name]; break;
         default: break;
       }
     }
