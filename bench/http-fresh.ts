@@ -15,7 +15,7 @@
  * collection. Bounded: about 2 min with 7 runs (`--runs N`, `--quick`: 3 runs of 20,000).
  * `--node-flags "<flags>"` passes V8 flags to the clients (`--trace-deopt`, `--cpu-prof`, ...), whose
  * output is then kept in .tmp/bench/http-fresh/ (also with `--timeline`: progress every 100 ms);
- * `--only headless-rr,agent` runs only those.
+ * `--only headless-rr,agent` runs only those; `--warmup N` changes the warm-up.
  *
  *   node bench/support/run.mjs http-fresh            (npm run bench -- http-fresh)
  *   node bench/support/run.mjs http-fresh --runs 9
@@ -35,7 +35,6 @@ import { fixed, installedVersion, machine, median, table } from './support/measu
 const ADDRESSES = ['127.0.84.11', '127.0.84.12', '127.0.84.13'];
 const BODY = Buffer.from(JSON.stringify({ ok: true, pod: 'web-0', padding: 'x'.repeat(64) }));
 const CONCURRENCY = 16;
-const WARMUP = 2_000;
 
 function argument(flag: string): string | undefined {
   const at = process.argv.indexOf(flag);
@@ -45,6 +44,7 @@ function argument(flag: string): string | undefined {
 const quick = process.argv.includes('--quick');
 const RUNS = Number(argument('--runs') ?? (quick ? 3 : 7));
 const REQUESTS = quick ? 20_000 : 40_000;
+const WARMUP = Number(argument('--warmup') ?? 2_000);
 const TIMELINE = process.argv.includes('--timeline');
 
 // ---------------------------------------------------------------- pods (child process)
@@ -154,7 +154,7 @@ const LOG_DIR = '.tmp/bench/http-fresh';
 
 function runFresh(id: string, run: number, port: number, nodeFlags: readonly string[]): Promise<FreshResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeFlags, '--enable-source-maps', process.argv[1]!, '--fresh', id, '--port', String(port), '--requests', String(REQUESTS), ...(TIMELINE ? ['--timeline'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeFlags, '--enable-source-maps', process.argv[1]!, '--fresh', id, '--port', String(port), '--requests', String(REQUESTS), '--warmup', String(WARMUP), ...(TIMELINE ? ['--timeline'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.on('error', reject);
