@@ -172,6 +172,12 @@ function runFresh(id: string, run: number, port: number, nodeFlags: readonly str
 
 // ---------------------------------------------------------------- parent
 
+/** A client that failed (a pod connection refused under load, say) is said and run once more. */
+function retryOnce<T>(error: unknown, again: () => Promise<T>): Promise<T> {
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}; running it once more\n`);
+  return again();
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--serve-pods')) return servePods();
   const fresh = argument('--fresh');
@@ -188,7 +194,7 @@ async function main(): Promise<void> {
     for (let run = 0; run < RUNS; run++) {
       // Rotated, so that no contender always runs first (or right after the same neighbour).
       const order = ids.map((_, i) => ids[(i + run) % ids.length]!);
-      for (const id of order) results.get(id)!.push(await runFresh(id, run, info.port, nodeFlags));
+      for (const id of order) results.get(id)!.push(await runFresh(id, run, info.port, nodeFlags).catch((error: unknown) => retryOnce(error, () => runFresh(id, run, info.port, nodeFlags))));
       process.stderr.write(`run ${run + 1}/${RUNS} (load ${loadavg()[0]!.toFixed(2)}): ${order.map((id) => `${id} ${fixed(results.get(id)!.at(-1)!.rps, 0)}`).join(', ')}\n`);
     }
     const loadAfter = loadavg();
@@ -222,10 +228,9 @@ async function main(): Promise<void> {
     );
     console.log(`\nRuns in run order (req/s, CPU µs/req, GC ms):\n${rows.map((r) => `- ${r.id}: ${r.runs.map((x) => `${x.rps} ${x.cpuUs} ${x.gcMs}`).join(' | ')}`).join('\n')}\n`);
     if (agent !== undefined) {
-      const agentMedian = median(agent.map((r) => r.rps));
+      // The per-run ratio, as bench/http.ts compares within a pass: the VM's speed drifts between runs.
       for (const r of rows.filter((row) => row.id.startsWith('headless'))) {
-        const ratio = r.median / agentMedian;
-        console.log(`Target, ${r.label}: median within 5% of the Agent's: ${fixed(ratio * 100, 1)}% ${ratio >= 0.95 ? 'PASS' : 'FAIL'}`);
+        console.log(`Target, ${r.label}: within 5% of the Agent (median of per-run ratios): ${fixed(r.vsAgent * 100, 1)}% ${r.vsAgent >= 0.95 ? 'PASS' : 'FAIL'}`);
       }
     }
     mkdirSync('bench/results', { recursive: true });
