@@ -69,6 +69,8 @@ export interface BalancerEvents {
   panic: [event: { readonly active: boolean; readonly healthy: number; readonly total: number }];
   /** A retry was refused because the retry budget is spent; the original error is returned. */
   'budget-exhausted': [event: { readonly error: unknown }];
+  /** A hedge was due (the first attempt outlived the hedge delay) but the hedge budget is spent: none was sent. */
+  'hedge-budget-exhausted': [];
   /** Any background error (today: the same failures as 'resolve-error'). Never thrown. */
   error: [error: Error];
   /** The balancer was closed. */
@@ -426,7 +428,11 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       this.emit('budget-exhausted', { error });
       return false;
     },
-    allowHedge: () => this.hedgeBudget.tryWithdraw(),
+    allowHedge: () => {
+      if (this.hedgeBudget.tryWithdraw()) return true;
+      this.emit('hedge-budget-exhausted');
+      return false;
+    },
     poolSize: () => this.pool.size,
     random: () => this.config.random(),
     liveCalls: this.liveCalls,

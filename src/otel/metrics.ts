@@ -65,6 +65,11 @@ export class BalancerMetrics {
       description: 'Retries refused because the retry budget was spent (the call failed with its last error).',
     });
     this.on('budget-exhausted', () => budgetRefusals.add(1, this.service));
+    const hedgeRefusals = meter.createCounter('headless_lb.hedge_budget.exhausted', {
+      unit: '{hedge}',
+      description: 'Hedges not sent because the hedge budget was spent (the first attempt went on alone).',
+    });
+    this.on('hedge-budget-exhausted', () => hedgeRefusals.add(1, this.service));
 
     const ejections = meter.createCounter('headless_lb.endpoint.ejections', {
       unit: '{ejection}',

@@ -112,6 +112,25 @@ describe('metrics', () => {
     otel.dispose();
     await lb.close();
   });
+  it('count the hedges a spent hedge budget refused', async () => {
+    const svc = await env.cluster.createService({ name: 'otel-hedge-budget', replicas: 2 });
+    // No reserve and no share of the calls: every due hedge is refused.
+    const lb = balancer(svc.fqdn, { outlierDetection: false, hedgeBudget: { percent: 0, minPerSecond: 0 } });
+    const otel = instrumentBalancer(lb, { meterProvider: sdk.meterProvider, traces: false });
+    await lb.ready();
+    for (const pod of svc.pods) svc.setBehaviour(pod.name, { delayMs: 150 });
+    let refusedEvents = 0;
+    lb.on('hedge-budget-exhausted', () => refusedEvents++);
+    for (let i = 0; i < 3; i++) await lb.run(get, { idempotent: true, hedge: { delayMs: 20 } });
+    const m = await sdk.metrics();
+    const mine = { 'server.address': svc.fqdn };
+    expect(refusedEvents).toBe(3);
+    expect(sumWhere(m.get('headless_lb.hedge_budget.exhausted'), mine)).toBe(3);
+    expect(sumWhere(m.get('headless_lb.hedges'), mine)).toBe(0);
+    expect(sumWhere(m.get('headless_lb.attempt.duration'), mine)).toBe(3);
+    otel.dispose();
+    await lb.close();
+  });
 });
 
 describe('spans', () => {
