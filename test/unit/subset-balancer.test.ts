@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { createBalancer, InvalidOptionError, type Balancer, type BalancerOptions } from '../../src/index.js';
 import { refused, staticEndpoints } from './support.js';
@@ -143,5 +144,68 @@ describe('subset option', () => {
     }
     expect(error).toBeInstanceOf(InvalidOptionError);
     expect((error as InvalidOptionError).field).toBe(field);
+  });
+
+  it('refuses any hostile subset value with an InvalidOptionError naming a subset field, or accepts a valid one', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.anything(), fc.record({ size: fc.anything(), clientId: fc.anything() }, { requiredKeys: [] })), (subset) => {
+        let made: Balancer | undefined;
+        try {
+          made = createBalancer({ endpoints: staticEndpoints(3), subset } as unknown as BalancerOptions);
+        } catch (error) {
+          expect(error).toBeInstanceOf(InvalidOptionError);
+          expect((error as InvalidOptionError).field).toMatch(/^subset(\.|$)/);
+          return;
+        }
+        try {
+          const stats = made.stats().subset;
+          if (subset === undefined) {
+            expect(stats).toBeUndefined(); // off
+          } else {
+            expect(Number.isInteger(stats!.size) && stats!.size >= 1).toBe(true);
+            expect(stats!.members.length).toBe(Math.min(3, stats!.size));
+          }
+        } finally {
+          void made.close();
+        }
+      }),
+    );
+  });
+
+  it('whatever pods are ejected, keyless picks go to `size` members none of which is ejected', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 12 }),
+        fc.nat({ max: 200 }),
+        fc.uniqueArray(fc.nat({ max: 19 }), { maxLength: 20 }),
+        async (size, ordinal, down) => {
+          const lb = createBalancer({
+            endpoints: staticEndpoints(20),
+            subset: { size, clientId: `api-${ordinal}` },
+            outlierDetection: { maxEjectedPercent: 100 },
+            panicThreshold: 0,
+            retry: { retries: 0 },
+          });
+          try {
+            // Keyed calls pick over the whole pool: each refused one ejects the pod it reached.
+            for (const i of down) await lb.run(async () => Promise.reject(refused()), { key: `k${i}` }).catch(() => undefined);
+            const ejected = new Set(
+              lb
+                .endpoints()
+                .filter((e) => e.state === 'ejected')
+                .map((e) => e.id),
+            );
+            const members = lb.stats().subset!.members;
+            const alive = 20 - ejected.size;
+            expect(members).toHaveLength(alive === 0 ? Math.min(size, 20) : Math.min(size, alive));
+            if (alive > 0) for (const id of members) expect(ejected.has(id)).toBe(false);
+            for (let i = 0; i < 2 * size; i++) expect(members).toContain(lb.pick().id);
+          } finally {
+            await lb.close();
+          }
+        },
+      ),
+      { numRuns: 50 },
+    );
   });
 });
