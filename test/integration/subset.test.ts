@@ -55,6 +55,16 @@ describe('subsetting over 30 pods behind Knot', () => {
     });
     // Counted at the pods: only subset members were called, each as often as the clients say.
     expect(requestsAtPods(svc)).toEqual(expected);
+    // Connections, counted at the pods too: none to a pod outside every subset, at most the load's
+    // 4 per pod per client to a member.
+    const clientsOf = new Map<string, number>();
+    for (const subset of subsets) for (const ip of subset) clientsOf.set(ip, (clientsOf.get(ip) ?? 0) + 1);
+    for (const pod of svc.pods) {
+      const clients = clientsOf.get(pod.ip) ?? 0;
+      if (clients === 0) expect(pod.connectionsAccepted).toBe(0);
+      else expect(pod.connectionsAccepted).toBeGreaterThanOrEqual(1);
+      expect(pod.connectionsAccepted).toBeLessThanOrEqual(4 * clients);
+    }
     await svc.delete();
   });
 
