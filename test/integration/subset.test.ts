@@ -1,5 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDispatcher } from '../../src/http/index.js';
 import type { Balancer } from '../../src/index.js';
 import type { Service } from '../../src/testing/index.js';
 import { startKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
@@ -105,6 +107,44 @@ describe('subsetting over 30 pods behind Knot', () => {
         expect(result.failed, result.errors.join('\n')).toBe(0);
         expect(result.ok).toBeGreaterThan(100);
       }
+    }
+    await svc.delete();
+  });
+
+  it('the HTTP dispatcher opens pools only to the subset; the pool of a replaced member closes when idle', async () => {
+    const svc = await env.cluster.createService({ name: 'subset-pools', replicas: 30 });
+    const lb = env.balancer({ service: svc.fqdn, portName: 'http', subset: { size: SIZE, clientId: 'api-4' } });
+    await lb.ready();
+    await waitFor(() => lb.stats().size === 30, { what: 'the balancer to see 30 pods' });
+    const dispatcher = createDispatcher(lb, { idleTimeoutMs: 300 });
+    env.onClose(() => dispatcher.close());
+    const url = `http://${svc.fqdn}:8080/`;
+    const fetchAll = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++) {
+        const res = await request(url, { dispatcher });
+        expect(res.statusCode).toBe(200);
+        await res.body.text();
+      }
+    };
+    await fetchAll(50);
+    expect(dispatcher.stats().pools).toBe(SIZE);
+    const victimIp = memberIps(lb)[0]!;
+    await svc.crashPod(svc.pods.find((p) => p.ip === victimIp)!.name);
+    await fetchAll(50); // idempotent GETs: the refused attempt is retried on another member
+    expect(memberIps(lb)).not.toContain(victimIp);
+    // The crashed pod is still in DNS: its pool is closed by the idle sweep, not by a pool change;
+    // the members' pools, in use, stay.
+    let running = true;
+    const traffic = (async () => {
+      while (running) await fetchAll(1);
+    })();
+    try {
+      await waitFor(() => dispatcher.stats().pools === SIZE, { what: 'pools back to the subset size', timeoutMs: 3000 });
+      await delay(500);
+      expect(dispatcher.stats().pools).toBe(SIZE);
+    } finally {
+      running = false;
+      await traffic;
     }
     await svc.delete();
   });
