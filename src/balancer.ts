@@ -131,6 +131,14 @@ export interface BalancerStats {
   readonly hedges: number;
   readonly endpoints: readonly EndpointStats[];
   readonly discovery: DiscoveryStats;
+  /** Subsetting (undefined when off): the members requests without a key go to now, by endpoint id. */
+  readonly subset: SubsetStats | undefined;
+}
+
+export interface SubsetStats {
+  readonly size: number;
+  readonly clientId: string;
+  readonly members: readonly string[];
 }
 
 const FIRST_PICK: PickRequest = Object.freeze({ key: undefined, tried: undefined, attempt: 1 });
@@ -201,8 +209,13 @@ export class Balancer extends EventEmitter<BalancerEvents> {
             onRecover: (endpoint) => this.emit('recover', endpoint),
           });
     const failingAfter = config.outlierDetection?.consecutiveFailures ?? Number.POSITIVE_INFINITY;
-    this.candidates = new Candidates(this.pool, this.detector, failingAfter, config.panicThreshold, (active, healthy, total) =>
-      this.emit('panic', { active, healthy, total }),
+    this.candidates = new Candidates(
+      this.pool,
+      this.detector,
+      failingAfter,
+      config.panicThreshold,
+      (active, healthy, total) => this.emit('panic', { active, healthy, total }),
+      config.subset,
     );
     this.picker.update?.(this.pool.endpoints);
     config.discovery.start((update) => this.onDiscovery(update));
@@ -347,6 +360,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   stats(): BalancerStats {
     this.candidates.refresh();
     const now = this.config.clock();
+    const subset = this.config.subset;
     return {
       service: this.service,
       picker: this.picker.name,
@@ -371,6 +385,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         slowStartWeight: this.slowStart?.weight(e, now) ?? 1,
       })),
       discovery: this.discoveryStats,
+      subset: subset === undefined ? undefined : { size: subset.size, clientId: subset.clientId, members: this.candidates.keyless().map((e) => e.id) },
     };
   }
 
@@ -474,7 +489,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
 
   private pickFor(key: string | undefined, tried: Set<Endpoint> | undefined, attempt: number, newRound = true): Endpoint {
     if (this.closed) throw new BalancerClosedError();
-    const candidates = this.candidates.current();
+    // Subsetting covers requests without a key; a key reaches its owner in the whole pool.
+    const candidates = key === undefined ? this.candidates.keyless() : this.candidates.current();
     if (candidates.length === 0) throw this.noEndpoints(this.emptyReason);
     // Most picks are a call's first, without a key: they share one request (pickers only read it).
     const request = key === undefined && tried === undefined && attempt === 1 ? FIRST_PICK : { key, tried, attempt };

@@ -11,6 +11,7 @@ import { InvalidOptionError } from './errors.js';
 import { createPicker, type PickerSpec } from './pickers/index.js';
 import type { Picker } from './pickers/picker.js';
 import type { SlowStartConfig } from './pickers/slow-start.js';
+import { Subset, type SubsetOptions } from './pickers/subset.js';
 import { InflightTotal, type EndpointMetricsOptions } from './pool/endpoint.js';
 import type { OutlierDetectionConfig } from './pool/outlier-detector.js';
 import type { BudgetOptions as BudgetConfig } from './retry/budget.js';
@@ -29,6 +30,7 @@ export interface BalancerConfig {
   readonly outlierDetection: OutlierDetectionConfig | undefined;
   readonly panicThreshold: number;
   readonly slowStart: SlowStartConfig;
+  readonly subset: Subset | undefined;
   readonly retryBudget: BudgetConfig | undefined;
   readonly hedgeBudget: BudgetConfig;
   readonly isFailure: (error: unknown) => boolean;
@@ -43,6 +45,7 @@ const COMMON_KEYS = [
   'outlierDetection',
   'panicThreshold',
   'slowStart',
+  'subset',
   'retryBudget',
   'hedgeBudget',
   'isFailure',
@@ -152,6 +155,8 @@ function resilienceConfig(options: Record<string, unknown>) {
   };
   return {
     outlierDetection,
+    // Validated by Subset (InvalidOptionError naming subset.size or subset.clientId).
+    subset: options.subset === undefined ? undefined : new Subset(options.subset as SubsetOptions),
     panicThreshold: optionalNumber(options.panicThreshold, 'panicThreshold', DEFAULTS.panicThreshold, { min: 0, max: 1 }),
     slowStart,
     retryBudget: options.retryBudget === false ? undefined : budgetConfig(options.retryBudget, 'retryBudget', DEFAULTS.retryBudget),

@@ -3,6 +3,9 @@ import type { AddressFamily } from './discovery/dns-resolver.js';
 import { InvalidOptionError } from './errors.js';
 import { checkKnownKeys, checkMilliseconds, checkNumber, checkObject } from './option-checks.js';
 import type { PickerSpec } from './pickers/index.js';
+import type { SubsetOptions } from './pickers/subset.js';
+
+export type { SubsetOptions } from './pickers/subset.js';
 
 /** An endpoint of a static list. */
 export interface StaticEndpoint {
@@ -99,6 +102,13 @@ interface CommonOptions {
   /** Below this share of healthy endpoints, pick over all of them (panic mode). 0 turns it off. Default 0.5. */
   readonly panicThreshold?: number;
   readonly slowStart?: SlowStartOptions;
+  /**
+   * Deterministic subsetting: requests without a key go to `size` pods chosen from the pool and
+   * `clientId` (default: the `HOSTNAME` environment variable, which Kubernetes sets to the pod
+   * name, else a random id per process), instead of every pod. Requests with a key keep the whole
+   * pool. Off by default. See docs/scaling.md.
+   */
+  readonly subset?: SubsetOptions;
   /** Retries of all calls: 20% of calls + 10/s over 10 s by default; false for no limit. */
   readonly retryBudget?: BudgetOptions | false;
   /** Hedged attempts of all calls: 5% of calls + 1/s over 10 s by default. */
@@ -220,7 +230,8 @@ export const DEFAULTS = {
 export function checkHedge(value: unknown, field = 'hedge'): HedgeOptions {
   const hedge = checkObject(value, field);
   checkKnownKeys(hedge, ['delayMs', 'percentile'], field);
-  if (hedge.delayMs === undefined && hedge.percentile === undefined) throw new InvalidOptionError(field, value, '{ delayMs } or { percentile }');
+  if (hedge.delayMs === undefined && hedge.percentile === undefined)
+    throw new InvalidOptionError(field, value, '{ delayMs } or { percentile }');
   return {
     ...(hedge.delayMs === undefined ? {} : { delayMs: checkMilliseconds(hedge.delayMs, `${field}.delayMs`) }),
     ...(hedge.percentile === undefined ? {} : { percentile: checkNumber(hedge.percentile, `${field}.percentile`, { min: 0, max: 1 }) }),

@@ -1,6 +1,8 @@
 import type { Endpoint } from '../pool/endpoint.js';
 import type { OutlierDetector } from '../pool/outlier-detector.js';
 import type { EndpointPool } from '../pool/pool.js';
+import { shardIdentity } from './shard-key.js';
+import type { Subset } from './subset.js';
 
 /** Called when panic mode starts (`active: true`) or ends. */
 export type PanicListener = (active: boolean, healthy: number, total: number) => void;
@@ -13,6 +15,8 @@ export type PanicListener = (active: boolean, healthy: number, total: number) =>
  */
 export class Candidates {
   private list: readonly Endpoint[] = [];
+  /** What requests without a key draw from: the subset's members, or `list` without subsetting. */
+  private keylessList: readonly Endpoint[] = [];
   private healthyCount = 0;
   private panicking = false;
   private stale = true;
@@ -27,6 +31,11 @@ export class Candidates {
     private readonly failingAfter: number,
     private readonly panicThreshold: number,
     private readonly onPanic: PanicListener,
+    /**
+     * Deterministic subsetting of requests without a key (keyed ones keep the whole pool, so a
+     * key reaches its owner on every client). Off when undefined.
+     */
+    private readonly subset?: Subset,
   ) {}
 
   /** Healthy endpoints at the last rebuild. */
@@ -55,6 +64,17 @@ export class Candidates {
     return this.list;
   }
 
+  /**
+   * The candidates of a request without a key: with subsetting, the subset's usable members (an
+   * ejected member is replaced by the next pod in this client's order, at once); in panic mode
+   * the subset's own members whatever their health, so that panic does not open connections to
+   * the whole pool. The same as `current()` without subsetting.
+   */
+  keyless(): readonly Endpoint[] {
+    this.refresh();
+    return this.keylessList;
+  }
+
   /** Rebuilds the list if anything changed since the last time. */
   refresh(): void {
     if (this.detector?.expire()) this.stale = true;
@@ -75,9 +95,17 @@ export class Candidates {
     const panic = all.length > 0 && healthy / all.length < this.panicThreshold;
     const preferred = available.some((e) => e.priority !== bestPriority) ? available.filter((e) => e.priority === bestPriority) : available;
     this.list = panic || preferred.length === 0 ? all : preferred.length === all.length ? all : preferred;
+    this.keylessList = this.subsetOf(all, panic);
     if (panic !== this.panicking) {
       this.panicking = panic;
       this.onPanic(panic, healthy, all.length);
     }
+  }
+
+  private subsetOf(all: readonly Endpoint[], panic: boolean): readonly Endpoint[] {
+    if (this.subset === undefined) return this.list;
+    if (panic || this.list === all) return this.subset.select(all, shardIdentity);
+    const usable = new Set(this.list);
+    return this.subset.select(all, shardIdentity, (endpoint) => usable.has(endpoint));
   }
 }

@@ -55,6 +55,9 @@ export interface ClusterPod {
   /** Requests received by the current container (a restart starts from 0). */
   readonly requests: number;
   readonly inFlight: number;
+  /** Client connections open now, and accepted since the current container started. */
+  readonly connections: number;
+  readonly connectionsAccepted: number;
   readonly behaviour: PodBehaviour;
   /** `http://<ip>:<port>` */
   readonly url: string;
@@ -100,6 +103,14 @@ class ServicePod implements ClusterPod {
 
   get inFlight(): number {
     return this.container.inFlight;
+  }
+
+  get connections(): number {
+    return this.container.connections;
+  }
+
+  get connectionsAccepted(): number {
+    return this.container.connectionsAccepted;
   }
 
   get behaviour(): PodBehaviour {

@@ -63,6 +63,7 @@ export class Pod {
   readonly #timers = new Set<NodeJS.Timeout>();
   #behaviour: PodBehaviour;
   #requests = 0;
+  #connectionsAccepted = 0;
   #inFlight = 0;
   #state: PodState = 'running';
   #draining = false;
@@ -77,6 +78,7 @@ export class Pod {
     this.#behaviour = behaviour;
     server.on('connection', (socket: net.Socket) => {
       this.#sockets.add(socket);
+      this.#connectionsAccepted++;
       socket.on('close', () => this.#sockets.delete(socket));
     });
     server.on('request', (req, res) => this.#onRequest(req, res));
@@ -90,6 +92,16 @@ export class Pod {
   /** Requests received since the pod started (including hung, reset and failed ones). */
   get requests(): number {
     return this.#requests;
+  }
+
+  /** Client connections open now. */
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  /** Client connections accepted since the pod started. */
+  get connectionsAccepted(): number {
+    return this.#connectionsAccepted;
   }
 
   /** Requests received and not yet answered or aborted. */
