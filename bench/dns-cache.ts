@@ -99,7 +99,12 @@ async function trials(cluster: Cluster<KnotDns>, server: string, name: string, c
         lookupMs: seen - startedAt,
       };
       results.push(result);
-      console.log(`  ${name} #${i}: seen after ${fixed(result.seenMs / 1000, 2)} s${result.lagMs === undefined ? '' : `, ${fixed(result.lagMs / 1000, 2)} s after the cache's copy expired`} (${result.lookups} lookups in ${fixed(result.lookupMs / 1000, 1)} s; TTLs ${answers.filter((a) => a.mono > startedAt && a.mono <= seen + 10).map((a) => a.ttlS).join(' ')})`);
+      console.log(
+        `  ${name} #${i}: seen after ${fixed(result.seenMs / 1000, 2)} s${result.lagMs === undefined ? '' : `, ${fixed(result.lagMs / 1000, 2)} s after the cache's copy expired`} (${result.lookups} lookups in ${fixed(result.lookupMs / 1000, 1)} s; TTLs ${answers
+          .filter((a) => a.mono > startedAt && a.mono <= seen + 10)
+          .map((a) => a.ttlS)
+          .join(' ')})`,
+      );
     }
     return results;
   } finally {
@@ -120,7 +125,9 @@ let unbound: UnboundCache | undefined;
 try {
   cluster = await startCluster({ dns: knot, ttl: TTL_S });
   unbound = await startUnbound({ upstreamPort: knot.port });
-  console.log(`\n${machine()}; TTL ${TTL_S} s, ${count} trials per row: one balancer, ${WARM_UP_MS / 1000} s of warm-up, then each trial a random wait of 0–${MAX_WAIT_MS / 1000} s and one more pod (seed ${values.seed})\n`);
+  console.log(
+    `\n${machine()}; TTL ${TTL_S} s, ${count} trials per row: one balancer, ${WARM_UP_MS / 1000} s of warm-up, then each trial a random wait of 0–${MAX_WAIT_MS / 1000} s and one more pod (seed ${values.seed})\n`,
+  );
   const rows: string[][] = [];
   for (const via of vias) {
     const results = await trials(cluster, via === 'knot' ? knot.address : unbound.address, via, via === 'unbound');
@@ -131,7 +138,9 @@ try {
       fixed(sum(results.map((r) => r.lookups)) / (sum(results.map((r) => r.lookupMs)) / (TTL_S * 1000)), 1),
     ]);
   }
-  console.log(`\n${table(['DNS server', 'new pod seen after, s (min / median / max)', 'after the cache expired, s (min / median / max)', 'lookups per TTL period'], rows)}\n`);
+  console.log(
+    `\n${table(['DNS server', 'new pod seen after, s (min / median / max)', 'after the cache expired, s (min / median / max)', 'lookups per TTL period'], rows)}\n`,
+  );
 } finally {
   await unbound?.close();
   await cluster?.close();

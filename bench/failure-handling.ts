@@ -32,7 +32,12 @@ function loop(lb: Balancer, agent: Agent, run: RunOptions, method: 'GET' | 'POST
       try {
         await lb.run(
           async (endpoint, { signal }) => {
-            const response = await request(`http://${endpoint.host}/`, { method, dispatcher: agent, signal, body: method === 'POST' ? 'x' : undefined });
+            const response = await request(`http://${endpoint.host}/`, {
+              method,
+              dispatcher: agent,
+              signal,
+              body: method === 'POST' ? 'x' : undefined,
+            });
             await response.body.dump();
             if (response.statusCode >= 500) throw Object.assign(new Error(`HTTP ${response.statusCode}`), { code: 'ERR_HLB_RETRYABLE' });
           },
@@ -69,12 +74,27 @@ function attemptsTo(lb: Balancer) {
 }
 
 function percentile(values: number[], q: number): number {
-  return quantile([...values].sort((a, b) => a - b), q);
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    q,
+  );
 }
 
-async function withService(cluster: Cluster, name: string, options: Partial<BalancerOptions>, body: (svc: Service, lb: Balancer, agent: Agent) => Promise<string[]>): Promise<string[]> {
+async function withService(
+  cluster: Cluster,
+  name: string,
+  options: Partial<BalancerOptions>,
+  body: (svc: Service, lb: Balancer, agent: Agent) => Promise<string[]>,
+): Promise<string[]> {
   const svc = await cluster.createService({ name, replicas: 4 });
-  const lb = createBalancer({ service: svc.fqdn, portName: 'http', dnsServers: [cluster.dnsServer], search: [], ndots: 1, ...options } as BalancerOptions);
+  const lb = createBalancer({
+    service: svc.fqdn,
+    portName: 'http',
+    dnsServers: [cluster.dnsServer],
+    search: [],
+    ndots: 1,
+    ...options,
+  } as BalancerOptions);
   const agent = new Agent({ connections: 8 });
   await lb.ready();
   try {
@@ -195,7 +215,9 @@ async function main(): Promise<void> {
   await cluster.close();
 
   console.log(`\nFailure handling — ${machine()}; 4 pods, ${CONCURRENCY} requests in flight, TTL 5 s\n`);
-  console.log(table(['scenario', 'failed', 'failed %', 'extra attempts', 'time to eject', 'failed attempts on the bad pod', 'recovery'], rows));
+  console.log(
+    table(['scenario', 'failed', 'failed %', 'extra attempts', 'time to eject', 'failed attempts on the bad pod', 'recovery'], rows),
+  );
   console.log('\nOne pod of four hangs (accepts, never answers), idempotent GETs: retry after a timeout vs hedging\n');
   console.log(table(['policy', 'failed', 'p50 / p99 / p99.9', 'extra attempts', 'time to eject'], hang));
   console.log('\nEvery pod answers 503, idempotent calls with up to 3 retries each, for 5 s: the retry budget (20% + 10/s)\n');

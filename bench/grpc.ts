@@ -26,7 +26,19 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { createBalancer, type Balancer, type PickerSpec } from '../src/index.js';
 import { createGrpcChannel } from '../src/grpc/index.js';
-import { closedLoop, exitWithParent, isolatedRounds, medianRound, pinClient, playedChildRole, startPods, versus, type ContenderRunner, type RoundResult, type RoundTiming } from './support/adapter-bench.js';
+import {
+  closedLoop,
+  exitWithParent,
+  isolatedRounds,
+  medianRound,
+  pinClient,
+  playedChildRole,
+  startPods,
+  versus,
+  type ContenderRunner,
+  type RoundResult,
+  type RoundTiming,
+} from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, median, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.85.11', '127.0.85.12', '127.0.85.13'];
@@ -43,7 +55,9 @@ interface EchoReply {
 interface EchoClient extends grpc.Client {
   Unary(request: { text: string }, callback: (error: grpc.ServiceError | null, reply?: EchoReply) => void): grpc.ClientUnaryCall;
 }
-type EchoConstructor = (new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => EchoClient) & { service: grpc.ServiceDefinition };
+type EchoConstructor = (new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => EchoClient) & {
+  service: grpc.ServiceDefinition;
+};
 
 function loadEcho(): EchoConstructor {
   // Relative to the repository root (the runner's working directory): this file runs bundled from .tmp/.
@@ -63,7 +77,11 @@ async function servePods(): Promise<void> {
     server.addService(Echo.service, {
       Unary: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, reply),
     });
-    port = await new Promise<number>((done, fail) => server.bindAsync(`${address}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? fail(error) : done(bound))));
+    port = await new Promise<number>((done, fail) =>
+      server.bindAsync(`${address}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        error ? fail(error) : done(bound),
+      ),
+    );
     servers.push(server);
   }
   process.stdout.write(`${JSON.stringify({ port })}\n`);
@@ -84,7 +102,11 @@ const insecure = grpc.credentials.createInsecure();
 
 function headless(picker: PickerSpec): Contender['make'] {
   return (Echo, port) => {
-    const lb: Balancer = createBalancer({ endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `pod-${i}` })), picker, service: 'echo' });
+    const lb: Balancer = createBalancer({
+      endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `pod-${i}` })),
+      picker,
+      service: 'echo',
+    });
     const channel = createGrpcChannel(lb, { credentials: insecure });
     const client = channel.client(Echo);
     return {
@@ -161,20 +183,55 @@ async function main(): Promise<void> {
         .map((l) => l.toFixed(2))
         .join(' ')}\n`,
     );
-    const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; maxShare: number; vsRoundRobin: number; addedP50: number })[] }[] = [];
+    const sections: {
+      concurrency: number;
+      rows: (RoundResult & { id: string; label: string; maxShare: number; vsRoundRobin: number; addedP50: number })[];
+    }[] = [];
     for (const concurrency of [16, 1]) {
-      const results = await isolatedRounds<GrpcRound>(CONTENDERS.map((c) => c.id), info.port, TIMING, concurrency);
+      const results = await isolatedRounds<GrpcRound>(
+        CONTENDERS.map((c) => c.id),
+        info.port,
+        TIMING,
+        concurrency,
+      );
       const rows = CONTENDERS.map((c) => {
         const rounds = results.get(c.id)!;
         const { ratio, addedP50 } = versus(results, c.id, 'round-robin');
-        return { id: c.id, label: c.label, ...medianRound(rounds), maxShare: median(rounds.map((r) => r.maxShare)), vsRoundRobin: ratio, addedP50 };
+        return {
+          id: c.id,
+          label: c.label,
+          ...medianRound(rounds),
+          maxShare: median(rounds.map((r) => r.maxShare)),
+          vsRoundRobin: ratio,
+          addedP50,
+        };
       });
       sections.push({ concurrency, rows });
       console.log(`## ${concurrency} call${concurrency === 1 ? '' : 's'} in flight\n`);
       console.log(
         table(
-          ['client', 'calls/s', 'vs round_robin (same pass)', 'client CPU µs/call', 'p50 µs', 'p50 added µs (same pass)', 'p99 µs', 'busiest pod', 'errors'],
-          rows.map((r) => [r.label, fixed(r.rps, 0), `${fixed(r.vsRoundRobin * 100, 1)}%`, fixed(r.cpuUs, 1), fixed(r.p50, 0), r.id === 'round-robin' ? '—' : fixed(r.addedP50, 0), fixed(r.p99, 0), `${fixed(r.maxShare * 100, 0)}%`, String(r.errors)]),
+          [
+            'client',
+            'calls/s',
+            'vs round_robin (same pass)',
+            'client CPU µs/call',
+            'p50 µs',
+            'p50 added µs (same pass)',
+            'p99 µs',
+            'busiest pod',
+            'errors',
+          ],
+          rows.map((r) => [
+            r.label,
+            fixed(r.rps, 0),
+            `${fixed(r.vsRoundRobin * 100, 1)}%`,
+            fixed(r.cpuUs, 1),
+            fixed(r.p50, 0),
+            r.id === 'round-robin' ? '—' : fixed(r.addedP50, 0),
+            fixed(r.p99, 0),
+            `${fixed(r.maxShare * 100, 0)}%`,
+            String(r.errors),
+          ]),
         ),
       );
       console.log('');
@@ -190,7 +247,10 @@ async function main(): Promise<void> {
       );
     }
     mkdirSync('bench/results', { recursive: true });
-    writeFileSync('bench/results/grpc.json', `${JSON.stringify({ machine: machine(), pinning, grpcJs, rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`);
+    writeFileSync(
+      'bench/results/grpc.json',
+      `${JSON.stringify({ machine: machine(), pinning, grpcJs, rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`,
+    );
   } finally {
     child.stdin?.end();
     child.kill();

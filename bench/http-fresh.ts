@@ -139,7 +139,15 @@ async function freshClient(id: string, port: number, requests: number): Promise<
   });
   observer.observe({ entryTypes: ['gc'] });
   // --timeline: requests and CPU time every 100 ms, to tell a slow phase from a slow run.
-  const timeline = process.argv.includes('--timeline') ? setInterval(() => process.stdout.write(`# ${performance.now().toFixed(0)} ms: ${n} requests, CPU ${(process.cpuUsage().user / 1000).toFixed(0)} ms, GC ${gcMs.toFixed(0)} ms\n`), 100) : undefined;
+  const timeline = process.argv.includes('--timeline')
+    ? setInterval(
+        () =>
+          process.stdout.write(
+            `# ${performance.now().toFixed(0)} ms: ${n} requests, CPU ${(process.cpuUsage().user / 1000).toFixed(0)} ms, GC ${gcMs.toFixed(0)} ms\n`,
+          ),
+        100,
+      )
+    : undefined;
   const round = await closedLoop(get, CONCURRENCY, 600_000, requests);
   clearInterval(timeline);
   await new Promise((resolve) => setImmediate(resolve)); // the last GC entries
@@ -154,7 +162,24 @@ const LOG_DIR = '.tmp/bench/http-fresh';
 
 function runFresh(id: string, run: number, port: number, nodeFlags: readonly string[]): Promise<FreshResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...nodeFlags, '--enable-source-maps', process.argv[1]!, '--fresh', id, '--port', String(port), '--requests', String(REQUESTS), '--warmup', String(WARMUP), ...(TIMELINE ? ['--timeline'] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(
+      process.execPath,
+      [
+        ...nodeFlags,
+        '--enable-source-maps',
+        process.argv[1]!,
+        '--fresh',
+        id,
+        '--port',
+        String(port),
+        '--requests',
+        String(REQUESTS),
+        '--warmup',
+        String(WARMUP),
+        ...(TIMELINE ? ['--timeline'] : []),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
     let out = '';
     child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
     child.on('error', reject);
@@ -163,7 +188,11 @@ function runFresh(id: string, run: number, port: number, nodeFlags: readonly str
         mkdirSync(LOG_DIR, { recursive: true });
         writeFileSync(`${LOG_DIR}/${id}-${run + 1}.log`, out);
       }
-      const line = out.trim().split('\n').filter((l) => l.startsWith('{"rps"')).pop();
+      const line = out
+        .trim()
+        .split('\n')
+        .filter((l) => l.startsWith('{"rps"'))
+        .pop();
       if (code !== 0 || line === undefined) reject(new Error(`fresh client ${id} exited ${code}: ${out.slice(-500)}`));
       else resolve(JSON.parse(line) as FreshResult);
     });
@@ -194,8 +223,17 @@ async function main(): Promise<void> {
     for (let run = 0; run < RUNS; run++) {
       // Rotated, so that no contender always runs first (or right after the same neighbour).
       const order = ids.map((_, i) => ids[(i + run) % ids.length]!);
-      for (const id of order) results.get(id)!.push(await runFresh(id, run, info.port, nodeFlags).catch((error: unknown) => retryOnce(error, () => runFresh(id, run, info.port, nodeFlags))));
-      process.stderr.write(`run ${run + 1}/${RUNS} (load ${loadavg()[0]!.toFixed(2)}): ${order.map((id) => `${id} ${fixed(results.get(id)!.at(-1)!.rps, 0)}`).join(', ')}\n`);
+      for (const id of order)
+        results
+          .get(id)!
+          .push(
+            await runFresh(id, run, info.port, nodeFlags).catch((error: unknown) =>
+              retryOnce(error, () => runFresh(id, run, info.port, nodeFlags)),
+            ),
+          );
+      process.stderr.write(
+        `run ${run + 1}/${RUNS} (load ${loadavg()[0]!.toFixed(2)}): ${order.map((id) => `${id} ${fixed(results.get(id)!.at(-1)!.rps, 0)}`).join(', ')}\n`,
+      );
     }
     const loadAfter = loadavg();
     const agent = results.get('agent');
@@ -223,18 +261,34 @@ async function main(): Promise<void> {
     console.log(
       table(
         ['client', 'median req/s', 'lowest', 'highest', 'vs Agent (median of runs)', 'client CPU µs/req', 'GC ms (median)', 'errors'],
-        rows.map((r) => [r.label, fixed(r.median, 0), fixed(r.min, 0), fixed(r.max, 0), agent === undefined ? '—' : `${fixed(r.vsAgent * 100, 1)}%`, fixed(r.cpuUs, 1), fixed(r.gcMs, 0), String(r.errors)]),
+        rows.map((r) => [
+          r.label,
+          fixed(r.median, 0),
+          fixed(r.min, 0),
+          fixed(r.max, 0),
+          agent === undefined ? '—' : `${fixed(r.vsAgent * 100, 1)}%`,
+          fixed(r.cpuUs, 1),
+          fixed(r.gcMs, 0),
+          String(r.errors),
+        ]),
       ),
     );
-    console.log(`\nRuns in run order (req/s, CPU µs/req, GC ms):\n${rows.map((r) => `- ${r.id}: ${r.runs.map((x) => `${x.rps} ${x.cpuUs} ${x.gcMs}`).join(' | ')}`).join('\n')}\n`);
+    console.log(
+      `\nRuns in run order (req/s, CPU µs/req, GC ms):\n${rows.map((r) => `- ${r.id}: ${r.runs.map((x) => `${x.rps} ${x.cpuUs} ${x.gcMs}`).join(' | ')}`).join('\n')}\n`,
+    );
     if (agent !== undefined) {
       // The per-run ratio, as bench/http.ts compares within a pass: the VM's speed drifts between runs.
       for (const r of rows.filter((row) => row.id.startsWith('headless'))) {
-        console.log(`Target, ${r.label}: within 5% of the Agent (median of per-run ratios): ${fixed(r.vsAgent * 100, 1)}% ${r.vsAgent >= 0.95 ? 'PASS' : 'FAIL'}`);
+        console.log(
+          `Target, ${r.label}: within 5% of the Agent (median of per-run ratios): ${fixed(r.vsAgent * 100, 1)}% ${r.vsAgent >= 0.95 ? 'PASS' : 'FAIL'}`,
+        );
       }
     }
     mkdirSync('bench/results', { recursive: true });
-    writeFileSync('bench/results/http-fresh.json', `${JSON.stringify({ machine: machine(), pinning, undici, runs: RUNS, requests: REQUESTS, warmup: WARMUP, loadBefore, loadAfter, rows }, null, 2)}\n`);
+    writeFileSync(
+      'bench/results/http-fresh.json',
+      `${JSON.stringify({ machine: machine(), pinning, undici, runs: RUNS, requests: REQUESTS, warmup: WARMUP, loadBefore, loadAfter, rows }, null, 2)}\n`,
+    );
   } finally {
     child.stdin?.end();
     child.kill();

@@ -27,7 +27,19 @@ import { loadavg } from 'node:os';
 import { BalancedPool, Pool, request, type Dispatcher } from 'undici';
 import { createBalancer, type Balancer, type PickerSpec } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
-import { closedLoop, exitWithParent, isolatedRounds, medianRound, pinClient, playedChildRole, startPods, versus, type ContenderRunner, type RoundResult, type RoundTiming } from './support/adapter-bench.js';
+import {
+  closedLoop,
+  exitWithParent,
+  isolatedRounds,
+  medianRound,
+  pinClient,
+  playedChildRole,
+  startPods,
+  versus,
+  type ContenderRunner,
+  type RoundResult,
+  type RoundTiming,
+} from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.11', '127.0.84.12', '127.0.84.13'];
@@ -69,7 +81,11 @@ interface Contender {
 
 function headless(picker: PickerSpec): Contender['make'] {
   return (port) => {
-    const lb: Balancer = createBalancer({ endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `web-${i}` })), picker, service: 'bench' });
+    const lb: Balancer = createBalancer({
+      endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `web-${i}` })),
+      picker,
+      service: 'bench',
+    });
     const dispatcher = createDispatcher(lb);
     return {
       dispatcher,
@@ -122,10 +138,19 @@ async function main(): Promise<void> {
   const { info, child, pinning } = await startPods<{ port: number }>(pinClient());
   const undici = installedVersion('undici');
   try {
-    console.log(`# HTTP dispatcher benchmark\n\n${machine()}; undici ${undici}; pods in a child process, each client in its own, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+    console.log(
+      `# HTTP dispatcher benchmark\n\n${machine()}; undici ${undici}; pods in a child process, each client in its own, ${pinning}; ${ROUNDS} rounds × ${ROUND_MS} ms per contender (median round shown); load average before: ${loadavg()
+        .map((l) => l.toFixed(2))
+        .join(' ')}\n`,
+    );
     const sections: { concurrency: number; rows: (RoundResult & { id: string; label: string; vsPool: number; addedP50: number })[] }[] = [];
     for (const concurrency of [16, 1]) {
-      const results = await isolatedRounds<RoundResult>(CONTENDERS.map((c) => c.id), info.port, TIMING, concurrency);
+      const results = await isolatedRounds<RoundResult>(
+        CONTENDERS.map((c) => c.id),
+        info.port,
+        TIMING,
+        concurrency,
+      );
       const rows = CONTENDERS.map((c) => {
         const { ratio, addedP50 } = versus(results, c.id, 'pool');
         return { id: c.id, label: c.label, ...medianRound(results.get(c.id)!), vsPool: ratio, addedP50 };
@@ -135,7 +160,16 @@ async function main(): Promise<void> {
       console.log(
         table(
           ['dispatcher', 'req/s', 'vs Pool (same pass)', 'client CPU µs/req', 'p50 µs', 'p50 added µs (same pass)', 'p99 µs', 'errors'],
-          rows.map((r) => [r.label, fixed(r.rps, 0), `${fixed(r.vsPool * 100, 1)}%`, fixed(r.cpuUs, 1), fixed(r.p50, 0), r.id === 'pool' ? '—' : fixed(r.addedP50, 0), fixed(r.p99, 0), String(r.errors)]),
+          rows.map((r) => [
+            r.label,
+            fixed(r.rps, 0),
+            `${fixed(r.vsPool * 100, 1)}%`,
+            fixed(r.cpuUs, 1),
+            fixed(r.p50, 0),
+            r.id === 'pool' ? '—' : fixed(r.addedP50, 0),
+            fixed(r.p99, 0),
+            String(r.errors),
+          ]),
         ),
       );
       console.log('');
@@ -150,7 +184,10 @@ async function main(): Promise<void> {
       );
     }
     mkdirSync('bench/results', { recursive: true });
-    writeFileSync('bench/results/http.json', `${JSON.stringify({ machine: machine(), pinning, undici, rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`);
+    writeFileSync(
+      'bench/results/http.json',
+      `${JSON.stringify({ machine: machine(), pinning, undici, rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`,
+    );
   } finally {
     child.stdin?.end();
     child.kill();

@@ -136,7 +136,12 @@ const CONTENDERS: readonly Contender[] = [
   { id: 'round-robin', label: 'round-robin', picker: 'round-robin', pods: ALL },
   { id: 'least-request', label: 'least-request', picker: 'least-request', pods: ALL },
   { id: 'least-latency', label: "least-latency (estimator 'mean', the default)", picker: 'least-latency', pods: ALL },
-  { id: 'least-latency-peak', label: "least-latency, estimator 'peak-ewma' (Finagle, Linkerd)", picker: { type: 'least-latency', estimator: 'peak-ewma' }, pods: ALL },
+  {
+    id: 'least-latency-peak',
+    label: "least-latency, estimator 'peak-ewma' (Finagle, Linkerd)",
+    picker: { type: 'least-latency', estimator: 'peak-ewma' },
+    pods: ALL,
+  },
   {
     id: 'least-latency-peak-2s',
     label: "least-latency, estimator 'peak-ewma', latency.decayMs 2000",
@@ -242,7 +247,12 @@ interface ReactionRound {
   readonly regainBoundMs: number;
 }
 
-async function reactionRound(pods: LatencyPods, agent: Agent, picker: PickerSpec, latency?: BalancerOptions['latency']): Promise<ReactionRound> {
+async function reactionRound(
+  pods: LatencyPods,
+  agent: Agent,
+  picker: PickerSpec,
+  latency?: BalancerOptions['latency'],
+): Promise<ReactionRound> {
   await pods.setDelay(SLOW_POD, FAST_MS);
   const lb = balancer(pods, ALL, picker, latency);
   const trace = newTrace();
@@ -342,14 +352,20 @@ function analyse(trace: Trace, t: number, t2: number): ReactionRound {
 
 const MODEL_VARIANTS: readonly ModelVariant[] = [
   { label: 'least-request (P2C, cost = in-flight)', choice: 'p2c', estimator: 'none' },
-  { label: 'peak-EWMA τ = 10 s, cost × (in-flight + 1) (estimator: \'peak-ewma\')', choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000 },
+  { label: "peak-EWMA τ = 10 s, cost × (in-flight + 1) (estimator: 'peak-ewma')", choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000 },
   { label: 'peak-EWMA τ = 2 s', choice: 'p2c', estimator: 'peak-ewma', decayMs: 2000 },
   { label: 'cheapest of all 4 instead of P2C, peak-EWMA τ = 10 s', choice: 'all', estimator: 'peak-ewma', decayMs: 10_000 },
   { label: 'mean EWMA τ = 1 s (no peak rule)', choice: 'p2c', estimator: 'ewma', decayMs: 1000 },
   { label: 'exact mean latency (a perfect estimator)', choice: 'p2c', estimator: 'exact-mean' },
   { label: 'cheapest of all 4, exact mean latency', choice: 'all', estimator: 'exact-mean' },
   { label: 'peak-EWMA τ = 10 s, cost × (1 + in-flight/2)', choice: 'p2c', estimator: 'peak-ewma', decayMs: 10_000, inflightWeight: 0.5 },
-  { label: 'mean EWMA τ = 1 s, cost × (1 + in-flight/2) (the default, estimator: \'mean\')', choice: 'p2c', estimator: 'ewma', decayMs: 1000, inflightWeight: 0.5 },
+  {
+    label: "mean EWMA τ = 1 s, cost × (1 + in-flight/2) (the default, estimator: 'mean')",
+    choice: 'p2c',
+    estimator: 'ewma',
+    decayMs: 1000,
+    inflightWeight: 0.5,
+  },
 ];
 const MODEL_OVERHEADS = [1, 3];
 const MODEL_SEEDS = [1, 2, 3];
@@ -361,7 +377,16 @@ function printModel(): void {
       const results = MODEL_SEEDS.map((seed) =>
         runModel({ fastMs: FAST_MS, slowMs: SLOW_MS, concurrency: CONCURRENCY, overheadMs, seconds: 30, warmupMs: 2000, seed }, variant),
       );
-      cells.push(spread(results.map((r) => r.slowShare), pct), spread(results.map((r) => r.p99), ms));
+      cells.push(
+        spread(
+          results.map((r) => r.slowShare),
+          pct,
+        ),
+        spread(
+          results.map((r) => r.p99),
+          ms,
+        ),
+      );
     }
     return cells;
   });
@@ -388,25 +413,54 @@ function printModel(): void {
     for (const overheadMs of MODEL_OVERHEADS) {
       const results = MODEL_SEEDS.map((seed) => {
         const run = runModel(
-          { fastMs: FAST_MS, slowMs: SLOW_MS, concurrency: CONCURRENCY, overheadMs, seconds: 45, warmupMs: 0, seed, slowBetween: [T, T2], trace: true },
+          {
+            fastMs: FAST_MS,
+            slowMs: SLOW_MS,
+            concurrency: CONCURRENCY,
+            overheadMs,
+            seconds: 45,
+            warmupMs: 0,
+            seed,
+            slowBetween: [T, T2],
+            trace: true,
+          },
           variant,
         );
         return analyse(run.trace!, T, T2);
       });
       const f = (values: (number | undefined)[], format: (v: number) => string): string =>
-        values.some((v) => v === undefined) ? `${values.filter((v) => v === undefined).length} of ${values.length} never` : spread(values as number[], format);
+        values.some((v) => v === undefined)
+          ? `${values.filter((v) => v === undefined).length} of ${values.length} never`
+          : spread(values as number[], format);
       reactionRows.push([
         variant.label,
         `0.5+Exp(${overheadMs}) ms`,
-        f(results.map((r) => r.shedRequests), (v) => fixed(v, 0)),
-        f(results.map((r) => r.shedMs), ms),
-        spread(results.map((r) => r.slowLeak), pct),
-        f(results.map((r) => r.regainMs), (v) => fixed(v / 1000, 2)),
+        f(
+          results.map((r) => r.shedRequests),
+          (v) => fixed(v, 0),
+        ),
+        f(
+          results.map((r) => r.shedMs),
+          ms,
+        ),
+        spread(
+          results.map((r) => r.slowLeak),
+          pct,
+        ),
+        f(
+          results.map((r) => r.regainMs),
+          (v) => fixed(v / 1000, 2),
+        ),
       ]);
     }
   }
   console.log(`Reaction in the model: pod 0 slow from T = 5 s to T2 = 10 s, the same definitions as the reaction table.\n`);
-  console.log(table(['model: picker', 'client overhead', 'shed: pod-0 requests after T', 'shed: ms after T', 'leak until T2', 'regain: s after T2'], reactionRows));
+  console.log(
+    table(
+      ['model: picker', 'client overhead', 'shed: pod-0 requests after T', 'shed: ms after T', 'leak until T2', 'regain: s after T2'],
+      reactionRows,
+    ),
+  );
   console.log('');
 }
 
@@ -451,7 +505,9 @@ async function main(): Promise<void> {
         const result = await steadyRound(pods, agent, contender);
         thisRound.set(contender.id, result);
         steady.get(contender.id)!.push(result);
-        process.stderr.write(`  round ${r + 1} ${contender.id}: slow ${pct(result.slowShare)} p99 ${ms(result.p99)} ms, ${fixed(result.rps, 0)} req/s\n`);
+        process.stderr.write(
+          `  round ${r + 1} ${contender.id}: slow ${pct(result.slowShare)} p99 ${ms(result.p99)} ms, ${fixed(result.rps, 0)} req/s\n`,
+        );
       }
       const oracle = thisRound.get('oracle')!;
       for (const c of CONTENDERS) oracleRatio.get(c.id)!.push(thisRound.get(c.id)!.p99 / oracle.p99);
@@ -460,11 +516,28 @@ async function main(): Promise<void> {
       const rounds = steady.get(c.id)!;
       return [
         c.label,
-        c.id === 'oracle' ? '—' : spread(rounds.map((x) => x.slowShare), pct),
-        spread(rounds.map((x) => x.p50), ms),
-        spread(rounds.map((x) => x.p99), ms),
-        spread(rounds.map((x) => x.p999), ms),
-        spread(rounds.map((x) => x.rps), (v) => fixed(v, 0)),
+        c.id === 'oracle'
+          ? '—'
+          : spread(
+              rounds.map((x) => x.slowShare),
+              pct,
+            ),
+        spread(
+          rounds.map((x) => x.p50),
+          ms,
+        ),
+        spread(
+          rounds.map((x) => x.p99),
+          ms,
+        ),
+        spread(
+          rounds.map((x) => x.p999),
+          ms,
+        ),
+        spread(
+          rounds.map((x) => x.rps),
+          (v) => fixed(v, 0),
+        ),
         c.id === 'oracle' ? '1' : spread(oracleRatio.get(c.id)!, (v) => `${fixed(v, 2)}×`),
         String(rounds.reduce((n, x) => n + x.errors, 0)),
       ];
@@ -484,10 +557,12 @@ async function main(): Promise<void> {
         `p99 ≤ 1.25 × oracle: ${fixed(llRatio, 2)}× ${llRatio <= 1.25 ? 'MET' : 'MISSED'}\n`,
     );
 
-    const nan = (format: (v: number) => string) => (values: number[]): string => {
-      const got = values.filter((v) => !Number.isNaN(v));
-      return got.length === 0 ? '—' : spread(got, format);
-    };
+    const nan =
+      (format: (v: number) => string) =>
+      (values: number[]): string => {
+        const got = values.filter((v) => !Number.isNaN(v));
+        return got.length === 0 ? '—' : spread(got, format);
+      };
     const diagRows = CONTENDERS.map((c) => {
       const rounds = steady.get(c.id)!;
       return [
@@ -501,8 +576,14 @@ async function main(): Promise<void> {
         nan(ms)(rounds.map((x) => x.meanEstimateFast)),
         nan(ms)(rounds.map((x) => x.meanEstimateSlow)),
         nan((v) => `${fixed(v, 1)}×`)(rounds.map((x) => x.meanEstimateSlow / x.meanEstimateFast)),
-        spread(rounds.map((x) => x.loopP99), ms),
-        spread(rounds.map((x) => x.loopMax), ms),
+        spread(
+          rounds.map((x) => x.loopP99),
+          ms,
+        ),
+        spread(
+          rounds.map((x) => x.loopMax),
+          ms,
+        ),
       ];
     });
     console.log(
@@ -540,7 +621,11 @@ async function main(): Promise<void> {
       { label: 'round-robin', picker: 'round-robin' },
       { label: "least-latency (estimator 'mean', the default)", picker: 'least-latency' },
       { label: "least-latency, estimator 'peak-ewma' (Finagle, Linkerd)", picker: { type: 'least-latency', estimator: 'peak-ewma' } },
-      { label: "least-latency, estimator 'peak-ewma', decayMs 2000", picker: { type: 'least-latency', estimator: 'peak-ewma' }, latency: { decayMs: 2000 } },
+      {
+        label: "least-latency, estimator 'peak-ewma', decayMs 2000",
+        picker: { type: 'least-latency', estimator: 'peak-ewma' },
+        latency: { decayMs: 2000 },
+      },
     ];
     const reactionResults = new Map<string, ReactionRound[]>(reactions.map((x) => [x.label, []]));
     for (let r = 0; r < ROUNDS; r++) {
@@ -565,15 +650,38 @@ async function main(): Promise<void> {
       const neverShed = rounds.every((y) => y.shedRequests === undefined);
       return [
         x.label,
-        orNever(rounds.map((y) => y.shedRequests), (v) => fixed(v, 0), 'never'),
-        orNever(rounds.map((y) => y.shedMs), ms, 'never'),
+        orNever(
+          rounds.map((y) => y.shedRequests),
+          (v) => fixed(v, 0),
+          'never',
+        ),
+        orNever(
+          rounds.map((y) => y.shedMs),
+          ms,
+          'never',
+        ),
         (() => {
           const leaks = rounds.map((y) => y.slowLeak).filter((v) => !Number.isNaN(v));
           return leaks.length === 0 ? '—' : spread(leaks, pct);
         })(),
-        spread(rounds.map((y) => y.slowP99), ms),
-        neverShed ? '— (never lost it)' : orNever(rounds.map((y) => y.regainRequests), (v) => fixed(v, 0), `> ${RECOVER_MAX_MS / 1000} s`),
-        neverShed ? '—' : orNever(rounds.map((y) => y.regainMs), ms, `> ${RECOVER_MAX_MS / 1000} s`),
+        spread(
+          rounds.map((y) => y.slowP99),
+          ms,
+        ),
+        neverShed
+          ? '— (never lost it)'
+          : orNever(
+              rounds.map((y) => y.regainRequests),
+              (v) => fixed(v, 0),
+              `> ${RECOVER_MAX_MS / 1000} s`,
+            ),
+        neverShed
+          ? '—'
+          : orNever(
+              rounds.map((y) => y.regainMs),
+              ms,
+              `> ${RECOVER_MAX_MS / 1000} s`,
+            ),
       ];
     });
     console.log(`## Reaction: pod 0 turns slow (${FAST_MS} → ${SLOW_MS} ms) at T, fast again at T2 = T + ${SLOW_PHASE_MS / 1000} s\n`);
@@ -583,10 +691,25 @@ async function main(): Promise<void> {
         `requests = those sent to pod 0 after T until then. "Leak": pod 0's share from then to T2. "Regain": share ≥ ${REGAIN_AT * 100}% ` +
         `in a window entirely after T2; requests = all requests after T2 until then. Median (min–max).\n`,
     );
-    console.log(table(['picker', 'shed: pod-0 requests after T', 'shed: ms after T', 'leak (slow pod share until T2)', 'p99 while slow, ms', 'regain: requests after T2', 'regain: ms after T2'], reactionRows));
+    console.log(
+      table(
+        [
+          'picker',
+          'shed: pod-0 requests after T',
+          'shed: ms after T',
+          'leak (slow pod share until T2)',
+          'p99 while slow, ms',
+          'regain: requests after T2',
+          'regain: ms after T2',
+        ],
+        reactionRows,
+      ),
+    );
     console.log('');
     const load1 = loadavg();
-    console.log(`Load average after: ${load1.map((l) => l.toFixed(2)).join(' ')}; ${fixed((performance.now() - startedAt) / 1000, 0)} s in all.`);
+    console.log(
+      `Load average after: ${load1.map((l) => l.toFixed(2)).join(' ')}; ${fixed((performance.now() - startedAt) / 1000, 0)} s in all.`,
+    );
 
     mkdirSync('bench/results', { recursive: true });
     writeFileSync(

@@ -80,8 +80,16 @@ function withPicker(endpoints: Endpoint[], picker: Picker, requests: readonly Pi
 const variants: readonly Variant[] = [
   { id: 'round-robin', label: 'round-robin', setup: (n) => withPicker(loadedPods(n), new RoundRobinPicker(seededRandom(1)), keyless) },
   { id: 'random', label: 'random', setup: (n) => withPicker(loadedPods(n), new RandomPicker(seededRandom(1)), keyless) },
-  { id: 'least-request', label: 'least-request (P2C)', setup: (n) => withPicker(loadedPods(n), new LeastRequestPicker(seededRandom(1)), keyless) },
-  { id: 'least-latency', label: 'least-latency (P2C, mean estimate)', setup: (n) => withPicker(loadedPods(n), new LeastLatencyPicker(seededRandom(1)), keyless) },
+  {
+    id: 'least-request',
+    label: 'least-request (P2C)',
+    setup: (n) => withPicker(loadedPods(n), new LeastRequestPicker(seededRandom(1)), keyless),
+  },
+  {
+    id: 'least-latency',
+    label: 'least-latency (P2C, mean estimate)',
+    setup: (n) => withPicker(loadedPods(n), new LeastLatencyPicker(seededRandom(1)), keyless),
+  },
   {
     id: 'wrr-equal',
     label: 'weighted-round-robin, equal weights',
@@ -90,7 +98,12 @@ const variants: readonly Variant[] = [
   {
     id: 'wrr-weighted',
     label: 'weighted-round-robin, weights 1–10',
-    setup: (n) => withPicker(loadedPods(n, (i) => 1 + (i % 10)), new WeightedRoundRobinPicker(seededRandom(1)), keyless),
+    setup: (n) =>
+      withPicker(
+        loadedPods(n, (i) => 1 + (i % 10)),
+        new WeightedRoundRobinPicker(seededRandom(1)),
+        keyless,
+      ),
   },
   {
     id: 'shard-hot',
@@ -162,7 +175,10 @@ function main(): void {
   for (const variant of variants) {
     const best = new Map<number, Measurement>();
     for (let run = 0; run < runs; run++) {
-      const child = spawnSync(process.execPath, [process.argv[1]!, '--child', variant.id], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawnSync(process.execPath, [process.argv[1]!, '--child', variant.id], {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
       if (child.status !== 0) throw new Error(`benchmark ${variant.id} failed`);
       for (const m of JSON.parse(child.stdout) as Measurement[]) {
         const prev = best.get(m.n);
@@ -193,7 +209,10 @@ function main(): void {
   console.log(table(['picker', 'n=3 ns', 'ratio', 'n=100 ns', 'ratio', 'n=1000 ns', 'ratio'], rows));
 
   mkdirSync('bench/results', { recursive: true });
-  writeFileSync('bench/results/pickers.json', `${JSON.stringify({ machine: machine(), date: new Date().toISOString(), results }, null, 2)}\n`);
+  writeFileSync(
+    'bench/results/pickers.json',
+    `${JSON.stringify({ machine: machine(), date: new Date().toISOString(), results }, null, 2)}\n`,
+  );
   console.log('\nRaw results: bench/results/pickers.json');
 }
 

@@ -142,7 +142,14 @@ function distributionSection(): void {
   }
   console.log(
     table(
-      ['n', 'moved on n→n+1 ÷ 1/(n+1)', 'moved on n→n−1 ÷ 1/n', 'keys moved between staying endpoints', 'max/avg keys', 'max/avg, uniform random assignment'],
+      [
+        'n',
+        'moved on n→n+1 ÷ 1/(n+1)',
+        'moved on n→n−1 ÷ 1/n',
+        'keys moved between staying endpoints',
+        'max/avg keys',
+        'max/avg, uniform random assignment',
+      ],
       rows,
     ),
   );
@@ -218,10 +225,33 @@ function boundedLoadSection(): void {
     for (const c of [undefined, 1.25, 2]) {
       const r = simulateLoad(n, c, s, steps);
       const bound = c === undefined ? '–' : fixed(Math.ceil(c * 8) / 8, 3);
-      rows.push([String(n), r.label, `${fixed(100 * r.maxShare, 1)}%`, `${fixed(100 / n, 1)}%`, fixed(r.meanMaxOverAvg, 2), fixed(r.worstMaxOverAvg, 2), bound, `${fixed(100 * r.spilled, 1)}%`]);
+      rows.push([
+        String(n),
+        r.label,
+        `${fixed(100 * r.maxShare, 1)}%`,
+        `${fixed(100 / n, 1)}%`,
+        fixed(r.meanMaxOverAvg, 2),
+        fixed(r.worstMaxOverAvg, 2),
+        bound,
+        `${fixed(100 * r.spilled, 1)}%`,
+      ]);
     }
   }
-  console.log(table(['n', 'mode', 'largest in-flight share', 'fair share', 'max/avg in flight (mean)', 'max/avg (worst)', '⌈c·avg⌉/avg', 'requests not on the key owner'], rows));
+  console.log(
+    table(
+      [
+        'n',
+        'mode',
+        'largest in-flight share',
+        'fair share',
+        'max/avg in flight (mean)',
+        'max/avg (worst)',
+        '⌈c·avg⌉/avg',
+        'requests not on the key owner',
+      ],
+      rows,
+    ),
+  );
 }
 
 function compareSection(): void {
@@ -269,7 +299,9 @@ function compareSection(): void {
       rows,
     ),
   );
-  console.log('\nmoved: fraction moved ÷ ideal (mean of 10 trials); stray: keys moved between endpoints present before and after, % of keys per change.');
+  console.log(
+    '\nmoved: fraction moved ÷ ideal (mean of 10 trials); stray: keys moved between endpoints present before and after, % of keys per change.',
+  );
 
   // Cache for hot keys: lru-cache (string → owner) against the picker's set-associative table,
   // with the same string objects every time (V8 caches their hash) and with fresh strings, as

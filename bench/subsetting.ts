@@ -37,7 +37,10 @@ const pods = (n: number): string[] => Array.from({ length: n }, (_, i) => podNam
 const ordinalClients = (n: number): string[] => Array.from({ length: n }, (_, i) => `api-${i}`);
 function randomClients(n: number, seed: number): string[] {
   const random = seededRandom(seed);
-  const suffix = (): string => Math.floor(random() * 36 ** 5).toString(36).padStart(5, '0');
+  const suffix = (): string =>
+    Math.floor(random() * 36 ** 5)
+      .toString(36)
+      .padStart(5, '0');
   return Array.from({ length: n }, () => `api-7f9c4d${suffix()}-${suffix()}`);
 }
 
@@ -228,7 +231,16 @@ function evaluate(algorithm: SubsettingAlgorithm, scenario: Scenario, runs: numb
     adds.push(added.members * (scenario.pods + 1));
     addClients.push(added.clients);
     const gone = podList[Math.floor(seededRandom(t + 11)() * podList.length)]!;
-    removes.push(moved(base, algorithm.assign(clientIds, podList.filter((p) => p !== gone), scenario.size)).members * scenario.pods);
+    removes.push(
+      moved(
+        base,
+        algorithm.assign(
+          clientIds,
+          podList.filter((p) => p !== gone),
+          scenario.size,
+        ),
+      ).members * scenario.pods,
+    );
   }
   const newcomer = scenario.ids === 'ordinal' ? `api-${scenario.clients}` : `api-${randomUUID().slice(0, 10)}`;
   const withNewcomer = algorithm.assign([...clientIds, newcomer], podList, scenario.size).slice(0, clientIds.length);
@@ -245,10 +257,28 @@ function evaluate(algorithm: SubsettingAlgorithm, scenario: Scenario, runs: numb
   };
 }
 
-const HEADER = ['algorithm', 'conn max/mean', 'req max/mean RR', 'req max/mean LR', 'pod added: moved ÷ ideal', 'clients changed', 'pod removed: moved ÷ ideal', 'client added: others changed'];
+const HEADER = [
+  'algorithm',
+  'conn max/mean',
+  'req max/mean RR',
+  'req max/mean LR',
+  'pod added: moved ÷ ideal',
+  'clients changed',
+  'pod removed: moved ÷ ideal',
+  'client added: others changed',
+];
 
 function row(name: string, r: Result): string[] {
-  return [name, fixed(r.connMaxMean, 2), fixed(r.rrMaxMean, 2), fixed(r.lrMaxMean, 2), `${fixed(r.addMoved, 2)}×`, `${fixed(100 * r.addClients, 1)}%`, `${fixed(r.removeMoved, 2)}×`, String(r.clientAdd)];
+  return [
+    name,
+    fixed(r.connMaxMean, 2),
+    fixed(r.rrMaxMean, 2),
+    fixed(r.lrMaxMean, 2),
+    `${fixed(r.addMoved, 2)}×`,
+    `${fixed(100 * r.addClients, 1)}%`,
+    `${fixed(r.removeMoved, 2)}×`,
+    String(r.clientAdd),
+  ];
 }
 
 const BAR_ROWS = ['<0.70', '0.70', '0.75', '0.80', '0.85', '0.90', '0.95', '1.00', '1.05', '1.10', '1.15', '1.20', '1.25', '≥1.30'];
@@ -263,9 +293,18 @@ function chart(name: string, h: readonly number[]): string {
 function target(): void {
   for (const ids of ['ordinal', 'random'] as const) {
     const scenario: Scenario = { clients: 1000, pods: 300, size: 20, ids };
-    console.log(`\n### Target: 1,000 clients × 300 pods, subset 20, ${ids === 'ordinal' ? 'StatefulSet ordinals (api-17)' : 'random ids (Deployment pods)'}\n`);
-    const results = algorithms.filter((a) => ids === 'ordinal' || !a.needsOrdinals).map((a) => [a.name, evaluate(a, scenario, Math.max(trials, 5), 2000)] as const);
-    console.log(table(HEADER, results.map(([name, r]) => row(name, r))));
+    console.log(
+      `\n### Target: 1,000 clients × 300 pods, subset 20, ${ids === 'ordinal' ? 'StatefulSet ordinals (api-17)' : 'random ids (Deployment pods)'}\n`,
+    );
+    const results = algorithms
+      .filter((a) => ids === 'ordinal' || !a.needsOrdinals)
+      .map((a) => [a.name, evaluate(a, scenario, Math.max(trials, 5), 2000)] as const);
+    console.log(
+      table(
+        HEADER,
+        results.map(([name, r]) => row(name, r)),
+      ),
+    );
     if (ids === 'ordinal') {
       console.log('\n```');
       for (const [name, r] of results) if (name !== 'full mesh') console.log(chart(name, r.histogram) + '\n');

@@ -39,7 +39,9 @@ async function startPod(ordinal) {
     Get: ({ request }, done) => done(null, { pod: name, found: store.has(request.key), value: store.get(request.key) ?? '' }),
   });
   port = await new Promise((resolve, reject) =>
-    server.bindAsync(`${address}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(`${address}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
   );
   pods.push({ name, address, server });
 }
@@ -47,7 +49,11 @@ async function startPod(ordinal) {
 const model = new ClusterModel({ ttl: 1 });
 const dns = await startDnsServer({ model });
 async function publish() {
-  model.setService({ name: 'kv', ports: [{ name: 'grpc', port }], pods: pods.map((p) => ({ hostname: p.name, ip: p.address, ready: true })) });
+  model.setService({
+    name: 'kv',
+    ports: [{ name: 'grpc', port }],
+    pods: pods.map((p) => ({ hostname: p.name, ip: p.address, ready: true })),
+  });
   await dns.publish(model.clone());
 }
 for (let i = 0; i < 3; i++) await startPod(i);
@@ -91,7 +97,10 @@ try {
   for (const key of keys) home.set(key, (await call('Put', { key, value: `v-${key}` }, withKey(key))).pod);
   const spread = Object.fromEntries(pods.map((p) => [p.name, [...home.values()].filter((n) => n === p.name).length]));
   console.log('keys per pod:', spread);
-  check(Object.values(spread).every((n) => n > 0), 'keys are spread over the 3 pods');
+  check(
+    Object.values(spread).every((n) => n > 0),
+    'keys are spread over the 3 pods',
+  );
 
   let found = 0;
   for (const key of keys) {

@@ -59,7 +59,12 @@ function importsOf(file) {
   const text = readFileSync(join(src, file), 'utf8');
   const found = [];
   for (const match of text.matchAll(/(?:^|\n)\s*(?:import|export)\s[^'"]*?from\s+['"](\.[^'"]+)['"]/g)) {
-    found.push(relative(src, resolve(dirname(join(src, file)), match[1])).split('\\').join('/').replace(/\.js$/, '.ts'));
+    found.push(
+      relative(src, resolve(dirname(join(src, file)), match[1]))
+        .split('\\')
+        .join('/')
+        .replace(/\.js$/, '.ts'),
+    );
   }
   return found;
 }
@@ -81,7 +86,10 @@ for (const file of files(src)) {
       from.name === 'testing' || from.name === 'cli'
         ? to.name === 'base' || PUBLIC_ENTRIES.has(target)
         : to.name !== 'testing' && to.name !== 'cli' && to.rank < from.rank;
-    if (!ok) problems.push(`${file} (${from.name}) → ${target} (${to.name}): runs ${to.rank >= from.rank ? 'sideways or up' : 'to a private module'}`);
+    if (!ok)
+      problems.push(
+        `${file} (${from.name}) → ${target} (${to.name}): runs ${to.rank >= from.rank ? 'sideways or up' : 'to a private module'}`,
+      );
   }
 }
 

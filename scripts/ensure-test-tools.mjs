@@ -26,7 +26,9 @@ if (process.platform === 'linux' && process.getuid?.() === 0 && spawnSync('apt-g
   if (packages.includes('unbound')) stopPackagedUnbound();
   process.exit(0);
 }
-console.error(`The integration tests need ${missing.map((t) => t.binary).join(' and ')}: install ${packages.join(' ')} (e.g. sudo apt-get install ${packages.join(' ')}).`);
+console.error(
+  `The integration tests need ${missing.map((t) => t.binary).join(' and ')}: install ${packages.join(' ')} (e.g. sudo apt-get install ${packages.join(' ')}).`,
+);
 process.exit(1);
 
 /**

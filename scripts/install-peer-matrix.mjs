@@ -25,7 +25,9 @@ for (const entry of peerMatrix(process.versions.node)) {
     console.log(`installed ${entry.spec} into ${entry.dir} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
   } else {
     failed++;
-    console.error(`npm install ${entry.spec} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stdout}${result.stderr}`);
+    console.error(
+      `npm install ${entry.spec} failed (${result.error?.message ?? `exit ${result.status}`}):\n${result.stdout}${result.stderr}`,
+    );
   }
 }
 process.exit(failed === 0 ? 0 : 1);

@@ -316,7 +316,13 @@ export class Balancer extends EventEmitter<BalancerEvents> {
    */
   dispatch<T>(call: DispatchedCall<T>, options: RunOptions = {}): void {
     // Without its callbacks there is no one to report to: thrown.
-    if (call === null || typeof call !== 'object' || typeof call.startAttempt !== 'function' || typeof call.succeeded !== 'function' || typeof call.failed !== 'function') {
+    if (
+      call === null ||
+      typeof call !== 'object' ||
+      typeof call.startAttempt !== 'function' ||
+      typeof call.succeeded !== 'function' ||
+      typeof call.failed !== 'function'
+    ) {
       throw new InvalidOptionError('call', call, 'an object with startAttempt(), succeeded() and failed()');
     }
     const tracer = callTracerOf(this); // headless-lb/otel: spans current inside the attempts
@@ -340,7 +346,9 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   // Outside run() and dispatch(), which stay free of closures (see call-scope.ts).
   private runAfterFirstLookup<T>(fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> {
     const waitedFrom = this.config.clock();
-    return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() => runWithFailover(this.failoverHost, fn, afterWaiting(plan, this.config.clock() - waitedFrom)));
+    return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() =>
+      runWithFailover(this.failoverHost, fn, afterWaiting(plan, this.config.clock() - waitedFrom)),
+    );
   }
 
   private dispatchAfterFirstLookup<T>(call: DispatchedCall<T>, plan: FailoverPlan): void {
@@ -385,7 +393,10 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         slowStartWeight: this.slowStart?.weight(e, now) ?? 1,
       })),
       discovery: this.discoveryStats,
-      subset: subset === undefined ? undefined : { size: subset.size, clientId: subset.clientId, members: this.candidates.keyless().map((e) => e.id) },
+      subset:
+        subset === undefined
+          ? undefined
+          : { size: subset.size, clientId: subset.clientId, members: this.candidates.keyless().map((e) => e.id) },
     };
   }
 
@@ -538,7 +549,13 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     if (update.skipped !== undefined && update.skipped.length > 0) this.emit('records-skipped', { records: update.skipped });
     const stats = this.discoveryStats;
     if (update.kind === 'error') {
-      this.discoveryStats = { ...stats, lookups: stats.lookups + 1, failures: stats.failures + 1, lastError: update.error, lastErrorAt: now };
+      this.discoveryStats = {
+        ...stats,
+        lookups: stats.lookups + 1,
+        failures: stats.failures + 1,
+        lastError: update.error,
+        lastErrorAt: now,
+      };
       if (this.pool.size === 0) this.emptyReason = `DNS lookup failed: ${update.error.message}`;
       this.emit('resolve-error', update.error);
       this.emit('error', update.error);
@@ -548,7 +565,13 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       if (update.kind === 'empty') this.emptyReason = update.reason;
       if (change !== undefined) this.applyChange(change);
       if (update.kind === 'empty') this.emit('empty', { reason: update.reason });
-      else this.emit('resolve', { endpoints: update.targets.length, ttlMs: update.ttlMs, queries: update.queries, durationMs: update.durationMs });
+      else
+        this.emit('resolve', {
+          endpoints: update.targets.length,
+          ttlMs: update.ttlMs,
+          queries: update.queries,
+          durationMs: update.durationMs,
+        });
     }
     this.emit('lookup', lookupEvent(update));
     if (!this.firstLookupDone) {
@@ -569,7 +592,14 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     this.candidates.markStale();
     this.picker.update?.(change.endpoints);
     if (channels.poolChange.hasSubscribers) {
-      channels.poolChange.publish({ service: this.service, added: change.added, removed: change.removed, updated: change.updated, readdressed: change.readdressed, size: change.endpoints.length });
+      channels.poolChange.publish({
+        service: this.service,
+        added: change.added,
+        removed: change.removed,
+        updated: change.updated,
+        readdressed: change.readdressed,
+        size: change.endpoints.length,
+      });
     }
     this.emit('change', change);
   }
@@ -582,7 +612,12 @@ function countSetAside(stats: DiscoveryStats, update: DiscoveryUpdate): Discover
   if (skipped.length === 0 && dropped === 0) return stats;
   const byReason = { ...stats.skippedByReason };
   for (const record of skipped) byReason[record.reason] = (byReason[record.reason] ?? 0) + 1;
-  return { ...stats, skippedRecords: stats.skippedRecords + skipped.length, skippedByReason: byReason, droppedMessages: stats.droppedMessages + dropped };
+  return {
+    ...stats,
+    skippedRecords: stats.skippedRecords + skipped.length,
+    skippedByReason: byReason,
+    droppedMessages: stats.droppedMessages + dropped,
+  };
 }
 
 /** Creates a balancer and starts discovery. */

@@ -17,7 +17,17 @@ import type { OutlierDetectionConfig } from './pool/outlier-detector.js';
 import type { BudgetOptions as BudgetConfig } from './retry/budget.js';
 import { classifyFailure } from './failure-kind.js';
 import type { Target } from './target.js';
-import { checkBoolean, checkDnsName, checkFunction, checkKnownKeys, checkNumber, checkObject, checkPort, optionalMilliseconds, optionalNumber } from './option-checks.js';
+import {
+  checkBoolean,
+  checkDnsName,
+  checkFunction,
+  checkKnownKeys,
+  checkNumber,
+  checkObject,
+  checkPort,
+  optionalMilliseconds,
+  optionalNumber,
+} from './option-checks.js';
 import { DEFAULTS, type BalancerOptions } from './options.js';
 
 /** Everything a balancer needs, validated and with defaults applied. */
@@ -53,7 +63,21 @@ const COMMON_KEYS = [
   'clock',
   'random',
 ] as const;
-const DNS_KEYS = [...COMMON_KEYS, 'service', 'port', 'portName', 'protocol', 'dnsServers', 'dnsTimeoutMs', 'dnsAttempts', 'search', 'ndots', 'family', 'refresh', 'emptyGraceMs'] as const;
+const DNS_KEYS = [
+  ...COMMON_KEYS,
+  'service',
+  'port',
+  'portName',
+  'protocol',
+  'dnsServers',
+  'dnsTimeoutMs',
+  'dnsAttempts',
+  'search',
+  'ndots',
+  'family',
+  'refresh',
+  'emptyGraceMs',
+] as const;
 const STATIC_KEYS = [...COMMON_KEYS, 'endpoints', 'service'] as const;
 
 /** Validates options (each error names the field and the value) and builds the parts. */
@@ -82,7 +106,9 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
 
   const resilience = resilienceConfig(options);
   const picker = createPicker((options.picker ?? DEFAULTS.picker) as PickerSpec, { random, clock });
-  const addressPolicy = new AddressPolicy(options.allowedAddresses === undefined ? undefined : parseAllowedAddresses(options.allowedAddresses));
+  const addressPolicy = new AddressPolicy(
+    options.allowedAddresses === undefined ? undefined : parseAllowedAddresses(options.allowedAddresses),
+  );
 
   if (options.endpoints !== undefined) {
     checkKnownKeys(options, STATIC_KEYS, '');
@@ -92,10 +118,12 @@ export function resolveConfig(input: BalancerOptions): BalancerConfig {
   }
 
   checkKnownKeys(options, DNS_KEYS, '');
-  if (options.service === undefined) throw new InvalidOptionError('service', undefined, "the headless Service's DNS name (or an 'endpoints' list)");
+  if (options.service === undefined)
+    throw new InvalidOptionError('service', undefined, "the headless Service's DNS name (or an 'endpoints' list)");
   const service = checkDnsName(options.service, 'service');
   const mode = discoveryMode(options);
-  const conf = options.dnsServers === undefined || options.search === undefined || options.ndots === undefined ? readResolvConf() : undefined;
+  const conf =
+    options.dnsServers === undefined || options.search === undefined || options.ndots === undefined ? readResolvConf() : undefined;
   const servers = dnsServers(options.dnsServers, conf?.nameservers ?? []);
   const search = options.search === undefined ? (conf?.search ?? []) : checkSearch(options.search);
   const ndots = options.ndots === undefined ? (conf?.ndots ?? 1) : checkNumber(options.ndots, 'ndots', { min: 0, max: 15, integer: true });
@@ -135,14 +163,28 @@ function resilienceConfig(options: Record<string, unknown>) {
     checkKnownKeys(od, Object.keys(defaults), 'outlierDetection');
     const baseEjectionMs = optionalMilliseconds(od.baseEjectionMs, 'outlierDetection.baseEjectionMs', defaults.baseEjectionMs, { min: 1 });
     outlierDetection = {
-      consecutiveFailures: optionalNumber(od.consecutiveFailures, 'outlierDetection.consecutiveFailures', defaults.consecutiveFailures, { min: 1, integer: true }),
+      consecutiveFailures: optionalNumber(od.consecutiveFailures, 'outlierDetection.consecutiveFailures', defaults.consecutiveFailures, {
+        min: 1,
+        integer: true,
+      }),
       failureRate: optionalNumber(od.failureRate, 'outlierDetection.failureRate', defaults.failureRate, { min: 0.01, max: 1 }),
       minRequests: optionalNumber(od.minRequests, 'outlierDetection.minRequests', defaults.minRequests, { min: 1, integer: true }),
       windowMs: optionalMilliseconds(od.windowMs, 'outlierDetection.windowMs', defaults.windowMs, { min: 10 }),
-      ejectOnConnectFailure: od.ejectOnConnectFailure === undefined ? defaults.ejectOnConnectFailure : checkBoolean(od.ejectOnConnectFailure, 'outlierDetection.ejectOnConnectFailure'),
+      ejectOnConnectFailure:
+        od.ejectOnConnectFailure === undefined
+          ? defaults.ejectOnConnectFailure
+          : checkBoolean(od.ejectOnConnectFailure, 'outlierDetection.ejectOnConnectFailure'),
       baseEjectionMs,
-      maxEjectionMs: optionalMilliseconds(od.maxEjectionMs, 'outlierDetection.maxEjectionMs', Math.max(defaults.maxEjectionMs, baseEjectionMs), { min: baseEjectionMs }),
-      maxEjectedPercent: optionalNumber(od.maxEjectedPercent, 'outlierDetection.maxEjectedPercent', defaults.maxEjectedPercent, { min: 0, max: 100 }),
+      maxEjectionMs: optionalMilliseconds(
+        od.maxEjectionMs,
+        'outlierDetection.maxEjectionMs',
+        Math.max(defaults.maxEjectionMs, baseEjectionMs),
+        { min: baseEjectionMs },
+      ),
+      maxEjectedPercent: optionalNumber(od.maxEjectedPercent, 'outlierDetection.maxEjectedPercent', defaults.maxEjectedPercent, {
+        min: 0,
+        max: 100,
+      }),
       jitter: optionalNumber(od.jitter, 'outlierDetection.jitter', defaults.jitter, { min: 0, max: 1 }),
     };
   }
@@ -161,7 +203,8 @@ function resilienceConfig(options: Record<string, unknown>) {
     slowStart,
     retryBudget: options.retryBudget === false ? undefined : budgetConfig(options.retryBudget, 'retryBudget', DEFAULTS.retryBudget),
     hedgeBudget: budgetConfig(options.hedgeBudget, 'hedgeBudget', DEFAULTS.hedgeBudget),
-    isFailure: options.isFailure === undefined ? defaultIsFailure : checkFunction<(error: unknown) => boolean>(options.isFailure, 'isFailure'),
+    isFailure:
+      options.isFailure === undefined ? defaultIsFailure : checkFunction<(error: unknown) => boolean>(options.isFailure, 'isFailure'),
   };
 }
 
@@ -189,21 +232,26 @@ function discoveryMode(options: Record<string, unknown>): DiscoveryMode {
       throw new InvalidOptionError('portName', portName, "the Service port's name, such as 'http' or 'grpc'");
     }
     const protocol = options.protocol ?? DEFAULTS.protocol;
-    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp') throw new InvalidOptionError('protocol', protocol, "'tcp', 'udp' or 'sctp'");
+    if (protocol !== 'tcp' && protocol !== 'udp' && protocol !== 'sctp')
+      throw new InvalidOptionError('protocol', protocol, "'tcp', 'udp' or 'sctp'");
     return { kind: 'srv', portName, protocol };
   }
-  if (options.protocol !== undefined) throw new InvalidOptionError('protocol', options.protocol, "to be set only with 'portName' (SRV discovery)");
-  if (options.port === undefined) throw new InvalidOptionError('port', undefined, "a port (A/AAAA discovery) or 'portName' (SRV discovery)");
+  if (options.protocol !== undefined)
+    throw new InvalidOptionError('protocol', options.protocol, "to be set only with 'portName' (SRV discovery)");
+  if (options.port === undefined)
+    throw new InvalidOptionError('port', undefined, "a port (A/AAAA discovery) or 'portName' (SRV discovery)");
   return { kind: 'address', port: checkPort(options.port, 'port') };
 }
 
 function dnsServers(value: unknown, system: readonly string[]): DnsServerAddress[] {
   if (value === undefined) {
     const servers = system.flatMap((s) => (isIP(s) === 0 ? [] : [parseDnsServer(s, 'nameserver in /etc/resolv.conf')]));
-    if (servers.length === 0) throw new InvalidOptionError('dnsServers', undefined, 'DNS servers: /etc/resolv.conf lists none, so pass dnsServers');
+    if (servers.length === 0)
+      throw new InvalidOptionError('dnsServers', undefined, 'DNS servers: /etc/resolv.conf lists none, so pass dnsServers');
     return servers;
   }
-  if (!Array.isArray(value) || value.length === 0) throw new InvalidOptionError('dnsServers', value, "a non-empty array such as ['10.96.0.10']");
+  if (!Array.isArray(value) || value.length === 0)
+    throw new InvalidOptionError('dnsServers', value, "a non-empty array such as ['10.96.0.10']");
   return value.map((s, i) => parseDnsServer(s, `dnsServers[${i}]`));
 }
 
@@ -230,7 +278,11 @@ function checkLabel(value: unknown): string {
 function checkAllowed(targets: Target[], policy: AddressPolicy): Target[] {
   targets.forEach((target, i) => {
     if (!policy.allows(target.address)) {
-      throw new InvalidOptionError(`endpoints[${i}].address`, target.address, `an address inside allowedAddresses (${policy.describeAllowed()})`);
+      throw new InvalidOptionError(
+        `endpoints[${i}].address`,
+        target.address,
+        `an address inside allowedAddresses (${policy.describeAllowed()})`,
+      );
     }
   });
   return targets;

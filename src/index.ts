@@ -1,6 +1,16 @@
 // The balancer: create it, run calls through it, watch its events and stats.
 export { Balancer, createBalancer } from './balancer.js';
-export type { BalancerEvents, BalancerStats, DiscoveryStats, EjectEvent, EndpointStats, ReadyOptions, RecordsSkippedEvent, ResolveEvent, SubsetStats } from './balancer.js';
+export type {
+  BalancerEvents,
+  BalancerStats,
+  DiscoveryStats,
+  EjectEvent,
+  EndpointStats,
+  ReadyOptions,
+  RecordsSkippedEvent,
+  ResolveEvent,
+  SubsetStats,
+} from './balancer.js';
 export type { LookupEvent } from './lookup-event.js';
 
 // Options of createBalancer() and run().

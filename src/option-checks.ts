@@ -12,8 +12,17 @@ export function checkObject(value: unknown, field: string): Record<string, unkno
   return value as Record<string, unknown>;
 }
 
-export function checkNumber(value: unknown, field: string, { min, max, integer = false }: { min: number; max?: number; integer?: boolean }): number {
-  const ok = typeof value === 'number' && Number.isFinite(value) && value >= min && (max === undefined || value <= max) && (!integer || Number.isInteger(value));
+export function checkNumber(
+  value: unknown,
+  field: string,
+  { min, max, integer = false }: { min: number; max?: number; integer?: boolean },
+): number {
+  const ok =
+    typeof value === 'number' &&
+    Number.isFinite(value) &&
+    value >= min &&
+    (max === undefined || value <= max) &&
+    (!integer || Number.isInteger(value));
   if (!ok) {
     const range = max === undefined ? `>= ${min}` : `${min}..${max}`;
     throw new InvalidOptionError(field, value, `${integer ? 'an integer' : 'a number'} ${range}`);
@@ -21,7 +30,12 @@ export function checkNumber(value: unknown, field: string, { min, max, integer =
   return value as number;
 }
 
-export function optionalNumber(value: unknown, field: string, fallback: number, range: { min: number; max?: number; integer?: boolean }): number {
+export function optionalNumber(
+  value: unknown,
+  field: string,
+  fallback: number,
+  range: { min: number; max?: number; integer?: boolean },
+): number {
   return value === undefined ? fallback : checkNumber(value, field, range);
 }
 
@@ -29,7 +43,11 @@ export function optionalNumber(value: unknown, field: string, fallback: number, 
  * A duration or delay in milliseconds: a finite number from `min` (default 0) to `max` (default
  * and at most 2^31−1, the longest delay Node's timers honour; a longer one fires after 1 ms).
  */
-export function checkMilliseconds(value: unknown, field: string, { min = 0, max = MAX_TIMER_MS }: { min?: number; max?: number } = {}): number {
+export function checkMilliseconds(
+  value: unknown,
+  field: string,
+  { min = 0, max = MAX_TIMER_MS }: { min?: number; max?: number } = {},
+): number {
   const ceiling = Math.min(max, MAX_TIMER_MS);
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > ceiling) {
     const why = ceiling === MAX_TIMER_MS ? ' (2^31−1, the longest delay Node timers honour)' : '';

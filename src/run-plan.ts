@@ -59,7 +59,8 @@ export class RunPlanner {
 
   private hedgeDelay(value: unknown, idempotent: boolean): number | undefined {
     const hedge = checkHedge(value);
-    if (!idempotent) throw new InvalidOptionError('hedge', value, 'to be used with idempotent: true only (a hedge sends the request twice)');
+    if (!idempotent)
+      throw new InvalidOptionError('hedge', value, 'to be used with idempotent: true only (a hedge sends the request twice)');
     if (hedge.percentile === undefined) return hedge.delayMs;
     const observed = this.latencies.percentile(hedge.percentile);
     return observed === undefined ? hedge.delayMs : Math.min(MAX_TIMER_MS, Math.max(MIN_HEDGE_DELAY_MS, observed));

@@ -108,7 +108,13 @@ export function dnsMetrics(queries: readonly DnsQueryLog[], from: number, to: nu
   }
   const byType: Record<string, number> = {};
   for (const query of inWindow) byType[query.type] = (byType[query.type] ?? 0) + 1;
-  return { queries: inWindow.length, refreshes: bursts.length, perRefreshMedian: bursts.length === 0 ? 0 : median(bursts), perRefreshMax: bursts.length === 0 ? 0 : Math.max(...bursts), byType };
+  return {
+    queries: inWindow.length,
+    refreshes: bursts.length,
+    perRefreshMedian: bursts.length === 0 ? 0 : median(bursts),
+    perRefreshMax: bursts.length === 0 ? 0 : Math.max(...bursts),
+    byType,
+  };
 }
 
 export function analyze(input: TrialInput): TrialMetrics {
@@ -238,7 +244,10 @@ function series(input: TrialInput, sortedLatencies: Float64Array, changeRel: num
   const n = records.length / RECORD_FIELDS;
   if (input.scenario === 'S4') {
     // latency at each percentile of the nines scale: [nines, ms]
-    return CURVE_NINES.filter((nines) => sortedLatencies.length * 10 ** -nines >= 1).map((nines) => [nines, quantile(sortedLatencies, 1 - 10 ** -nines)]);
+    return CURVE_NINES.filter((nines) => sortedLatencies.length * 10 ** -nines >= 1).map((nines) => [
+      nines,
+      quantile(sortedLatencies, 1 - 10 ** -nines),
+    ]);
   }
   const buckets = Math.ceil((summary.loadEnd - summary.loadStart) / SERIES_BUCKET_MS);
   const total = new Float64Array(buckets);

@@ -54,16 +54,22 @@ export function lineChart(options: ChartOptions): string {
   const plotH = height - margin.top - margin.bottom;
   const { x, y } = options;
   const xOf = (v: number): number => {
-    const t = x.log ? (Math.log10(Math.max(v, x.min)) - Math.log10(x.min)) / (Math.log10(x.max) - Math.log10(x.min)) : (v - x.min) / (x.max - x.min);
+    const t = x.log
+      ? (Math.log10(Math.max(v, x.min)) - Math.log10(x.min)) / (Math.log10(x.max) - Math.log10(x.min))
+      : (v - x.min) / (x.max - x.min);
     return margin.left + Math.min(1, Math.max(0, t)) * plotW;
   };
   const yOf = (v: number): number => {
-    const t = y.log ? (Math.log10(Math.max(v, y.min)) - Math.log10(y.min)) / (Math.log10(y.max) - Math.log10(y.min)) : (v - y.min) / (y.max - y.min);
+    const t = y.log
+      ? (Math.log10(Math.max(v, y.min)) - Math.log10(y.min)) / (Math.log10(y.max) - Math.log10(y.min))
+      : (v - y.min) / (y.max - y.min);
     return margin.top + (1 - Math.min(1, Math.max(0, t))) * plotH;
   };
 
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
   out.push(`<text x="${margin.left}" y="22" font-size="15" font-weight="600">${escape(options.title)}</text>`);
   if (options.subtitle !== undefined) out.push(`<text x="${margin.left}" y="40" fill="#555">${escape(options.subtitle)}</text>`);
@@ -72,7 +78,9 @@ export function lineChart(options: ChartOptions): string {
   for (const tick of y.ticks) {
     const py = round(yOf(tick.value));
     out.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${py}" y2="${py}" stroke="#e5e5e5"/>`);
-    out.push(`<text x="${margin.left - 6}" y="${py}" text-anchor="end" dominant-baseline="middle" fill="#333">${escape(tick.label)}</text>`);
+    out.push(
+      `<text x="${margin.left - 6}" y="${py}" text-anchor="end" dominant-baseline="middle" fill="#333">${escape(tick.label)}</text>`,
+    );
   }
   for (const tick of x.ticks) {
     const px = round(xOf(tick.value));
@@ -80,7 +88,9 @@ export function lineChart(options: ChartOptions): string {
     out.push(`<text x="${px}" y="${margin.top + plotH + 16}" text-anchor="middle" fill="#333">${escape(tick.label)}</text>`);
   }
   out.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#888"/>`);
-  out.push(`<text x="${margin.left + plotW / 2}" y="${margin.top + plotH + 36}" text-anchor="middle" fill="#222">${escape(options.xLabel)}</text>`);
+  out.push(
+    `<text x="${margin.left + plotW / 2}" y="${margin.top + plotH + 36}" text-anchor="middle" fill="#222">${escape(options.xLabel)}</text>`,
+  );
   out.push(
     `<text transform="translate(16 ${margin.top + plotH / 2}) rotate(-90)" text-anchor="middle" fill="#222">${escape(options.yLabel)}</text>`,
   );
@@ -97,14 +107,18 @@ export function lineChart(options: ChartOptions): string {
   }
 
   // series: plain first, emphasised on top
-  const ordered = options.series.map((s, i) => ({ s, color: s.color ?? PALETTE[i % PALETTE.length]! })).sort((a, b) => Number(a.s.emphasis ?? false) - Number(b.s.emphasis ?? false));
+  const ordered = options.series
+    .map((s, i) => ({ s, color: s.color ?? PALETTE[i % PALETTE.length]! }))
+    .sort((a, b) => Number(a.s.emphasis ?? false) - Number(b.s.emphasis ?? false));
   out.push(`<g fill="none" stroke-linejoin="round" stroke-linecap="round">`);
   for (const { s, color } of ordered) {
     const points = s.points.filter(([px, py]) => Number.isFinite(px) && Number.isFinite(py));
     if (points.length === 0) continue;
     const path = points.map(([px, py]) => `${round(xOf(px))},${round(yOf(py))}`).join(' ');
     const dash = s.dashed === true ? ' stroke-dasharray="6 4"' : '';
-    out.push(`<polyline points="${path}" stroke="${color}" stroke-width="${s.emphasis === true ? 2.6 : 1.5}"${dash}><title>${escape(s.name)}</title></polyline>`);
+    out.push(
+      `<polyline points="${path}" stroke="${color}" stroke-width="${s.emphasis === true ? 2.6 : 1.5}"${dash}><title>${escape(s.name)}</title></polyline>`,
+    );
   }
   out.push(`</g>`);
 
@@ -116,7 +130,9 @@ export function lineChart(options: ChartOptions): string {
     const lx = margin.left + (i % 3) * columnW;
     const ly = legendTop + Math.floor(i / 3) * 18;
     const dash = s.dashed === true ? ' stroke-dasharray="6 4"' : '';
-    out.push(`<line x1="${round(lx)}" x2="${round(lx + 22)}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${s.emphasis === true ? 2.6 : 1.5}"${dash}/>`);
+    out.push(
+      `<line x1="${round(lx)}" x2="${round(lx + 22)}" y1="${ly}" y2="${ly}" stroke="${color}" stroke-width="${s.emphasis === true ? 2.6 : 1.5}"${dash}/>`,
+    );
     out.push(`<text x="${round(lx + 28)}" y="${ly}" dominant-baseline="middle" fill="#222">${escape(s.name)}</text>`);
   });
   out.push(`</svg>`);

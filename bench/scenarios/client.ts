@@ -18,7 +18,17 @@ import { Agent, BalancedPool, interceptors, request, type Dispatcher } from 'und
 import { createBalancer, type AttemptStartMessage, type Balancer } from '../../src/index.js';
 import { createDispatcher } from '../../src/http/index.js';
 import { createGrpcChannel } from '../../src/grpc/index.js';
-import { jsonLines, now, protoPath, RECORD_FIELDS, send, type AttemptStats, type ClientConfig, type ClientSummary, type OracleUpdate } from './protocol.js';
+import {
+  jsonLines,
+  now,
+  protoPath,
+  RECORD_FIELDS,
+  send,
+  type AttemptStats,
+  type ClientConfig,
+  type ClientSummary,
+  type OracleUpdate,
+} from './protocol.js';
 
 interface Answer {
   readonly ip: string;
@@ -87,7 +97,9 @@ async function makeContender(config: ClientConfig, attempt: (ip: string) => void
   switch (config.contender) {
     case 'hlb-http-rr':
     case 'hlb-http-ll': {
-      const lb: Balancer = createBalancer(balancerOptions(config, 'http', config.contender === 'hlb-http-rr' ? 'round-robin' : 'least-latency'));
+      const lb: Balancer = createBalancer(
+        balancerOptions(config, 'http', config.contender === 'hlb-http-rr' ? 'round-robin' : 'least-latency'),
+      );
       await lb.ready({ timeoutMs: 5000 });
       const dispatcher = createDispatcher(lb);
       return {
@@ -135,9 +147,17 @@ async function makeContender(config: ClientConfig, attempt: (ip: string) => void
       // The interceptor's default lookup is dns.lookup (no TTL, no DNS server choice): give it a
       // TTL-aware one on our server. It is called with a URL and wants TTLs in ms.
       const resolver = dnsServer(config);
-      const lookup = (origin: URL, _options: unknown, callback: (error: Error | null, addresses?: { address: string; family: number; ttl: number }[]) => void): void => {
+      const lookup = (
+        origin: URL,
+        _options: unknown,
+        callback: (error: Error | null, addresses?: { address: string; family: number; ttl: number }[]) => void,
+      ): void => {
         resolver.resolve4(origin.hostname, { ttl: true }).then(
-          (records) => callback(null, records.map((r) => ({ address: r.address, family: 4, ttl: r.ttl * 1000 }))),
+          (records) =>
+            callback(
+              null,
+              records.map((r) => ({ address: r.address, family: 4, ttl: r.ttl * 1000 })),
+            ),
           (error: Error) => callback(error),
         );
       };
@@ -185,7 +205,8 @@ async function makeContender(config: ClientConfig, attempt: (ip: string) => void
       const closing = new Set<{ client: EchoClient; timer: NodeJS.Timeout }>();
       let ring: { ip: string; client: EchoClient }[] = [];
       const route = (ips: readonly string[]): void => {
-        for (const ip of ips) if (!clients.has(ip)) clients.set(ip, new Echo(`${ip}:${config.ports.grpc}`, grpc.credentials.createInsecure()));
+        for (const ip of ips)
+          if (!clients.has(ip)) clients.set(ip, new Echo(`${ip}:${config.ports.grpc}`, grpc.credentials.createInsecure()));
         ring = ips.map((ip) => ({ ip, client: clients.get(ip)! }));
         for (const [ip, client] of clients) {
           if (ips.includes(ip)) continue;
@@ -282,7 +303,13 @@ const IPV4 = /(127\.\d{1,3}\.\d{1,3}\.\d{1,3})/;
 
 /** The pod IP a failed request was sent to, when the error tells. */
 function failedIp(error: unknown): string | undefined {
-  const e = error as { address?: unknown; message?: unknown; details?: unknown; cause?: unknown; socket?: { remoteAddress?: unknown } } | null;
+  const e = error as {
+    address?: unknown;
+    message?: unknown;
+    details?: unknown;
+    cause?: unknown;
+    socket?: { remoteAddress?: unknown };
+  } | null;
   if (e === null || typeof e !== 'object') return undefined;
   if (typeof e.address === 'string' && e.address.startsWith('127.')) return e.address;
   if (typeof e.socket?.remoteAddress === 'string' && e.socket.remoteAddress.startsWith('127.')) return e.socket.remoteAddress;
@@ -373,7 +400,10 @@ export async function runClient(config: ClientConfig): Promise<void> {
     failed,
     ips,
     attempts: contender.attemptHook === null ? null : attempts.toJSON(),
-    errors: [...errors.entries()].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([message, count]) => ({ message, count })),
+    errors: [...errors.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 8)
+      .map(([message, count]) => ({ message, count })),
     setupMs: loadStart - setupStarted,
   };
   send({ type: 'done', summary });

@@ -19,7 +19,8 @@ export const CONTENDERS: readonly ContenderInfo[] = [
     label: 'headless-lb HTTP rr',
     transport: 'HTTP/1.1',
     headlessLb: true,
-    setup: "`createBalancer({ service, portName: 'http', dnsServers, picker: 'round-robin' })` + `createDispatcher(lb)`, `undici.request` to `http://<service>:<port>/`; all other options at their defaults (GET is idempotent: retried on another pod)",
+    setup:
+      "`createBalancer({ service, portName: 'http', dnsServers, picker: 'round-robin' })` + `createDispatcher(lb)`, `undici.request` to `http://<service>:<port>/`; all other options at their defaults (GET is idempotent: retried on another pod)",
   },
   {
     id: 'hlb-http-ll',
@@ -33,7 +34,8 @@ export const CONTENDERS: readonly ContenderInfo[] = [
     label: 'headless-lb gRPC ll',
     transport: 'gRPC',
     headlessLb: true,
-    setup: "`createBalancer({ service, portName: 'grpc', dnsServers, picker: 'least-latency' })` + `createGrpcChannel(lb, { credentials, idempotent: true })`, `channel.client(Echo)`",
+    setup:
+      "`createBalancer({ service, portName: 'grpc', dnsServers, picker: 'least-latency' })` + `createGrpcChannel(lb, { credentials, idempotent: true })`, `channel.client(Echo)`",
   },
   {
     id: 'grpc',
@@ -49,7 +51,7 @@ export const CONTENDERS: readonly ContenderInfo[] = [
     transport: 'gRPC',
     headlessLb: false,
     setup:
-      'the same plus the maintainers\' workaround: the pods\' gRPC server (a second port) sets `grpc.max_connection_age_ms` = 10 s, the client `grpc.dns_min_time_between_resolutions_ms` = 5 s',
+      "the same plus the maintainers' workaround: the pods' gRPC server (a second port) sets `grpc.max_connection_age_ms` = 10 s, the client `grpc.dns_min_time_between_resolutions_ms` = 5 s",
   },
   {
     id: 'undici-dns',
@@ -72,7 +74,8 @@ export const CONTENDERS: readonly ContenderInfo[] = [
     transport: 'HTTP/1.1',
     headlessLb: false,
     oracle: true,
-    setup: 'a plain undici `Agent`, round-robin over the pods the benchmark itself knows to be alive and fast (told at the moment it changes a pod); the HTTP reference (S4 p99, throughput)',
+    setup:
+      'a plain undici `Agent`, round-robin over the pods the benchmark itself knows to be alive and fast (told at the moment it changes a pod); the HTTP reference (S4 p99, throughput)',
   },
   {
     id: 'grpc-oracle',

@@ -110,7 +110,10 @@ export class DnsProxy {
   async close(): Promise<void> {
     for (const socket of this.pending) socket.close();
     for (const socket of this.connections) socket.destroy();
-    await Promise.all([new Promise<void>((resolve) => this.udp.close(() => resolve())), new Promise<void>((resolve) => this.tcp.close(() => resolve()))]);
+    await Promise.all([
+      new Promise<void>((resolve) => this.udp.close(() => resolve())),
+      new Promise<void>((resolve) => this.tcp.close(() => resolve())),
+    ]);
   }
 
   static async start(upstreamPort: number): Promise<DnsProxy> {

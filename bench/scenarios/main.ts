@@ -33,7 +33,9 @@ async function main(): Promise<void> {
     return;
   }
   if (argv.includes('--help') || argv.includes('-h')) {
-    console.log('npm run bench:scenarios -- [--runs N] [--scenarios S1,S2,…] [--contenders id,…] [--concurrency 16] [--out dir] [--charts dir | --no-charts] [--update-docs] [--render latest.json]');
+    console.log(
+      'npm run bench:scenarios -- [--runs N] [--scenarios S1,S2,…] [--contenders id,…] [--concurrency 16] [--out dir] [--charts dir | --no-charts] [--update-docs] [--render latest.json]',
+    );
     return;
   }
   let options: ReturnType<typeof parseArgs>;

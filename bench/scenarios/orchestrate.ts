@@ -14,7 +14,18 @@ import { installedVersion, machine } from '../support/measure.js';
 import { analyze, SERIES_BUCKET_MS, type TrialMetrics } from './analyze.js';
 import { CONTENDERS, contenderById } from './contenders.js';
 import { DnsProxy } from './dns-proxy.js';
-import { jsonLines, now, repoRoot, sleep, type ClientConfig, type ClientMessage, type ContenderId, type PodCommand, type PodPorts, type PodReply } from './protocol.js';
+import {
+  jsonLines,
+  now,
+  repoRoot,
+  sleep,
+  type ClientConfig,
+  type ClientMessage,
+  type ContenderId,
+  type PodCommand,
+  type PodPorts,
+  type PodReply,
+} from './protocol.js';
 import { Results } from './report.js';
 import { SCENARIOS, scenarioById, type Scenario, type TrialContext } from './scenarios.js';
 
@@ -228,7 +239,17 @@ async function runTrial(env: Env, scenario: Scenario, contender: ContenderId, ru
     const bytes = readFileSync(recordsFile);
     const records = new Float64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8);
     rmSync(recordsFile, { force: true });
-    return analyze({ scenario: scenario.id, contender, run, summary, records: Float64Array.from(records), events: trial.events, roles: trial.roles, dns: [...env.proxy.queries], spawnedAt });
+    return analyze({
+      scenario: scenario.id,
+      contender,
+      run,
+      summary,
+      records: Float64Array.from(records),
+      events: trial.events,
+      roles: trial.roles,
+      dns: [...env.proxy.queries],
+      spawnedAt,
+    });
   } finally {
     if (child.exitCode === null) {
       const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -269,7 +290,13 @@ function versions(): Record<string, string> {
   } catch {
     // reported as unknown
   }
-  return { node: process.version, undici: installedVersion('undici', repoRoot()), 'grpc-js': installedVersion('@grpc/grpc-js', repoRoot()), 'headless-lb': installedVersion('.', repoRoot()), knot };
+  return {
+    node: process.version,
+    undici: installedVersion('undici', repoRoot()),
+    'grpc-js': installedVersion('@grpc/grpc-js', repoRoot()),
+    'headless-lb': installedVersion('.', repoRoot()),
+    knot,
+  };
 }
 
 export async function runBench(options: BenchOptions): Promise<void> {
@@ -316,7 +343,10 @@ export async function runBench(options: BenchOptions): Promise<void> {
       }
       trials.push(...runTrials);
       const file = join(options.outDir, `run-${run}.json`);
-      writeFileSync(file, `${JSON.stringify({ run, startedAt: startedAt.toISOString(), machine: machine(), versions: versions(), trials: runTrials }, null, 1)}\n`);
+      writeFileSync(
+        file,
+        `${JSON.stringify({ run, startedAt: startedAt.toISOString(), machine: machine(), versions: versions(), trials: runTrials }, null, 1)}\n`,
+      );
     }
     publish(new Results(trials), options, startedAt, (now() - t0) / 1000, undefined);
   } finally {
@@ -335,7 +365,15 @@ function publish(results: Results, options: BenchOptions, startedAt: Date, elaps
   mkdirSync(options.outDir, { recursive: true });
   writeFileSync(join(options.outDir, 'latest.md'), `${markdown}\n`);
   if (writeJson) {
-    const json = { startedAt: startedAt.toISOString(), elapsedS, command: options.command, machine: info.machine, versions: info.versions, runs: results.runs, trials: results.trials };
+    const json = {
+      startedAt: startedAt.toISOString(),
+      elapsedS,
+      command: options.command,
+      machine: info.machine,
+      versions: info.versions,
+      runs: results.runs,
+      trials: results.trials,
+    };
     writeFileSync(join(options.outDir, 'latest.json'), `${JSON.stringify(json, null, 1)}\n`);
   }
   if (options.chartsDir !== undefined) {
@@ -349,8 +387,18 @@ function publish(results: Results, options: BenchOptions, startedAt: Date, elaps
 
 /** `--render <latest.json>`: the tables, charts and docs again from saved results, without running anything. */
 export function renderSaved(file: string, options: BenchOptions): void {
-  const saved = JSON.parse(readFileSync(file, 'utf8')) as { startedAt: string; elapsedS?: number; command: string; machine: string; versions: Record<string, string>; trials: TrialMetrics[] };
-  publish(new Results(saved.trials), { ...options, command: saved.command }, new Date(saved.startedAt), saved.elapsedS ?? 0, { machine: saved.machine, versions: saved.versions });
+  const saved = JSON.parse(readFileSync(file, 'utf8')) as {
+    startedAt: string;
+    elapsedS?: number;
+    command: string;
+    machine: string;
+    versions: Record<string, string>;
+    trials: TrialMetrics[];
+  };
+  publish(new Results(saved.trials), { ...options, command: saved.command }, new Date(saved.startedAt), saved.elapsedS ?? 0, {
+    machine: saved.machine,
+    versions: saved.versions,
+  });
 }
 
 function rotate<T>(items: readonly T[], by: number): T[] {
@@ -361,7 +409,8 @@ function rotate<T>(items: readonly T[], by: number): T[] {
 function brief(m: TrialMetrics): string {
   const parts = [`${Math.round(m.throughput)} req/s`, `failed ${m.failed}`];
   if (m.newFirstS !== undefined) parts.push(`new ${m.newFirstS === null ? 'never' : `${m.newFirstS.toFixed(2)} s`}`);
-  if (m.deadLastTriedS !== undefined) parts.push(`dead tried ${m.deadLastTriedS.toFixed(2)} s${m.deadTriedUntilEnd === true ? ' (end)' : ''}`);
+  if (m.deadLastTriedS !== undefined)
+    parts.push(`dead tried ${m.deadLastTriedS.toFixed(2)} s${m.deadTriedUntilEnd === true ? ' (end)' : ''}`);
   if (m.slowSharePct !== undefined) parts.push(`slow ${m.slowSharePct.toFixed(1)}%`);
   parts.push(`p50/p99/p99.9 ${m.p50.toFixed(1)}/${m.p99.toFixed(1)}/${m.p999.toFixed(1)} ms`);
   parts.push(`dns ${m.dns.queries}q/${m.dns.refreshes}r`);
@@ -373,7 +422,13 @@ interface Meta {
   readonly versions: Record<string, string>;
 }
 
-export function renderMarkdown(results: Results, options: Pick<BenchOptions, 'command'>, startedAt: Date, elapsedS: number, meta: Meta): string {
+export function renderMarkdown(
+  results: Results,
+  options: Pick<BenchOptions, 'command'>,
+  startedAt: Date,
+  elapsedS: number,
+  meta: Meta,
+): string {
   const v = meta.versions;
   const runs = results.runs;
   const targets = results.targets();

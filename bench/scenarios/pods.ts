@@ -203,7 +203,9 @@ export async function servePods(): Promise<void> {
         return { id: command.id, ok: true };
       case 'stop':
         // A graceful stop takes up to the grace period: answer at once, let it run.
-        void pods.stop(command.ip, command.gracePeriodMs).catch((error: unknown) => process.stderr.write(`pods: stop ${command.ip}: ${String(error)}\n`));
+        void pods
+          .stop(command.ip, command.gracePeriodMs)
+          .catch((error: unknown) => process.stderr.write(`pods: stop ${command.ip}: ${String(error)}\n`));
         await sleep(0);
         return { id: command.id, ok: true };
       case 'delay':

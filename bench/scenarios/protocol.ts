@@ -25,7 +25,8 @@ export function protoPath(): string {
   return join(repoRoot(), 'bench', 'scenarios', 'bench.proto');
 }
 
-export type ContenderId = 'hlb-http-rr' | 'hlb-http-ll' | 'hlb-grpc-ll' | 'grpc' | 'grpc-tuned' | 'undici-dns' | 'balanced' | 'oracle' | 'grpc-oracle';
+export type ContenderId =
+  'hlb-http-rr' | 'hlb-http-ll' | 'hlb-grpc-ll' | 'grpc' | 'grpc-tuned' | 'undici-dns' | 'balanced' | 'oracle' | 'grpc-oracle';
 
 export interface PodPorts {
   readonly http: number;
@@ -44,7 +45,9 @@ export type PodCommand =
   | { readonly id: number; readonly op: 'reset' }
   | { readonly id: number; readonly op: 'ports' };
 
-export type PodReply = { readonly id: number; readonly ok: true; readonly ports?: PodPorts } | { readonly id: number; readonly ok: false; readonly error: string };
+export type PodReply =
+  | { readonly id: number; readonly ok: true; readonly ports?: PodPorts }
+  | { readonly id: number; readonly ok: false; readonly error: string };
 
 // ---------------------------------------------------------------- client process
 

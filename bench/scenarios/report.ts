@@ -25,7 +25,8 @@ export function aggregate(values: readonly (number | null | undefined)[]): Aggre
   const sorted = values.map((v) => (v === null || v === undefined ? Number.POSITIVE_INFINITY : v)).sort((a, b) => a - b);
   if (sorted.length === 0) return { median: Number.NaN, min: Number.NaN, max: Number.NaN, n: 0 };
   const mid = sorted.length >> 1;
-  const median = sorted.length % 2 === 1 ? sorted[mid]! : sorted[mid - 1]! === sorted[mid]! ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  const median =
+    sorted.length % 2 === 1 ? sorted[mid]! : sorted[mid - 1]! === sorted[mid]! ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
   return { median, min: sorted[0]!, max: sorted[sorted.length - 1]!, n: sorted.length };
 }
 
@@ -106,11 +107,16 @@ export class Results {
    * everyone but the latency-aware): the median of the per-scenario medians, and the median of
    * the per-scenario ratios to `reference`. Several short windows are steadier than one.
    */
-  throughput(contender: ContenderId, reference: ContenderId): { rps: number; ratio: number | undefined; scenarios: ScenarioId[] } | undefined {
+  throughput(
+    contender: ContenderId,
+    reference: ContenderId,
+  ): { rps: number; ratio: number | undefined; scenarios: ScenarioId[] } | undefined {
     const scenarios = THROUGHPUT_SCENARIOS.filter((s) => this.of(s, contender).length > 0);
     if (scenarios.length === 0) return undefined;
     const rps = scenarios.map((s) => this.agg(s, contender, (t) => t.throughput).median);
-    const ratios = scenarios.filter((s) => this.of(s, reference).length > 0).map((s) => this.agg(s, contender, (t) => t.throughput).median / this.agg(s, reference, (t) => t.throughput).median);
+    const ratios = scenarios
+      .filter((s) => this.of(s, reference).length > 0)
+      .map((s) => this.agg(s, contender, (t) => t.throughput).median / this.agg(s, reference, (t) => t.throughput).median);
     return { rps: aggregate(rps).median, ratio: ratios.length === 0 ? undefined : aggregate(ratios).median, scenarios };
   }
 
@@ -185,7 +191,11 @@ export class Results {
     }
     const throughputScenarios = THROUGHPUT_SCENARIOS.filter(has);
     if (throughputScenarios.length > 0) {
-      row('all', `throughput, req/s (median of ${throughputScenarios.join(' ')}; HTTP: % of the oracle (plain Agent); gRPC: % of grpc-js and of the gRPC oracle)`, (c) => this.throughputCell(c));
+      row(
+        'all',
+        `throughput, req/s (median of ${throughputScenarios.join(' ')}; HTTP: % of the oracle (plain Agent); gRPC: % of grpc-js and of the gRPC oracle)`,
+        (c) => this.throughputCell(c),
+      );
     }
     const dnsScenario = has('S1') ? 'S1' : this.scenarios()[0];
     if (dnsScenario !== undefined) row('all', `DNS queries per refresh × refreshes, ${dnsScenario}`, (c) => this.dnsCell(dnsScenario, c));
@@ -193,7 +203,18 @@ export class Results {
   }
 
   detailTable(scenario: ScenarioId): string {
-    const header = ['contender', 'requests', 'failed', 'req/s', 'p50 ms', 'p99 ms', 'p99.9 ms', scenarioMetricName(scenario), 'DNS queries (per refresh × refreshes)', 'most frequent error'];
+    const header = [
+      'contender',
+      'requests',
+      'failed',
+      'req/s',
+      'p50 ms',
+      'p99 ms',
+      'p99.9 ms',
+      scenarioMetricName(scenario),
+      'DNS queries (per refresh × refreshes)',
+      'most frequent error',
+    ];
     const rows = this.contenders()
       .filter((c) => this.of(scenario, c).length > 0)
       .map((c) => {
@@ -202,7 +223,10 @@ export class Results {
           scenario === 'S1'
             ? this.newFirstCell(scenario, c)
             : scenario === 'S4'
-              ? withRange(this.agg(scenario, c, (t) => t.slowSharePct), (v) => `${v.toFixed(1)}%`)
+              ? withRange(
+                  this.agg(scenario, c, (t) => t.slowSharePct),
+                  (v) => `${v.toFixed(1)}%`,
+                )
               : scenario === 'S5'
                 ? `${this.newFirstCell(scenario, c)}; old IP ${this.deadCell(scenario, c)}`
                 : this.deadCell(scenario, c);
@@ -211,7 +235,10 @@ export class Results {
           contenderById(c).label,
           kilo(aggregate(trials.map((t) => t.requests)).median),
           this.failedCell(scenario, c),
-          withRange(this.agg(scenario, c, (t) => t.throughput), kilo),
+          withRange(
+            this.agg(scenario, c, (t) => t.throughput),
+            kilo,
+          ),
           ms(this.agg(scenario, c, (t) => t.p50).median),
           ms(this.agg(scenario, c, (t) => t.p99).median),
           ms(this.agg(scenario, c, (t) => t.p999).median),
@@ -231,7 +258,11 @@ export class Results {
     const lines: string[] = [];
     const rows: string[][] = [];
     const mark = (ok: boolean | undefined, text: string): string => (ok === undefined ? '–' : `${ok ? 'PASS' : 'FAIL'} ${text}`);
-    const best = (scenario: ScenarioId, pick: (t: TrialMetrics) => number | null | undefined, lowerIsBetter = true): { label: string; value: number } | undefined => {
+    const best = (
+      scenario: ScenarioId,
+      pick: (t: TrialMetrics) => number | null | undefined,
+      lowerIsBetter = true,
+    ): { label: string; value: number } | undefined => {
       const others = this.contenders().filter((c) => !contenderById(c).headlessLb && !isOracle(c) && this.of(scenario, c).length > 0);
       let found: { label: string; value: number } | undefined;
       for (const c of others) {
@@ -281,7 +312,12 @@ export class Results {
       const references: string[] = [];
       const value = (c: ContenderId): string => (this.of('S4', c).length === 0 ? 'not in this run' : `${ms(p99Of(c))} ms`);
       if (transports.has('HTTP/1.1')) references.push(`HTTP: the plain Agent's, ${value('oracle')}`);
-      if (transports.has('gRPC')) references.push(this.of('S4', 'grpc-oracle').length > 0 ? `gRPC: the gRPC oracle's, ${value('grpc-oracle')}` : 'gRPC: no gRPC oracle in this run, the HTTP one');
+      if (transports.has('gRPC'))
+        references.push(
+          this.of('S4', 'grpc-oracle').length > 0
+            ? `gRPC: the gRPC oracle's, ${value('grpc-oracle')}`
+            : 'gRPC: no gRPC oracle in this run, the HTTP one',
+        );
       checks.push({
         name: `S4 p99 ≤ 1.5 × the oracle's of its protocol (${references.join('; ')})`,
         cell: (c) => {
@@ -303,7 +339,10 @@ export class Results {
           const agent = vsOracle.ratio === undefined ? undefined : `${(vsOracle.ratio * 100).toFixed(0)}%`;
           if (contenderById(c).transport === 'gRPC') {
             const vsGrpcOracle = this.throughput(c, 'grpc-oracle')?.ratio;
-            const shown = [vsGrpcOracle === undefined ? undefined : `${(vsGrpcOracle * 100).toFixed(0)}% of the gRPC oracle`, agent === undefined ? undefined : `${agent} of the HTTP Agent`].filter((p) => p !== undefined);
+            const shown = [
+              vsGrpcOracle === undefined ? undefined : `${(vsGrpcOracle * 100).toFixed(0)}% of the gRPC oracle`,
+              agent === undefined ? undefined : `${agent} of the HTTP Agent`,
+            ].filter((p) => p !== undefined);
             const also = shown.length === 0 ? '' : ` (${shown.join(', ')})`;
             const vsGrpc = this.throughput(c, 'grpc')?.ratio;
             if (vsGrpc === undefined) return `–${also}`;
@@ -316,7 +355,12 @@ export class Results {
     for (const check of checks) rows.push([check.name, ...hlb.map(check.cell)]);
 
     // "at least as good as the best contender"
-    const compare = (scenario: ScenarioId, name: string, pick: (t: TrialMetrics) => number | null | undefined, format: (v: number) => string): void => {
+    const compare = (
+      scenario: ScenarioId,
+      name: string,
+      pick: (t: TrialMetrics) => number | null | undefined,
+      format: (v: number) => string,
+    ): void => {
       if (!this.scenarios().includes(scenario)) return;
       const other = best(scenario, pick);
       if (other === undefined) return;
@@ -329,10 +373,30 @@ export class Results {
       ]);
     };
     compare('S1', 'S1 new pod', (t) => t.newFirstS, secs);
-    compare('S2', 'S2 failed', (t) => t.failed, (v) => v.toFixed(0));
-    compare('S3', 'S3 failed', (t) => t.failed, (v) => v.toFixed(0));
-    compare('S4', 'S4 p99', (t) => t.p99, (v) => `${ms(v)} ms`);
-    compare('S5', 'S5 failed', (t) => t.failed, (v) => v.toFixed(0));
+    compare(
+      'S2',
+      'S2 failed',
+      (t) => t.failed,
+      (v) => v.toFixed(0),
+    );
+    compare(
+      'S3',
+      'S3 failed',
+      (t) => t.failed,
+      (v) => v.toFixed(0),
+    );
+    compare(
+      'S4',
+      'S4 p99',
+      (t) => t.p99,
+      (v) => `${ms(v)} ms`,
+    );
+    compare(
+      'S5',
+      'S5 failed',
+      (t) => t.failed,
+      (v) => v.toFixed(0),
+    );
     compare('S5', 'S5 new IP', (t) => t.newFirstS, secs);
     for (const row of rows) lines.push(`${row[0]}: ${row.slice(1).join(' | ')}`);
     return { lines, table: table(['target', ...hlb.map((c) => contenderById(c).label)], rows) };
@@ -407,7 +471,12 @@ function chartFor(scenario: ScenarioId, series: Series[], run: number): string {
         xLabel: 'seconds since the DNS removal',
         yLabel: 'removed pod, % of attempts (log)',
         x: xAxis,
-        y: { min: 0.01, max: 100, log: true, ticks: [0.01, 0.1, 1, 10, 100].map((v) => ({ value: v, label: v === 0.01 ? '≤0.01%' : `${v}%` })) },
+        y: {
+          min: 0.01,
+          max: 100,
+          log: true,
+          ticks: [0.01, 0.1, 1, 10, 100].map((v) => ({ value: v, label: v === 0.01 ? '≤0.01%' : `${v}%` })),
+        },
         series,
         markers: [{ x: 0, label: 'DNS removal, SIGTERM' }],
       });
@@ -418,7 +487,12 @@ function chartFor(scenario: ScenarioId, series: Series[], run: number): string {
         xLabel: 'seconds since the crash',
         yLabel: 'crashed pod, % of attempts (log)',
         x: xAxis,
-        y: { min: 0.01, max: 100, log: true, ticks: [0.01, 0.1, 1, 10, 100].map((v) => ({ value: v, label: v === 0.01 ? '≤0.01%' : `${v}%` })) },
+        y: {
+          min: 0.01,
+          max: 100,
+          log: true,
+          ticks: [0.01, 0.1, 1, 10, 100].map((v) => ({ value: v, label: v === 0.01 ? '≤0.01%' : `${v}%` })),
+        },
         series,
         markers: [
           { x: 0, label: 'crash' },

@@ -82,7 +82,8 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     id: 'S1',
     title: 'S1 scale-up 3→4',
-    description: 'Three pods serve; a fourth, already listening, enters DNS at 2 s. Measured: time from the DNS change to the first request answered by the new pod.',
+    description:
+      'Three pods serve; a fourth, already listening, enters DNS at 2 s. Measured: time from the DNS change to the first request answered by the new pod.',
     durationMs: 12_000,
     async setup(ctx) {
       const ips: string[] = [];

@@ -34,7 +34,9 @@ export async function startPods<T>(cpu: number | undefined): Promise<{ info: T; 
     clearTimeout(timer);
     let pinning = 'not pinned';
     if (cpu !== undefined) {
-      const pinned = child.pid !== undefined && spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(child.pid)], { stdio: 'ignore' }).status === 0;
+      const pinned =
+        child.pid !== undefined &&
+        spawnSync('taskset', ['-a', '-p', '-c', String(cpu), String(child.pid)], { stdio: 'ignore' }).status === 0;
       pinning = pinned ? `clients pinned to CPU 0, pods to CPU ${cpu}` : 'clients pinned to CPU 0, pods not pinned (taskset failed)';
     }
     return { info: JSON.parse(line) as T, child, pinning };
@@ -56,7 +58,8 @@ interface RemoteContender<R> {
 }
 
 type ToContender = { readonly kind: 'round'; readonly ms: number; readonly concurrency: number } | { readonly kind: 'close' };
-type FromContender<R> = { readonly kind: 'ready' } | { readonly kind: 'result'; readonly result: R } | { readonly kind: 'error'; readonly message: string };
+type FromContender<R> =
+  { readonly kind: 'ready' } | { readonly kind: 'result'; readonly result: R } | { readonly kind: 'error'; readonly message: string };
 
 /**
  * Starts `node <this script> --contender <id> <args>` (which calls `serveContender`) and waits
@@ -145,7 +148,10 @@ function argument(flag: string): string | undefined {
  * `startPods`) or as one contender (`--contender <id> --port <n>`, by `isolatedRounds`), plays
  * that part and returns true; returns false in the parent.
  */
-export async function playedChildRole<R>(servePods: () => Promise<void>, runner: (id: string, port: number) => ContenderRunner<R>): Promise<boolean> {
+export async function playedChildRole<R>(
+  servePods: () => Promise<void>,
+  runner: (id: string, port: number) => ContenderRunner<R>,
+): Promise<boolean> {
   if (process.argv.includes('--serve-pods')) {
     await servePods();
     return true;
@@ -160,7 +166,12 @@ export async function playedChildRole<R>(servePods: () => Promise<void>, runner:
  * Every contender in a process of its own (see `spawnContender`) against the pods on `port`,
  * run in shuffled passes (`shuffledRounds`) at `concurrency` requests in flight.
  */
-export async function isolatedRounds<R>(ids: readonly string[], port: number, timing: RoundTiming, concurrency: number): Promise<Map<string, R[]>> {
+export async function isolatedRounds<R>(
+  ids: readonly string[],
+  port: number,
+  timing: RoundTiming,
+  concurrency: number,
+): Promise<Map<string, R[]>> {
   const remote = await Promise.all(ids.map((id) => spawnContender<R>(id, ['--port', String(port)])));
   return shuffledRounds(remote, timing, (c, ms) => c.round(ms, concurrency));
 }
@@ -207,7 +218,13 @@ export async function closedLoop(once: () => Promise<boolean>, concurrency: numb
   const elapsed = performance.now() - started;
   const used = process.cpuUsage(cpu);
   latencies.sort((a, b) => a - b);
-  return { rps: (latencies.length / elapsed) * 1000, p50: quantile(latencies, 0.5) * 1000, p99: quantile(latencies, 0.99) * 1000, errors, cpuUs: (used.user + used.system) / latencies.length };
+  return {
+    rps: (latencies.length / elapsed) * 1000,
+    p50: quantile(latencies, 0.5) * 1000,
+    p99: quantile(latencies, 0.99) * 1000,
+    errors,
+    cpuUs: (used.user + used.system) / latencies.length,
+  };
 }
 
 /**
@@ -256,7 +273,11 @@ function shuffled<T>(items: readonly T[], random: () => number): T[] {
  * of a shared VM drifts over seconds; a pass takes a few seconds, so comparisons within one pass
  * are far steadier than comparisons of two medians taken over the whole run.
  */
-export function versus(results: ReadonlyMap<string, readonly RoundResult[]>, id: string, baseId: string): { readonly ratio: number; readonly addedP50: number } {
+export function versus(
+  results: ReadonlyMap<string, readonly RoundResult[]>,
+  id: string,
+  baseId: string,
+): { readonly ratio: number; readonly addedP50: number } {
   const rounds = results.get(id)!;
   const base = results.get(baseId)!;
   return { ratio: median(rounds.map((r, i) => r.rps / base[i]!.rps)), addedP50: median(rounds.map((r, i) => r.p50 - base[i]!.p50)) };

@@ -42,7 +42,11 @@ export const rendezvous: Algorithm = {
 };
 
 /** Sorted points on a 32-bit ring; `find(hash)` is the index of the first point ≥ hash, wrapping. */
-function sortedRing(points: { point: number; owner: number }[]): { points: Float64Array; owners: Int32Array; find: (hash: number) => number } {
+function sortedRing(points: { point: number; owner: number }[]): {
+  points: Float64Array;
+  owners: Int32Array;
+  find: (hash: number) => number;
+} {
   points.sort((a, b) => a.point - b.point);
   const sorted = Float64Array.from(points, (p) => p.point);
   const owners = Int32Array.from(points, (p) => p.owner);
@@ -65,7 +69,9 @@ export function ring(vnodes: number): Algorithm {
     name: `ring, ${vnodes} vnodes`,
     note: 'O(log n·v)',
     build(identities) {
-      const points = identities.flatMap((id, owner) => Array.from({ length: vnodes }, (_, v) => ({ point: hashString(`${id}#${v}`) >>> 0, owner })));
+      const points = identities.flatMap((id, owner) =>
+        Array.from({ length: vnodes }, (_, v) => ({ point: hashString(`${id}#${v}`) >>> 0, owner })),
+      );
       const ring = sortedRing(points);
       return (keyHash) => ring.owners[ring.find(keyHash >>> 0)]!;
     },

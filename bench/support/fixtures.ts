@@ -3,7 +3,6 @@ export { seededRandom };
 import type { Clock } from '../../src/clock.js';
 import { Endpoint, InflightTotal } from '../../src/pool/endpoint.js';
 
-
 export function podName(i: number): string {
   return `web-${i}.web-headless.default.svc.cluster.local`;
 }

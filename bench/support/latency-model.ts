@@ -105,17 +105,26 @@ interface Completion {
 export function runModel(options: ModelOptions, variant: ModelVariant): ModelResult {
   const random = seededRandom(options.seed);
   const [slowFrom, slowUntil] = options.slowBetween ?? [Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY];
-  const delay = (pod: number, now = slowFrom): number => (pod === SLOW && now >= slowFrom && now < slowUntil ? options.slowMs : options.fastMs);
-  const trace = options.trace ? { pod: [] as number[], at: [] as number[], latency: [] as number[], startedAt: [] as number[], latencyPod: [] as number[], errors: 0 } : undefined;
+  const delay = (pod: number, now = slowFrom): number =>
+    pod === SLOW && now >= slowFrom && now < slowUntil ? options.slowMs : options.fastMs;
+  const trace = options.trace
+    ? { pod: [] as number[], at: [] as number[], latency: [] as number[], startedAt: [] as number[], latencyPod: [] as number[], errors: 0 }
+    : undefined;
   // mean observed latency of a pod: delay + E[U(0,1)] + 0.5 + overheadMs
   const exactMean = (pod: number): number => delay(pod) + 0.5 + 0.5 + options.overheadMs;
   const ewma = Array.from({ length: PODS }, () => {
     const decayMs = variant.decayMs ?? 10_000;
-    return variant.estimator === 'ewma' ? new ModelPeakEwma(decayMs, false, variant.idleDecayMs ?? 10_000) : new ModelPeakEwma(decayMs, true, decayMs);
+    return variant.estimator === 'ewma'
+      ? new ModelPeakEwma(decayMs, false, variant.idleDecayMs ?? 10_000)
+      : new ModelPeakEwma(decayMs, true, decayMs);
   });
   const inflight = new Array<number>(PODS).fill(0);
   const estimate = (pod: number, now: number): number =>
-    variant.estimator === 'peak-ewma' || variant.estimator === 'ewma' ? ewma[pod]!.value(now) : variant.estimator === 'exact-mean' ? exactMean(pod) : 1;
+    variant.estimator === 'peak-ewma' || variant.estimator === 'ewma'
+      ? ewma[pod]!.value(now)
+      : variant.estimator === 'exact-mean'
+        ? exactMean(pod)
+        : 1;
   const weight = variant.inflightWeight ?? 1;
   const cost = (pod: number, now: number): number => estimate(pod, now) * (1 + weight * inflight[pod]!);
   const pick = (now: number): number => {
@@ -133,7 +142,7 @@ export function runModel(options: ModelOptions, variant: ModelVariant): ModelRes
   const heap: Completion[] = [];
   const push = (c: Completion): void => {
     heap.push(c);
-    for (let i = heap.length - 1; i > 0; ) {
+    for (let i = heap.length - 1; i > 0;) {
       const parent = (i - 1) >> 1;
       if (heap[parent]!.at <= heap[i]!.at) break;
       [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
@@ -145,7 +154,7 @@ export function runModel(options: ModelOptions, variant: ModelVariant): ModelRes
     const last = heap.pop()!;
     if (heap.length > 0) {
       heap[0] = last;
-      for (let i = 0; ; ) {
+      for (let i = 0; ;) {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
@@ -186,5 +195,12 @@ export function runModel(options: ModelOptions, variant: ModelVariant): ModelRes
   }
   const sorted = Float64Array.from(latencies).sort();
   const q = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-  return { slowShare: slow / sorted.length, p50: q(0.5), p99: q(0.99), p999: q(0.999), rps: (sorted.length / (end - options.warmupMs)) * 1000, trace };
+  return {
+    slowShare: slow / sorted.length,
+    p50: q(0.5),
+    p99: q(0.99),
+    p999: q(0.999),
+    rps: (sorted.length / (end - options.warmupMs)) * 1000,
+    trace,
+  };
 }

@@ -67,7 +67,10 @@ export async function serveLatencyPods(): Promise<void> {
 /** Parent side: forks `entry` (the running benchmark bundle) as the pods process. */
 export async function startLatencyPods(entry: string, addresses: readonly string[], delays: readonly number[]): Promise<LatencyPods> {
   for (const a of addresses) if (!a.startsWith('127.')) throw new Error(`pods must be on 127.0.0.0/8, got ${a}`);
-  const child: ChildProcess = fork(entry, [POD_FLAG], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv: ['--enable-source-maps'] });
+  const child: ChildProcess = fork(entry, [POD_FLAG], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    execArgv: ['--enable-source-maps'],
+  });
   const waiting = new Map<number, () => void>();
   let nextId = 1;
   let listening: (port: number) => void = () => {};

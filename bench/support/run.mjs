@@ -30,7 +30,9 @@ const selected = names.length > 0 ? names : all;
 for (const name of selected) {
   const entry = [join(root, 'bench', `${name}.ts`), join(root, 'bench', name, 'main.ts')].find((file) => existsSync(file));
   if (entry === undefined) {
-    const suites = readdirSync(join(root, 'bench'), { withFileTypes: true }).filter((d) => d.isDirectory() && existsSync(join(root, 'bench', d.name, 'main.ts'))).map((d) => d.name);
+    const suites = readdirSync(join(root, 'bench'), { withFileTypes: true })
+      .filter((d) => d.isDirectory() && existsSync(join(root, 'bench', d.name, 'main.ts')))
+      .map((d) => d.name);
     console.error(`No benchmark bench/${name}.ts or bench/${name}/main.ts (have: ${[...all, ...suites].join(', ')})`);
     process.exit(2);
   }
@@ -48,6 +50,10 @@ for (const name of selected) {
     sourcemap: 'inline',
     logLevel: 'warning',
   });
-  const result = spawnSync(process.execPath, ['--enable-source-maps', outfile, ...flags], { stdio: 'inherit', cwd: root, env: { ...process.env, HLB_BENCH_ROOT: root } });
+  const result = spawnSync(process.execPath, ['--enable-source-maps', outfile, ...flags], {
+    stdio: 'inherit',
+    cwd: root,
+    env: { ...process.env, HLB_BENCH_ROOT: root },
+  });
   if (result.status !== 0) process.exit(result.status ?? 1);
 }

@@ -38,16 +38,14 @@ function resolveJson(args: LookupArgs, lb: Balancer, lookup: LookupEvent, skippe
     server: lookup.server ?? null,
     ttlMs: lookup.ttlMs ?? null,
     durationMs: Math.round(lookup.durationMs * 1000) / 1000,
-    endpoints: lb
-      .endpoints()
-      .map((e) => ({
-        name: e.name ?? null,
-        address: e.address,
-        addresses: e.addresses,
-        port: e.port,
-        weight: e.weight,
-        priority: e.priority,
-      })),
+    endpoints: lb.endpoints().map((e) => ({
+      name: e.name ?? null,
+      address: e.address,
+      addresses: e.addresses,
+      port: e.port,
+      weight: e.weight,
+      priority: e.priority,
+    })),
     skipped,
     error: lookup.error === undefined ? null : { reason: lookup.error.reason, message: lookup.error.message },
   };

@@ -2,7 +2,8 @@ import { isIP } from 'node:net';
 import { InvalidOptionError } from '../errors.js';
 
 /** Why an address from DNS may not be an endpoint. */
-export type AddressRefusal = 'unspecified-address' | 'multicast-address' | 'broadcast-address' | 'link-local-address' | 'address-not-allowed';
+export type AddressRefusal =
+  'unspecified-address' | 'multicast-address' | 'broadcast-address' | 'link-local-address' | 'address-not-allowed';
 
 /** An IP address as bytes: 4 for IPv4, 16 for IPv6. */
 interface IpBytes {
@@ -52,7 +53,11 @@ export function parseCidr(value: unknown, field: string): Cidr {
 /** Parses the `allowedAddresses` option: a non-empty array of CIDRs. */
 export function parseAllowedAddresses(value: unknown, field = 'allowedAddresses'): Cidr[] {
   if (!Array.isArray(value) || value.length === 0) {
-    throw new InvalidOptionError(field, value, "a non-empty array of CIDRs such as ['10.244.0.0/16', 'fd00::/8'] (leave it out to allow every safe address)");
+    throw new InvalidOptionError(
+      field,
+      value,
+      "a non-empty array of CIDRs such as ['10.244.0.0/16', 'fd00::/8'] (leave it out to allow every safe address)",
+    );
   }
   return value.map((entry, i) => parseCidr(entry, `${field}[${i}]`));
 }
@@ -179,7 +184,7 @@ function formatIp(ip: IpBytes): string {
   for (let i = 0; i < 16; i += 2) groups.push(((ip.bytes[i]! << 8) | ip.bytes[i + 1]!).toString(16));
   // Shorten the longest run of two or more zero groups to '::' (RFC 5952).
   let best = { start: -1, length: 0 };
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (groups[i] !== '0') {
       i++;
       continue;

@@ -17,7 +17,12 @@ export interface OwnedRecords<T extends Answer> {
  * a name that its CNAME chain inside the same answer reaches. Every other record is reported as
  * skipped: a genuine server sends nothing else, so anything else was put there by someone else.
  */
-export function ownedRecords<T extends Answer>(answers: readonly Answer[], name: string, type: RecordType, report: LookupReport): OwnedRecords<T> {
+export function ownedRecords<T extends Answer>(
+  answers: readonly Answer[],
+  name: string,
+  type: RecordType,
+  report: LookupReport,
+): OwnedRecords<T> {
   const chain = followCnames(answers, nameKey(name));
   const records: T[] = [];
   for (const record of answers) {
@@ -36,7 +41,12 @@ export function ownedRecords<T extends Answer>(answers: readonly Answer[], name:
  * targets): glue for anything else is reported as skipped. Types other than `types` are not
  * address data we would use and are passed over.
  */
-export function glueRecords(additionals: readonly Answer[], targets: ReadonlySet<string>, types: readonly ('A' | 'AAAA')[], report: LookupReport): StringAnswer[] {
+export function glueRecords(
+  additionals: readonly Answer[],
+  targets: ReadonlySet<string>,
+  types: readonly ('A' | 'AAAA')[],
+  report: LookupReport,
+): StringAnswer[] {
   const glue: StringAnswer[] = [];
   for (const record of additionals) {
     if (!(types as readonly string[]).includes(record.type)) continue;

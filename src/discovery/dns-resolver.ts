@@ -17,8 +17,7 @@ export type AddressFamily = 4 | 6 | 'auto';
 
 /** How the service's endpoints are found. */
 export type DiscoveryMode =
-  | { readonly kind: 'address'; readonly port: number }
-  | { readonly kind: 'srv'; readonly portName: string; readonly protocol: string };
+  { readonly kind: 'address'; readonly port: number } | { readonly kind: 'srv'; readonly portName: string; readonly protocol: string };
 
 export interface DnsResolverConfig {
   readonly servers: readonly DnsServerAddress[];
@@ -114,7 +113,10 @@ export class DnsResolver {
       asked.push(candidate);
       let outcome: CandidateOutcome;
       try {
-        outcome = this.mode.kind === 'srv' ? await this.resolveSrv(candidate, report, signal) : await this.resolveAddresses(candidate, this.mode.port, report, signal);
+        outcome =
+          this.mode.kind === 'srv'
+            ? await this.resolveSrv(candidate, report, signal)
+            : await this.resolveAddresses(candidate, this.mode.port, report, signal);
       } catch (error) {
         // A search candidate outside the server's zones may be refused; the next one may answer.
         if (error instanceof ResolutionError && error.reason === 'REFUSED' && candidates.length > 1) {
@@ -140,7 +142,15 @@ export class DnsResolver {
       throw refused ?? new ResolutionError(this.service, 'OTHER', 'no name to query');
     }
     const ttl = Number.isFinite(negativeTtl) ? negativeTtl : NEGATIVE_TTL_DEFAULT;
-    return { kind: 'empty', rcode: emptyRcode, ttl, queries, asked, server: this.answeredBy, ...(emptyDetail === undefined ? {} : { detail: emptyDetail }) };
+    return {
+      kind: 'empty',
+      rcode: emptyRcode,
+      ttl,
+      queries,
+      asked,
+      server: this.answeredBy,
+      ...(emptyDetail === undefined ? {} : { detail: emptyDetail }),
+    };
   }
 
   private async resolveAddresses(name: string, port: number, report: LookupReport, signal?: AbortSignal): Promise<CandidateOutcome> {
@@ -206,7 +216,13 @@ export class DnsResolver {
       const skipped = report.skipped.slice(mark);
       if (skipped.length === 0) return { ...emptyOutcome(response, queries), queries };
       if (skipped.every((s) => s.reason === 'no-service')) {
-        return { kind: 'empty', rcode: 'NODATA', ttl: Math.min(owned.chainTtl, ttlOf(owned.records)), queries, detail: `SRV target '.' for ${name}: the service is decidedly not available (RFC 2782)` };
+        return {
+          kind: 'empty',
+          rcode: 'NODATA',
+          ttl: Math.min(owned.chainTtl, ttlOf(owned.records)),
+          queries,
+          detail: `SRV target '.' for ${name}: the service is decidedly not available (RFC 2782)`,
+        };
       }
       return { kind: 'unusable', detail: `${name} SRV: none of the ${skipped.length} record(s) could be used`, queries };
     }
@@ -238,7 +254,8 @@ export class DnsResolver {
         // Glue that was all refused says what a lookup would say: no usable address.
         if (refusedGlue.has(targetName)) return { srv, targetName, addresses: [] as string[], ttl: Number.POSITIVE_INFINITY, queries: 0 };
         const found = await this.lookupAddresses(targetName, report, signal);
-        if (found.kind !== 'addresses') return { srv, targetName, addresses: [] as string[], ttl: Number.POSITIVE_INFINITY, queries: found.queries };
+        if (found.kind !== 'addresses')
+          return { srv, targetName, addresses: [] as string[], ttl: Number.POSITIVE_INFINITY, queries: found.queries };
         return { srv, targetName, addresses: found.addresses, ttl: found.ttl, queries: found.queries };
       }),
     );
@@ -315,7 +332,9 @@ export class DnsResolver {
           messages += response.messages;
           this.answeredBy = label;
           if (response.rcode === 'NOERROR' || response.rcode === 'NXDOMAIN') return response;
-          throw new ResolutionError(this.service, rcodeFailure(response.rcode), `${response.rcode} from ${label} for ${name} ${type}`, { server: label });
+          throw new ResolutionError(this.service, rcodeFailure(response.rcode), `${response.rcode} from ${label} for ${name} ${type}`, {
+            server: label,
+          });
         },
         { retries: servers.length * this.config.attempts - 1, minTimeout: 0, maxTimeout: 0, randomize: false, signal },
       );
@@ -342,7 +361,8 @@ type CandidateOutcome =
 /** NXDOMAIN or NODATA, with the negative TTL of RFC 2308: min(SOA TTL, SOA minimum). */
 function emptyOutcome(response: DnsResponse, queries: number): EmptyOutcome & { queries: number } {
   const soa = response.authorities.find((a): a is SoaAnswer => a.type === 'SOA');
-  const ttl = soa === undefined ? NEGATIVE_TTL_DEFAULT : Math.min(soa.ttl ?? NEGATIVE_TTL_DEFAULT, soa.data.minimum ?? NEGATIVE_TTL_DEFAULT);
+  const ttl =
+    soa === undefined ? NEGATIVE_TTL_DEFAULT : Math.min(soa.ttl ?? NEGATIVE_TTL_DEFAULT, soa.data.minimum ?? NEGATIVE_TTL_DEFAULT);
   return { kind: 'empty', rcode: response.rcode === 'NXDOMAIN' ? 'NXDOMAIN' : 'NODATA', ttl, queries };
 }
 

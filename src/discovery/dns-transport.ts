@@ -68,7 +68,9 @@ export async function exchange(server: DnsServerAddress, name: string, type: Rec
     id: question.id,
     flags: packet.RECURSION_DESIRED,
     questions: [{ type, name, class: 'IN' }],
-    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: EDNS_UDP_PAYLOAD, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }],
+    additionals: [
+      { type: 'OPT', name: '.', udpPayloadSize: EDNS_UDP_PAYLOAD, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] },
+    ],
   });
   const udp = await sendUdp(server, query, question, options);
   if (!udp.flag_tc) return toResponse(udp, 1);
@@ -111,7 +113,8 @@ function sendUdp(server: DnsServerAddress, query: Buffer, question: Question, op
   const label = formatDnsServer(server);
   return withDeadline(label, options, (settle) => {
     const socket = createSocket(isIP(server.host) === 6 ? 'udp6' : 'udp4');
-    const fail = (what: string, error: Error): void => settle.fail(new DnsTransportError('NETWORK', `UDP ${what}: ${error.message}`, label, { cause: error }));
+    const fail = (what: string, error: Error): void =>
+      settle.fail(new DnsTransportError('NETWORK', `UDP ${what}: ${error.message}`, label, { cause: error }));
     socket.on('error', (error) => fail('error', error));
     socket.on('message', (message) => {
       const judged = judgeMessage(message, question);
@@ -188,7 +191,10 @@ function withDeadline<T>(label: string, options: ExchangeOptions, start: (settle
       action();
     };
     const timer = setTimeout(
-      () => finish(() => reject(new DnsTransportError('TIMEOUT', `no answer within ${options.timeoutMs} ms${describeDropped(dropped)}`, label))),
+      () =>
+        finish(() =>
+          reject(new DnsTransportError('TIMEOUT', `no answer within ${options.timeoutMs} ms${describeDropped(dropped)}`, label)),
+        ),
       options.timeoutMs,
     );
     timer.unref();

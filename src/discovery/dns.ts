@@ -116,8 +116,12 @@ export class DnsDiscovery implements DiscoverySource {
         const ttlMs = resolution.ttl * 1000;
         const answeredAt = clock();
         this.cache.observe(resolution.ttl, started, answeredAt);
-        const ttlDelayMs = this.cache.nextLookupMs(answeredAt, refresh, this.options.random) ?? this.jittered(clamp(ttlMs, refresh.minMs, refresh.maxMs));
-        nextMs = this.followUp(resolution.targets.map((t) => t.id), ttlDelayMs);
+        const ttlDelayMs =
+          this.cache.nextLookupMs(answeredAt, refresh, this.options.random) ?? this.jittered(clamp(ttlMs, refresh.minMs, refresh.maxMs));
+        nextMs = this.followUp(
+          resolution.targets.map((t) => t.id),
+          ttlDelayMs,
+        );
         update = { kind: 'targets', targets: resolution.targets, ttlMs, queries: resolution.queries, durationMs };
       } else {
         const now = clock();
@@ -125,7 +129,12 @@ export class DnsDiscovery implements DiscoverySource {
         const waited = now - this.emptySince;
         nextMs = this.jittered(clamp(resolution.ttl * 1000, refresh.minMs, refresh.maxMs));
         if (waited >= this.options.emptyGraceMs) {
-          update = { kind: 'empty', reason: resolution.detail ?? `DNS answered ${resolution.rcode}`, queries: resolution.queries, durationMs };
+          update = {
+            kind: 'empty',
+            reason: resolution.detail ?? `DNS answered ${resolution.rcode}`,
+            queries: resolution.queries,
+            durationMs,
+          };
         } else {
           // Look again when the grace period ends rather than a whole TTL later.
           nextMs = Math.max(1, Math.min(nextMs, this.options.emptyGraceMs - waited));
@@ -136,9 +145,17 @@ export class DnsDiscovery implements DiscoverySource {
       this.failures++;
       nextMs = this.backoff();
       const resolutionError =
-        error instanceof ResolutionError ? error : new ResolutionError(this.options.service, 'OTHER', String((error as Error)?.message ?? error), { cause: error });
+        error instanceof ResolutionError
+          ? error
+          : new ResolutionError(this.options.service, 'OTHER', String((error as Error)?.message ?? error), { cause: error });
       update = { kind: 'error', error: resolutionError, retryInMs: nextMs, durationMs: clock() - started };
-      details = { asked: [...this.options.resolver.asked], answeredName: undefined, server: resolutionError.server, rcode: undefined, ttlMs: undefined };
+      details = {
+        asked: [...this.options.resolver.asked],
+        answeredName: undefined,
+        server: resolutionError.server,
+        rcode: undefined,
+        ttlMs: undefined,
+      };
     }
     if (this.closed) return;
     this.schedule(nextMs);

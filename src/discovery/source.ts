@@ -3,15 +3,22 @@ import type { Target } from '../target.js';
 import type { SkippedRecord } from './lookup-report.js';
 
 /** What a discovery source reports after each lookup. */
-export type DiscoveryUpdate = (
+export type DiscoveryUpdate =
   /** The current set of targets (never empty). */
-  | { readonly kind: 'targets'; readonly targets: readonly Target[]; readonly ttlMs: number; readonly queries: number; readonly durationMs: number }
-  /** An authoritative statement that the service has no ready endpoints (after any grace period). */
-  | { readonly kind: 'empty'; readonly reason: string; readonly queries: number; readonly durationMs: number }
-  /** The lookup failed; the last known targets still stand. */
-  | { readonly kind: 'error'; readonly error: ResolutionError; readonly retryInMs: number; readonly durationMs: number }
-) &
-  SetAside & { readonly details?: LookupDetails };
+  (
+    | {
+        readonly kind: 'targets';
+        readonly targets: readonly Target[];
+        readonly ttlMs: number;
+        readonly queries: number;
+        readonly durationMs: number;
+      }
+    /** An authoritative statement that the service has no ready endpoints (after any grace period). */
+    | { readonly kind: 'empty'; readonly reason: string; readonly queries: number; readonly durationMs: number }
+    /** The lookup failed; the last known targets still stand. */
+    | { readonly kind: 'error'; readonly error: ResolutionError; readonly retryInMs: number; readonly durationMs: number }
+  ) &
+    SetAside & { readonly details?: LookupDetails };
 
 /** What a DNS lookup asked and was told, for observers (the balancer's 'lookup' event). */
 export interface LookupDetails {

@@ -1,4 +1,12 @@
-import { connectivityState, status as Status, type CallCredentials, type Deadline, type InterceptingListener, type Metadata, type StatusObject } from '@grpc/grpc-js';
+import {
+  connectivityState,
+  status as Status,
+  type CallCredentials,
+  type Deadline,
+  type InterceptingListener,
+  type Metadata,
+  type StatusObject,
+} from '@grpc/grpc-js';
 import { AttemptTimeoutError, NotSentError, RetryableError } from '../errors.js';
 import { AttemptPhase } from '../retry/attempt-phases.js';
 import type { AttemptHandle } from '../retry/call-contract.js';
@@ -274,7 +282,10 @@ export class Attempt {
     const reason: unknown = this.signal?.reason;
     this.settle(AttemptPhase.Failed);
     this.handle.fail(reason);
-    this.abandon(reason instanceof AttemptTimeoutError ? Status.DEADLINE_EXCEEDED : Status.CANCELLED, `headless-lb: ${reason instanceof Error ? reason.message : 'attempt cancelled'}`);
+    this.abandon(
+      reason instanceof AttemptTimeoutError ? Status.DEADLINE_EXCEEDED : Status.CANCELLED,
+      `headless-lb: ${reason instanceof Error ? reason.message : 'attempt cancelled'}`,
+    );
   }
 
   /** Leaves Waiting (or Held) for `phase`. */
@@ -315,7 +326,10 @@ export class Attempt {
       return new NotSentError(`${this.owner.method} never reached ${this.pod.host}: no connection (${status.details})`, { cause: error });
     }
     if (this.owner.hostRetryable(status.code)) {
-      return new RetryableError(`${this.owner.method} failed on ${this.pod.host} with ${Status[status.code] ?? status.code}: ${status.details}`, { cause: error });
+      return new RetryableError(
+        `${this.owner.method} failed on ${this.pod.host} with ${Status[status.code] ?? status.code}: ${status.details}`,
+        { cause: error },
+      );
     }
     return error;
   }

@@ -1,4 +1,11 @@
-import { status as Status, type CallCredentials, type Deadline, type InterceptingListener, type Metadata, type StatusObject } from '@grpc/grpc-js';
+import {
+  status as Status,
+  type CallCredentials,
+  type Deadline,
+  type InterceptingListener,
+  type Metadata,
+  type StatusObject,
+} from '@grpc/grpc-js';
 import type { Balancer } from '../balancer.js';
 import type { RunOptions } from '../options.js';
 import { timerDelay } from '../timer-delay.js';
@@ -235,7 +242,13 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
       return;
     }
     const first = this.current === undefined;
-    const attempt = new Attempt(this, this.host.pods.acquire(endpoint), this.history?.slice(), handle, this.host.options.attemptTimeoutMs === undefined ? undefined : handle.signal);
+    const attempt = new Attempt(
+      this,
+      this.host.pods.acquire(endpoint),
+      this.history?.slice(),
+      handle,
+      this.host.options.attemptTimeoutMs === undefined ? undefined : handle.signal,
+    );
     if (!this.replayable) this.history = undefined;
     this.current = attempt;
     // grpc-js may keep and add to the metadata it is given: each retry gets its own copy.
@@ -312,7 +325,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
     const options = this.host.options;
     if (options.key !== undefined) {
       const key = options.key({ method: this.method, metadata });
-      if (key !== undefined && typeof key !== 'string') throw new TypeError(`the key function returned ${typeof key}, not a string or undefined`);
+      if (key !== undefined && typeof key !== 'string')
+        throw new TypeError(`the key function returned ${typeof key}, not a string or undefined`);
       return key;
     }
     if (options.keyMetadata === undefined) return undefined;

@@ -1,6 +1,14 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { isIP } from 'node:net';
-import { connectivityState, type ChannelInterface, type ChannelOptions, type Client, type ClientOptions, type Deadline, type ServiceDefinition } from '@grpc/grpc-js';
+import {
+  connectivityState,
+  type ChannelInterface,
+  type ChannelOptions,
+  type Client,
+  type ClientOptions,
+  type Deadline,
+  type ServiceDefinition,
+} from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
 import { timerDelay } from '../timer-delay.js';
 import type { RunOptions } from '../options.js';
@@ -24,7 +32,11 @@ interface StateWatcher {
 }
 
 /** A constructor of a generated client (`@grpc/proto-loader` + `loadPackageDefinition`, or `grpc-tools`). */
-export type GrpcClientConstructor<C extends Client> = new (address: string, credentials: GrpcChannelOptions['credentials'], options?: ClientOptions) => C;
+export type GrpcClientConstructor<C extends Client> = new (
+  address: string,
+  credentials: GrpcChannelOptions['credentials'],
+  options?: ClientOptions,
+) => C;
 
 /**
  * A grpc-js channel over the pods of a headless Service: pass it as `channelOverride` to any
@@ -73,7 +85,10 @@ export class HeadlessChannel implements ChannelInterface {
     this.target = `headless:///${lb.service}`;
     this.channelzRef = { kind: 'channel' as ChannelzRef['kind'], id: 0, name: this.target };
     const { retries, attemptTimeoutMs } = this.options;
-    this.keylessRunOptions = [Object.freeze({ idempotent: false, retries, attemptTimeoutMs }), Object.freeze({ idempotent: true, retries, attemptTimeoutMs })];
+    this.keylessRunOptions = [
+      Object.freeze({ idempotent: false, retries, attemptTimeoutMs }),
+      Object.freeze({ idempotent: true, retries, attemptTimeoutMs }),
+    ];
     lb.on('change', this.onChange);
   }
 
@@ -98,7 +113,10 @@ export class HeadlessChannel implements ChannelInterface {
    * Makes a generated client that calls through this channel, and learns its service's methods
    * (see `addService`).
    */
-  client<C extends Client>(Client: GrpcClientConstructor<C>, options: Omit<ClientOptions, 'channelOverride' | 'channelFactoryOverride'> = {}): C {
+  client<C extends Client>(
+    Client: GrpcClientConstructor<C>,
+    options: Omit<ClientOptions, 'channelOverride' | 'channelFactoryOverride'> = {},
+  ): C {
     if (typeof Client !== 'function') throw new InvalidOptionError('Client', Client, 'a generated client constructor');
     const service = (Client as { service?: unknown }).service;
     if (service !== undefined) this.addService(service as ServiceDefinition);
@@ -112,10 +130,12 @@ export class HeadlessChannel implements ChannelInterface {
    * the one message of a unary request is written without a write callback of the channel's.
    */
   addService(service: ServiceDefinition): void {
-    if (service === null || typeof service !== 'object') throw new InvalidOptionError('service', service, 'a grpc ServiceDefinition (Client.service)');
+    if (service === null || typeof service !== 'object')
+      throw new InvalidOptionError('service', service, 'a grpc ServiceDefinition (Client.service)');
     for (const method of Object.values(service)) {
       if (method === null || typeof method !== 'object' || typeof method.path !== 'string') continue;
-      const shape = (method.responseStream === false ? MethodShape.UnaryResponse : 0) | (method.requestStream === false ? MethodShape.UnaryRequest : 0);
+      const shape =
+        (method.responseStream === false ? MethodShape.UnaryResponse : 0) | (method.requestStream === false ? MethodShape.UnaryRequest : 0);
       if (shape !== 0) this.methodShapes.set(method.path, shape);
     }
   }
@@ -126,9 +146,16 @@ export class HeadlessChannel implements ChannelInterface {
 
   // ---- grpc-js ChannelInterface ----
 
-  createCall(method: string, deadline: Deadline, host: string | null | undefined, parentCall: ParentCall, propagateFlags: number | null | undefined): GrpcCall {
+  createCall(
+    method: string,
+    deadline: Deadline,
+    host: string | null | undefined,
+    parentCall: ParentCall,
+    propagateFlags: number | null | undefined,
+  ): GrpcCall {
     if (typeof method !== 'string') throw new TypeError('Channel#createCall: method must be a string');
-    if (!(typeof deadline === 'number' || deadline instanceof Date)) throw new TypeError('Channel#createCall: deadline must be a number or Date');
+    if (!(typeof deadline === 'number' || deadline instanceof Date))
+      throw new TypeError('Channel#createCall: deadline must be a number or Date');
     if (this.closing !== undefined) throw new Error('Channel has been shut down');
     return new BalancedCall(this, method, deadline, host, parentCall, propagateFlags, this.keys.getStore());
   }

@@ -1,7 +1,15 @@
 import { isIP } from 'node:net';
 import { Channel, ChannelCredentials, type ChannelOptions, type Metadata } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
-import { checkBoolean, checkFunction, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds } from '../option-checks.js';
+import {
+  checkBoolean,
+  checkFunction,
+  checkKnownKeys,
+  checkMilliseconds,
+  checkNumber,
+  checkObject,
+  optionalMilliseconds,
+} from '../option-checks.js';
 import { parsePort } from '../port.js';
 
 /** What a `key` function sees of a call. */
@@ -132,21 +140,28 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
   const codes = options.retryableCodes === undefined ? GRPC_DEFAULTS.retryableCodes : options.retryableCodes;
   if (!Array.isArray(codes)) throw new InvalidOptionError('retryableCodes', codes, 'an array of gRPC status codes (1..16)');
   const retryableCodes = new Set<number>();
-  codes.forEach((code: unknown, i: number) => retryableCodes.add(checkNumber(code, `retryableCodes[${i}]`, { min: 1, max: 16, integer: true })));
+  codes.forEach((code: unknown, i: number) =>
+    retryableCodes.add(checkNumber(code, `retryableCodes[${i}]`, { min: 1, max: 16, integer: true })),
+  );
 
   const retries = options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: 100, integer: true });
-  const attemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(options.attemptTimeoutMs, 'attemptTimeoutMs', { min: 1 });
+  const attemptTimeoutMs =
+    options.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(options.attemptTimeoutMs, 'attemptTimeoutMs', { min: 1 });
   const authority = options.authority === undefined ? undefined : checkAuthority(options.authority);
-  const channelOptions = options.channelOptions === undefined ? {} : (checkObject(options.channelOptions, 'channelOptions') as ChannelOptions);
+  const channelOptions =
+    options.channelOptions === undefined ? {} : (checkObject(options.channelOptions, 'channelOptions') as ChannelOptions);
   for (const [name, value] of Object.entries(channelOptions)) {
-    if (typeof value !== 'string' && typeof value !== 'number') throw new InvalidOptionError(`channelOptions.${name}`, value, 'a string or a number');
+    if (typeof value !== 'string' && typeof value !== 'number')
+      throw new InvalidOptionError(`channelOptions.${name}`, value, 'a string or a number');
     // grpc-js hands these to setTimeout (a keepalive of 3e9 ms would ping every millisecond); -1 is grpc's "unset".
     if (name.endsWith('_ms')) checkMilliseconds(value, `channelOptions.${name}`, { min: -1 });
   }
   const podChannelOptions = { ...POD_CHANNEL_DEFAULTS, ...channelOptions };
   if (options.channelOptions !== undefined) probeChannelOptions(options.credentials, podChannelOptions, options.channelOptions);
   const retryBufferBytes =
-    options.retryBufferBytes === undefined ? GRPC_DEFAULTS.retryBufferBytes : checkNumber(options.retryBufferBytes, 'retryBufferBytes', { min: 0, integer: true });
+    options.retryBufferBytes === undefined
+      ? GRPC_DEFAULTS.retryBufferBytes
+      : checkNumber(options.retryBufferBytes, 'retryBufferBytes', { min: 0, integer: true });
   const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', GRPC_DEFAULTS.drainTimeoutMs);
 
   return {
@@ -187,7 +202,8 @@ function checkAuthority(value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || !AUTHORITY.test(value)) throw new InvalidOptionError('authority', value, expected);
   if (isIP(value) === 6) return value;
   const hostPort = /^(\[[^\]]+\]|[^:[\]]+)(?::([^:]*))?$/.exec(value);
-  if (hostPort === null || (hostPort[2] !== undefined && parsePort(hostPort[2]) === undefined)) throw new InvalidOptionError('authority', value, expected);
+  if (hostPort === null || (hostPort[2] !== undefined && parsePort(hostPort[2]) === undefined))
+    throw new InvalidOptionError('authority', value, expected);
   return value;
 }
 
@@ -198,7 +214,8 @@ function idempotentPredicate(value: unknown): (method: string) => boolean {
     return () => all;
   }
   if (typeof value === 'function') return value as (method: string) => boolean;
-  if (!Array.isArray(value)) throw new InvalidOptionError('idempotent', value, "true, false, a list of method paths such as ['/orders.Orders/Get'], or a function");
+  if (!Array.isArray(value))
+    throw new InvalidOptionError('idempotent', value, "true, false, a list of method paths such as ['/orders.Orders/Get'], or a function");
   const methods = new Set<string>();
   const services = new Set<string>();
   value.forEach((path: unknown, i: number) => {

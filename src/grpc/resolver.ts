@@ -11,7 +11,10 @@ type ResolverListener = experimental.ResolverListener;
 type ResolverConstructor = Parameters<typeof experimental.registerResolver>[1];
 
 /** DNS settings of the resolver's lookups: the same as `createBalancer`'s. */
-export type HeadlessResolverDiscovery = Pick<AddressDiscoveryOptions, 'dnsServers' | 'dnsTimeoutMs' | 'dnsAttempts' | 'search' | 'ndots' | 'family' | 'refresh' | 'emptyGraceMs' | 'allowedAddresses'>;
+export type HeadlessResolverDiscovery = Pick<
+  AddressDiscoveryOptions,
+  'dnsServers' | 'dnsTimeoutMs' | 'dnsAttempts' | 'search' | 'ndots' | 'family' | 'refresh' | 'emptyGraceMs' | 'allowedAddresses'
+>;
 
 export interface HeadlessResolverOptions {
   /** URI scheme to register. Default `'headless'`: targets `headless:///<service>:<port>`. */
@@ -20,7 +23,17 @@ export interface HeadlessResolverOptions {
   readonly discovery?: HeadlessResolverDiscovery;
 }
 
-const DISCOVERY_KEYS = ['dnsServers', 'dnsTimeoutMs', 'dnsAttempts', 'search', 'ndots', 'family', 'refresh', 'emptyGraceMs', 'allowedAddresses'] as const;
+const DISCOVERY_KEYS = [
+  'dnsServers',
+  'dnsTimeoutMs',
+  'dnsAttempts',
+  'search',
+  'ndots',
+  'family',
+  'refresh',
+  'emptyGraceMs',
+  'allowedAddresses',
+] as const;
 const SCHEME = /^[a-z][a-z0-9+.-]*$/;
 /** Re-resolutions asked by grpc-js's balancing policy (a connection left READY) start a lookup at most this often. */
 const MIN_REQUESTED_REFRESH_MS = 1000;
@@ -32,7 +45,11 @@ function parseTarget(target: GrpcUri): { service: string; port: number } | { ser
   const service = colon > 0 ? path.slice(0, colon) : '';
   const port = colon > 0 ? path.slice(colon + 1) : '';
   if (service === '' || port === '') {
-    throw new InvalidOptionError('target', path, "'<service>:<port>' or '<service>:<port name>', e.g. headless:///web-headless.default.svc.cluster.local:9090");
+    throw new InvalidOptionError(
+      'target',
+      path,
+      "'<service>:<port>' or '<service>:<port name>', e.g. headless:///web-headless.default.svc.cluster.local:9090",
+    );
   }
   return /^\d+$/.test(port) ? { service, port: Number(port) } : { service, portName: port };
 }
@@ -102,7 +119,12 @@ function resolverClass(discovery: HeadlessResolverDiscovery): ResolverConstructo
     }
 
     private fail(details: string): void {
-      this.listener(experimental.statusOrFromError({ code: Status.UNAVAILABLE, details: `headless-lb: ${details}`, metadata: new Metadata() }), {}, null, details);
+      this.listener(
+        experimental.statusOrFromError({ code: Status.UNAVAILABLE, details: `headless-lb: ${details}`, metadata: new Metadata() }),
+        {},
+        null,
+        details,
+      );
     }
   };
 }
@@ -118,7 +140,14 @@ export function registerHeadlessResolver(options: HeadlessResolverOptions = {}):
   const input = checkObject(options, 'options');
   checkKnownKeys(input, ['scheme', 'discovery'], 'options');
   const scheme = input.scheme === undefined ? 'headless' : input.scheme;
-  if (typeof scheme !== 'string' || !SCHEME.test(scheme) || scheme === 'dns' || scheme === 'ipv4' || scheme === 'ipv6' || scheme === 'unix') {
+  if (
+    typeof scheme !== 'string' ||
+    !SCHEME.test(scheme) ||
+    scheme === 'dns' ||
+    scheme === 'ipv4' ||
+    scheme === 'ipv6' ||
+    scheme === 'unix'
+  ) {
     throw new InvalidOptionError('scheme', scheme, "a URI scheme of your own, such as 'headless'");
   }
   const discovery = input.discovery === undefined ? {} : checkObject(input.discovery, 'discovery');
@@ -126,7 +155,10 @@ export function registerHeadlessResolver(options: HeadlessResolverOptions = {}):
   // Validate now (no I/O: discovery starts with a balancer), not when grpc-js first makes a channel.
   resolveConfig({ ...discovery, service: 'validate.invalid', port: 1 } as AddressDiscoveryOptions);
   if (typeof experimental.statusOrFromValue !== 'function') {
-    throw new HeadlessLbError('ERR_HLB_GRPC_VERSION', 'registerHeadlessResolver needs @grpc/grpc-js >= 1.14 (its resolver API changed in 1.14); createGrpcChannel works from 1.10');
+    throw new HeadlessLbError(
+      'ERR_HLB_GRPC_VERSION',
+      'registerHeadlessResolver needs @grpc/grpc-js >= 1.14 (its resolver API changed in 1.14); createGrpcChannel works from 1.10',
+    );
   }
   experimental.registerResolver(scheme, resolverClass(discovery as HeadlessResolverDiscovery));
 }

@@ -38,7 +38,8 @@ export function headersFromError(error: unknown): Metadata | undefined {
 export function statusFromError(error: unknown): StatusObject {
   const statusError = findStatusError(error);
   if (statusError !== undefined) return statusError.status;
-  if (error instanceof AttemptTimeoutError) return make(Status.DEADLINE_EXCEEDED, `headless-lb: attempt timed out after ${error.timeoutMs} ms`);
+  if (error instanceof AttemptTimeoutError)
+    return make(Status.DEADLINE_EXCEEDED, `headless-lb: attempt timed out after ${error.timeoutMs} ms`);
   if (error instanceof NoEndpointsError || error instanceof BalancerClosedError) return make(Status.UNAVAILABLE, error.message);
   const message = error instanceof Error ? error.message : String(error);
   return make(Status.UNKNOWN, `headless-lb: ${message}`);

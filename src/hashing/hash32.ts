@@ -62,7 +62,7 @@ export function hashString(s: string): number {
       encoded = c;
     } else if (c < 0x800) {
       count = 2;
-      encoded = (0xc0 | (c >> 6)) | ((0x80 | (c & 0x3f)) << 8);
+      encoded = 0xc0 | (c >> 6) | ((0x80 | (c & 0x3f)) << 8);
     } else {
       if (c >= 0xd800 && c <= 0xdfff) {
         const next = i + 1 < length ? s.charCodeAt(i + 1) : 0;
@@ -75,10 +75,10 @@ export function hashString(s: string): number {
       }
       if (c >= 0x10000) {
         count = 4;
-        encoded = (0xf0 | (c >> 18)) | ((0x80 | ((c >> 12) & 0x3f)) << 8) | ((0x80 | ((c >> 6) & 0x3f)) << 16) | ((0x80 | (c & 0x3f)) << 24);
+        encoded = 0xf0 | (c >> 18) | ((0x80 | ((c >> 12) & 0x3f)) << 8) | ((0x80 | ((c >> 6) & 0x3f)) << 16) | ((0x80 | (c & 0x3f)) << 24);
       } else {
         count = 3;
-        encoded = (0xe0 | (c >> 12)) | ((0x80 | ((c >> 6) & 0x3f)) << 8) | ((0x80 | (c & 0x3f)) << 16);
+        encoded = 0xe0 | (c >> 12) | ((0x80 | ((c >> 6) & 0x3f)) << 8) | ((0x80 | (c & 0x3f)) << 16);
       }
     }
     bytes += count;

@@ -163,7 +163,13 @@ export class Attempt implements Dispatcher.DispatchHandler {
   }
 
   /** The response's headers; `parsed` when undici parsed them already (its controller API). Returns false to pause. */
-  protected responseStart(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string, parsed: ParsedHeaders | undefined): boolean {
+  protected responseStart(
+    statusCode: number,
+    rawHeaders: Buffer[],
+    resume: () => void,
+    statusText: string,
+    parsed: ParsedHeaders | undefined,
+  ): boolean {
     if (this.phase === AttemptPhase.Committed) return this.call.downstream.headers(statusCode, rawHeaders, resume, statusText, parsed);
     if (this.phase !== AttemptPhase.Waiting) return false;
     if (statusCode < 200) return true; // informational: wait for the final response
@@ -237,7 +243,12 @@ export class Attempt implements Dispatcher.DispatchHandler {
     this.requestUpgrade(statusCode, rawHeaders, socket, undefined);
   }
 
-  protected requestUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex, parsed: ParsedHeaders | undefined): void {
+  protected requestUpgrade(
+    statusCode: number,
+    rawHeaders: Buffer[] | string[] | null,
+    socket: Duplex,
+    parsed: ParsedHeaders | undefined,
+  ): void {
     this.end();
     if (this.phase !== AttemptPhase.Waiting) {
       socket.destroy();
@@ -270,7 +281,10 @@ class ControllerApiAttempt extends Attempt {
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: ParsedHeaders, statusMessage?: string): void {
-    if (!this.responseStart(statusCode, rawHeaders(controller.rawHeaders, headers), () => controller.resume(), statusMessage ?? '', headers)) controller.pause();
+    if (
+      !this.responseStart(statusCode, rawHeaders(controller.rawHeaders, headers), () => controller.resume(), statusMessage ?? '', headers)
+    )
+      controller.pause();
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {

@@ -77,7 +77,8 @@ export class HttpCall implements DispatchedCall<void>, AttemptOwner {
     this.idempotent = typeof fields.idempotent === 'boolean' ? fields.idempotent : options.idempotentMethods.has(method);
     if (options.key !== undefined) {
       const key = options.key(requestInfo(this.origin.origin, method, fields.path, headers));
-      if (key !== undefined && typeof key !== 'string') throw new errors.InvalidArgumentError(`the key function returned ${typeof key}, not a string or undefined`);
+      if (key !== undefined && typeof key !== 'string')
+        throw new errors.InvalidArgumentError(`the key function returned ${typeof key}, not a string or undefined`);
       this.key = key;
     } else {
       this.key = options.keyHeader === undefined ? undefined : readHeader(headers, options.keyHeader);

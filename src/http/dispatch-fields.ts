@@ -60,24 +60,59 @@ export class DispatchFields {
       // `o[name]` of the key being enumerated is read by its index in the map's enum cache, with
       // no property lookup (a named read such as `o.path` misses: this object's map is new).
       switch (name) {
-        case 'origin': fields.origin = o[name]; break;
-        case 'path': fields.path = o[name]; break;
-        case 'method': fields.method = o[name]; break;
-        case 'body': fields.body = o[name]; break;
-        case 'headers': fields.headers = o[name]; break;
-        case 'query': fields.query = o[name]; break;
-        case 'idempotent': fields.idempotent = o[name]; break;
-        case 'blocking': fields.blocking = o[name]; break;
-        case 'upgrade': fields.upgrade = o[name]; break;
-        case 'headersTimeout': fields.headersTimeout = o[name]; break;
-        case 'bodyTimeout': fields.bodyTimeout = o[name]; break;
-        case 'reset': fields.reset = o[name]; break;
-        case 'expectContinue': fields.expectContinue = o[name]; break;
-        case 'servername': fields.servername = o[name]; break;
-        case 'throwOnError': fields.throwOnError = o[name]; break;
-        case 'maxRedirections': fields.maxRedirections = o[name]; break;
-        case 'typeOfService': fields.typeOfService = o[name]; break;
-        default: break;
+        case 'origin':
+          fields.origin = o[name];
+          break;
+        case 'path':
+          fields.path = o[name];
+          break;
+        case 'method':
+          fields.method = o[name];
+          break;
+        case 'body':
+          fields.body = o[name];
+          break;
+        case 'headers':
+          fields.headers = o[name];
+          break;
+        case 'query':
+          fields.query = o[name];
+          break;
+        case 'idempotent':
+          fields.idempotent = o[name];
+          break;
+        case 'blocking':
+          fields.blocking = o[name];
+          break;
+        case 'upgrade':
+          fields.upgrade = o[name];
+          break;
+        case 'headersTimeout':
+          fields.headersTimeout = o[name];
+          break;
+        case 'bodyTimeout':
+          fields.bodyTimeout = o[name];
+          break;
+        case 'reset':
+          fields.reset = o[name];
+          break;
+        case 'expectContinue':
+          fields.expectContinue = o[name];
+          break;
+        case 'servername':
+          fields.servername = o[name];
+          break;
+        case 'throwOnError':
+          fields.throwOnError = o[name];
+          break;
+        case 'maxRedirections':
+          fields.maxRedirections = o[name];
+          break;
+        case 'typeOfService':
+          fields.typeOfService = o[name];
+          break;
+        default:
+          break;
       }
     }
     return fields;

@@ -45,13 +45,21 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
     this.lb = lb;
     this.options = resolveHttpOptions(options);
     this.origins = new Origins(this.options.servername);
-    this.pools = new PodPools(this.options.pool, this.options.drainTimeoutMs, this.options.idleTimeoutMs, (event, origin, targets, error) => {
-      if (event === 'connect') this.emit('connect', origin, [this, ...targets]);
-      else if (event === 'disconnect') this.emit('disconnect', origin, [this, ...targets], error as errors.UndiciError);
-      else this.emit('connectionError', origin, [this, ...targets], error as errors.UndiciError);
-    });
+    this.pools = new PodPools(
+      this.options.pool,
+      this.options.drainTimeoutMs,
+      this.options.idleTimeoutMs,
+      (event, origin, targets, error) => {
+        if (event === 'connect') this.emit('connect', origin, [this, ...targets]);
+        else if (event === 'disconnect') this.emit('disconnect', origin, [this, ...targets], error as errors.UndiciError);
+        else this.emit('connectionError', origin, [this, ...targets], error as errors.UndiciError);
+      },
+    );
     const { retries, timeoutMs, attemptTimeoutMs } = this.options;
-    this.keylessRunOptions = [Object.freeze({ idempotent: false, retries, timeoutMs, attemptTimeoutMs }), Object.freeze({ idempotent: true, retries, timeoutMs, attemptTimeoutMs })];
+    this.keylessRunOptions = [
+      Object.freeze({ idempotent: false, retries, timeoutMs, attemptTimeoutMs }),
+      Object.freeze({ idempotent: true, retries, timeoutMs, attemptTimeoutMs }),
+    ];
     lb.on('change', this.onChange);
   }
 

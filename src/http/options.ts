@@ -1,6 +1,14 @@
 import { Client, Pool } from 'undici';
 import { InvalidOptionError } from '../errors.js';
-import { checkDnsName, checkFunction, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, optionalMilliseconds } from '../option-checks.js';
+import {
+  checkDnsName,
+  checkFunction,
+  checkKnownKeys,
+  checkMilliseconds,
+  checkNumber,
+  checkObject,
+  optionalMilliseconds,
+} from '../option-checks.js';
 import { checkHedge, type HedgeOptions } from '../options.js';
 
 /** What a `key` function sees of a request. */
@@ -122,26 +130,44 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
   const failureStatusCodes = new Set<number>();
   const codes = options.failureStatusCodes === undefined ? HTTP_DEFAULTS.failureStatusCodes : options.failureStatusCodes;
   if (!Array.isArray(codes)) throw new InvalidOptionError('failureStatusCodes', codes, 'an array of HTTP status codes (200..599)');
-  codes.forEach((code: unknown, i: number) => failureStatusCodes.add(checkNumber(code, `failureStatusCodes[${i}]`, { min: 200, max: 599, integer: true })));
+  codes.forEach((code: unknown, i: number) =>
+    failureStatusCodes.add(checkNumber(code, `failureStatusCodes[${i}]`, { min: 200, max: 599, integer: true })),
+  );
 
   const idempotentMethods = new Set<string>();
   const methods = options.idempotentMethods === undefined ? HTTP_DEFAULTS.idempotentMethods : options.idempotentMethods;
-  if (!Array.isArray(methods)) throw new InvalidOptionError('idempotentMethods', methods, "an array of HTTP methods such as ['GET', 'PUT']");
+  if (!Array.isArray(methods))
+    throw new InvalidOptionError('idempotentMethods', methods, "an array of HTTP methods such as ['GET', 'PUT']");
   methods.forEach((method: unknown, i: number) => {
-    if (typeof method !== 'string' || !TOKEN.test(method)) throw new InvalidOptionError(`idempotentMethods[${i}]`, method, 'an HTTP method name');
+    if (typeof method !== 'string' || !TOKEN.test(method))
+      throw new InvalidOptionError(`idempotentMethods[${i}]`, method, 'an HTTP method name');
     idempotentMethods.add(method.toUpperCase());
   });
 
   const retries = options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: 100, integer: true });
   const hedge = options.hedge === undefined ? undefined : checkHedge(options.hedge);
   const timeoutMs = options.timeoutMs === undefined ? undefined : checkMilliseconds(options.timeoutMs, 'timeoutMs');
-  const attemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(options.attemptTimeoutMs, 'attemptTimeoutMs');
+  const attemptTimeoutMs =
+    options.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(options.attemptTimeoutMs, 'attemptTimeoutMs');
   const servername = options.servername === undefined ? undefined : checkDnsName(options.servername, 'servername');
   const pool = options.pool === undefined ? {} : checkPoolOptions(options.pool);
   const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', HTTP_DEFAULTS.drainTimeoutMs);
   const idleTimeoutMs = optionalMilliseconds(options.idleTimeoutMs, 'idleTimeoutMs', HTTP_DEFAULTS.idleTimeoutMs);
 
-  return { keyHeader, key, failureStatusCodes, idempotentMethods, retries, hedge, timeoutMs, attemptTimeoutMs, servername, pool, drainTimeoutMs, idleTimeoutMs };
+  return {
+    keyHeader,
+    key,
+    failureStatusCodes,
+    idempotentMethods,
+    retries,
+    hedge,
+    timeoutMs,
+    attemptTimeoutMs,
+    servername,
+    pool,
+    drainTimeoutMs,
+    idleTimeoutMs,
+  };
 }
 
 /**
@@ -165,12 +191,18 @@ const CONNECT_MILLISECONDS: Readonly<Record<string, number>> = { timeout: 0, kee
 function checkPoolOptions(value: unknown): PodPoolOptions {
   const pool = checkObject(value, 'pool') as PodPoolOptions;
   for (const banned of ['factory', 'socketPath']) {
-    if (banned in pool) throw new InvalidOptionError(`pool.${banned}`, (pool as Record<string, unknown>)[banned], 'not set: the dispatcher decides where each pool connects');
+    if (banned in pool)
+      throw new InvalidOptionError(
+        `pool.${banned}`,
+        (pool as Record<string, unknown>)[banned],
+        'not set: the dispatcher decides where each pool connects',
+      );
   }
   checkMillisecondFields(pool as Record<string, unknown>, POOL_MILLISECONDS, 'pool');
   const connect = (pool as Record<string, unknown>).connect;
   // `connect` may also be a connector function; its options are then its own business.
-  if (connect !== null && typeof connect === 'object') checkMillisecondFields(connect as Record<string, unknown>, CONNECT_MILLISECONDS, 'pool.connect');
+  if (connect !== null && typeof connect === 'object')
+    checkMillisecondFields(connect as Record<string, unknown>, CONNECT_MILLISECONDS, 'pool.connect');
   // A Pool checks its own options; most (keepAliveMaxTimeout, maxHeaderSize, allowH2, ...) are
   // checked only by the Clients it makes at the first request: probe one of each.
   for (const make of [() => new Pool('http://127.0.0.1:1', pool), () => new Client('http://127.0.0.1:1', pool)]) {

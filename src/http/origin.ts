@@ -37,7 +37,8 @@ export class Origins {
     } catch {
       throw new errors.InvalidArgumentError(`invalid origin ${JSON.stringify(key)}`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new errors.InvalidArgumentError(`unsupported protocol ${url.protocol} (http: or https: only)`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new errors.InvalidArgumentError(`unsupported protocol ${url.protocol} (http: or https: only)`);
     const hostname = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     const parsed: ParsedOrigin = {
       origin: key,

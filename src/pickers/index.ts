@@ -24,7 +24,14 @@ export interface PickerContext {
   readonly clock: () => number;
 }
 
-export const pickerNames: readonly PickerName[] = ['round-robin', 'random', 'least-request', 'least-latency', 'weighted-round-robin', 'shard-key'];
+export const pickerNames: readonly PickerName[] = [
+  'round-robin',
+  'random',
+  'least-request',
+  'least-latency',
+  'weighted-round-robin',
+  'shard-key',
+];
 
 export interface RoundRobinPickerOptions {
   readonly type: 'round-robin';
@@ -123,7 +130,8 @@ function build(name: string, options: PickerOptions | undefined, context: Picker
       return new LeastRequestPicker(context.random);
     case 'least-latency': {
       const estimator = (options as LeastLatencyPickerOptions | undefined)?.estimator ?? 'mean';
-      if (estimator !== 'peak-ewma' && estimator !== 'mean') throw new InvalidOptionError(`${field}.estimator`, estimator, "'peak-ewma' or 'mean'");
+      if (estimator !== 'peak-ewma' && estimator !== 'mean')
+        throw new InvalidOptionError(`${field}.estimator`, estimator, "'peak-ewma' or 'mean'");
       return new LeastLatencyPicker(context.random, estimator);
     }
     case 'weighted-round-robin':
@@ -135,7 +143,10 @@ function build(name: string, options: PickerOptions | undefined, context: Picker
 
 function buildShardKey(options: ShardKeyPickerOptions | undefined, context: PickerContext, field: string): Picker {
   const fallbackSpec = options?.fallback ?? 'round-robin';
-  const fallbackType = typeof fallbackSpec === 'object' && fallbackSpec !== null && !isCustomPicker(fallbackSpec) ? (fallbackSpec as { type?: unknown }).type : fallbackSpec;
+  const fallbackType =
+    typeof fallbackSpec === 'object' && fallbackSpec !== null && !isCustomPicker(fallbackSpec)
+      ? (fallbackSpec as { type?: unknown }).type
+      : fallbackSpec;
   if (fallbackType === 'shard-key') {
     throw new InvalidOptionError(`${field}.fallback`, fallbackSpec, 'a picker for requests without a key (not shard-key)');
   }

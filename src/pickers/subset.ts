@@ -75,10 +75,12 @@ export function clientOrdinal(clientId: string): number | undefined {
 
 /** Checks subset options; throws an InvalidOptionError naming the field and its value. */
 export function validateSubsetOptions(options: unknown, field = 'subset'): SubsetOptions {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw new InvalidOptionError(field, options, '{ size, clientId? }');
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw new InvalidOptionError(field, options, '{ size, clientId? }');
   const record = options as Record<string, unknown>;
   for (const key of Object.keys(record)) {
-    if (key !== 'size' && key !== 'clientId') throw new InvalidOptionError(`${field}.${key}`, record[key], 'no such option (size, clientId)');
+    if (key !== 'size' && key !== 'clientId')
+      throw new InvalidOptionError(`${field}.${key}`, record[key], 'no such option (size, clientId)');
   }
   const size = record['size'];
   if (typeof size !== 'number' || !Number.isInteger(size) || size < 1 || size > MAX_SUBSET_SIZE) {

@@ -89,7 +89,10 @@ export class Endpoint {
     this.hostPort = hostPort(target);
     this.clock = clock;
     this.addedAt = clock();
-    this.estimates = new LatencyTracker({ decayMs: metrics.decayMs, defaultRttMs: metrics.defaultRttMs, averageMs: metrics.averageMs ?? 1000 }, this.addedAt);
+    this.estimates = new LatencyTracker(
+      { decayMs: metrics.decayMs, defaultRttMs: metrics.defaultRttMs, averageMs: metrics.averageMs ?? 1000 },
+      this.addedAt,
+    );
     this.inflightTotalRef = metrics.inflightTotal;
     this.health = {
       state: 'healthy',

@@ -10,7 +10,13 @@ import { CANCELLED, SUCCEEDED, type AttemptOutcome } from './failover-host.js';
  * times out; the attempt's timer is ref'd (the caller waits on it) and cleared as soon as the
  * attempt settles or is aborted.
  */
-export function launch<T>(call: CallScope<T>, endpoint: Endpoint, attempt: number, isHedge: boolean, cancel: AbortSignal = call.signal): Promise<T> {
+export function launch<T>(
+  call: CallScope<T>,
+  endpoint: Endpoint,
+  attempt: number,
+  isHedge: boolean,
+  cancel: AbortSignal = call.signal,
+): Promise<T> {
   const { host, plan } = call;
   const own = new AbortController();
   const signal = own.signal;

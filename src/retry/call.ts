@@ -36,7 +36,13 @@ export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, p
  * The retries of a call whose first attempt ran elsewhere (a dispatched call's, see
  * first-attempt.ts) and failed with `error` on `tried` (undefined: it found no endpoint).
  */
-export function retryAfter<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, tried: Endpoint | undefined, error: unknown): Promise<T> {
+export function retryAfter<T>(
+  host: FailoverHost,
+  fn: AttemptFunction<T>,
+  plan: FailoverPlan,
+  tried: Endpoint | undefined,
+  error: unknown,
+): Promise<T> {
   const call = new CallScope(host, fn, plan);
   call.attempts = 1;
   continueAfter(call, new Set(tried === undefined ? [] : [tried]), error);
@@ -56,7 +62,9 @@ function startFirst<T>(call: CallScope<T>): void {
   }
   if (plan.attemptTimeoutMs === undefined && plan.hedgeDelayMs === undefined) {
     // The attempt shares the call's signal when the call can be stopped; otherwise it gets one of its own, made if read.
-    const context: AttemptContext = call.stoppable ? { signal: call.signal, attempt: 1, hedged: false } : (call.firstContext = new UnabortableContext(1));
+    const context: AttemptContext = call.stoppable
+      ? { signal: call.signal, attempt: 1, hedged: false }
+      : (call.firstContext = new UnabortableContext(1));
     call.firstEndpoint = endpoint;
     call.firstStartedAt = host.attemptStarted(endpoint, 1, false);
     let work: Promise<T>;

@@ -21,7 +21,8 @@ export interface FailoverPlan {
 }
 
 /** How an attempt ended, for the endpoint's statistics and health. */
-export type AttemptOutcome = { readonly kind: 'success' } | { readonly kind: 'cancelled' } | { readonly kind: 'error'; readonly error: unknown };
+export type AttemptOutcome =
+  { readonly kind: 'success' } | { readonly kind: 'cancelled' } | { readonly kind: 'error'; readonly error: unknown };
 
 /** The outcomes without an error, shared. */
 export const SUCCEEDED: AttemptOutcome = { kind: 'success' };

@@ -107,7 +107,8 @@ function reportTo<T>(call: DispatchedCall<T>, work: Promise<T>): void {
 
 /** A dispatched call's attempts as run()'s attempt function: each handle settles a promise. */
 function promisedAttempts<T>(call: DispatchedCall<T>): AttemptFunction<T> {
-  return (endpoint, context) => new Promise<T>((resolve, reject) => call.startAttempt(endpoint, new PromisedAttempt(context, resolve, reject)));
+  return (endpoint, context) =>
+    new Promise<T>((resolve, reject) => call.startAttempt(endpoint, new PromisedAttempt(context, resolve, reject)));
 }
 
 class PromisedAttempt<T> implements AttemptHandle<T> {

@@ -3,7 +3,9 @@ import { launch } from './attempt.js';
 import type { CallScope } from './call-scope.js';
 
 /** Why the slower attempt of a hedged pair is aborted. */
-const HEDGE_LOST = Object.freeze(Object.assign(new Error('another attempt of this call succeeded first'), { name: 'AbortError', code: 'ERR_HLB_HEDGE_LOST' }));
+const HEDGE_LOST = Object.freeze(
+  Object.assign(new Error('another attempt of this call succeeded first'), { name: 'AbortError', code: 'ERR_HLB_HEDGE_LOST' }),
+);
 
 /**
  * The primary attempt, plus a twin on another endpoint if the primary is still running after the

@@ -56,7 +56,11 @@ function answerParsed(zone: Zone, query: ParsedQuery, transport: Transport): Buf
   const { question, edns } = query;
   if (question === undefined) return errorResponse(query, Rcode.FORMERR);
   if (edns !== undefined && edns.version > 0) {
-    return bareResponse(question, { id: query.id, flags: responseFlags(query, Rcode.BADVERS) }, optFor(query, { extendedRcode: Rcode.BADVERS >> 4 }));
+    return bareResponse(
+      question,
+      { id: query.id, flags: responseFlags(query, Rcode.BADVERS) },
+      optFor(query, { extendedRcode: Rcode.BADVERS >> 4 }),
+    );
   }
   if (query.opcode !== Opcode.QUERY) {
     return errorResponse(query, query.opcode === Opcode.NOTIFY || query.opcode === Opcode.UPDATE ? Rcode.NOTAUTH : Rcode.NOTIMP);
@@ -70,9 +74,17 @@ function answerParsed(zone: Zone, query: ParsedQuery, transport: Transport): Buf
   if (found.kind === 'outside') return errorResponse(query, Rcode.REFUSED, { ede: true });
 
   const opt = optFor(query);
-  const maxSize = transport === 'tcp' ? 65535 : edns === undefined ? CLASSIC_UDP_PAYLOAD : Math.max(CLASSIC_UDP_PAYLOAD, Math.min(edns.payloadSize, SERVER_UDP_PAYLOAD));
+  const maxSize =
+    transport === 'tcp'
+      ? 65535
+      : edns === undefined
+        ? CLASSIC_UDP_PAYLOAD
+        : Math.max(CLASSIC_UDP_PAYLOAD, Math.min(edns.payloadSize, SERVER_UDP_PAYLOAD));
   const writer = new ResponseWriter(question, maxSize, opt === undefined ? 0 : optSize(opt));
-  const header = (rcode: number, extra = 0): { id: number; flags: number } => ({ id: query.id, flags: responseFlags(query, rcode, Flag.AA | extra) });
+  const header = (rcode: number, extra = 0): { id: number; flags: number } => ({
+    id: query.id,
+    flags: responseFlags(query, rcode, Flag.AA | extra),
+  });
   // Knot truncates all or nothing: over UDP, an answer that does not fit becomes an empty answer
   // with TC; over TCP (64 KiB) there is nowhere to retry, and Knot answers SERVFAIL.
   const truncated = (rcode: number): Buffer =>

@@ -166,7 +166,12 @@ export class Service {
     this.#behaviour = options.behaviour;
     this.fqdn = serviceFqdn(cluster.model, this.name, this.namespace);
     this.srvName = srvFqdn(cluster.model, this, { name: this.portName, protocol: this.protocol });
-    this.#template = { model: cluster.model, service: { name: this.name, namespace: this.namespace }, hostnames: options.hostnames !== false, ipv6: options.ipv6 === true };
+    this.#template = {
+      model: cluster.model,
+      service: { name: this.name, namespace: this.namespace },
+      hostnames: options.hostnames !== false,
+      ipv6: options.ipv6 === true,
+    };
   }
 
   /** Every pod, by ordinal, in any state. */
@@ -189,10 +194,16 @@ export class Service {
    */
   scale(replicas: number): Promise<void> {
     return this.#change(async () => {
-      if (!Number.isInteger(replicas) || replicas < 0 || replicas > 1000) throw new InvalidOptionError('replicas', replicas, 'an integer from 0 to 1000');
+      if (!Number.isInteger(replicas) || replicas < 0 || replicas > 1000)
+        throw new InvalidOptionError('replicas', replicas, 'an integer from 0 to 1000');
       const missing: number[] = [];
       for (let ordinal = 0; ordinal < replicas; ordinal++) if (!this.#pods.has(this.#podName(ordinal))) missing.push(ordinal);
-      const started = await Promise.allSettled(missing.map(async (ordinal) => new ServicePod(this.#template, this.#podName(ordinal), ordinal, await this.#startContainer(this.#podName(ordinal)))));
+      const started = await Promise.allSettled(
+        missing.map(
+          async (ordinal) =>
+            new ServicePod(this.#template, this.#podName(ordinal), ordinal, await this.#startContainer(this.#podName(ordinal))),
+        ),
+      );
       const failure = started.find((result) => result.status === 'rejected');
       if (failure !== undefined) {
         await Promise.all(started.map((result) => (result.status === 'fulfilled' ? result.value.container.crash() : undefined)));
@@ -295,13 +306,22 @@ export class Service {
   #pod(name: string): ServicePod {
     const pod = this.#pods.get(name);
     if (pod === undefined) {
-      throw new InvalidOptionError('pod', name, this.#pods.size === 0 ? 'a pod of the service (it has none)' : `one of ${[...this.#pods.keys()].join(', ')}`);
+      throw new InvalidOptionError(
+        'pod',
+        name,
+        this.#pods.size === 0 ? 'a pod of the service (it has none)' : `one of ${[...this.#pods.keys()].join(', ')}`,
+      );
     }
     return pod;
   }
 
   #startContainer(name: string): Promise<Pod> {
-    return startPod({ name, port: this.port, address: () => this.#cluster.addresses.next(), ...(this.#behaviour === undefined ? {} : { behaviour: this.#behaviour }) });
+    return startPod({
+      name,
+      port: this.port,
+      address: () => this.#cluster.addresses.next(),
+      ...(this.#behaviour === undefined ? {} : { behaviour: this.#behaviour }),
+    });
   }
 
   async #publish(): Promise<void> {
@@ -351,7 +371,8 @@ export class Cluster<D extends ClusterDns = DnsServer> {
 
   service(name: string, namespace = 'default'): Service {
     const service = this.#services.get(`${namespace}/${name}`);
-    if (service === undefined) throw new InvalidOptionError('service', `${namespace}/${name}`, `one of ${[...this.#services.keys()].join(', ') || '(none yet)'}`);
+    if (service === undefined)
+      throw new InvalidOptionError('service', `${namespace}/${name}`, `one of ${[...this.#services.keys()].join(', ') || '(none yet)'}`);
     return service;
   }
 
@@ -361,7 +382,8 @@ export class Cluster<D extends ClusterDns = DnsServer> {
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object');
     const namespace = options.namespace ?? 'default';
     const key = `${namespace}/${options.name}`;
-    if (this.#services.has(key)) throw new InvalidOptionError('name', options.name, `a service name not yet used in namespace ${namespace}`);
+    if (this.#services.has(key))
+      throw new InvalidOptionError('name', options.name, `a service name not yet used in namespace ${namespace}`);
     // Validate names and ports through the model before starting anything.
     new ClusterModel({ domain: this.model.domain }).setService({
       name: options.name,

@@ -42,8 +42,26 @@ export interface DnsServerOptions {
 
 const HOST = '127.0.0.1';
 const TYPE_NAMES: Readonly<Record<number, string>> = {
-  1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 35: 'NAPTR', 41: 'OPT',
-  43: 'DS', 46: 'RRSIG', 48: 'DNSKEY', 64: 'SVCB', 65: 'HTTPS', 251: 'IXFR', 252: 'AXFR', 255: 'ANY', 257: 'CAA',
+  1: 'A',
+  2: 'NS',
+  5: 'CNAME',
+  6: 'SOA',
+  12: 'PTR',
+  15: 'MX',
+  16: 'TXT',
+  28: 'AAAA',
+  33: 'SRV',
+  35: 'NAPTR',
+  41: 'OPT',
+  43: 'DS',
+  46: 'RRSIG',
+  48: 'DNSKEY',
+  64: 'SVCB',
+  65: 'HTTPS',
+  251: 'IXFR',
+  252: 'AXFR',
+  255: 'ANY',
+  257: 'CAA',
 };
 /** The query log is for assertions in tests; a runaway load loop must not exhaust memory. */
 const MAX_LOGGED_QUERIES = 100_000;
@@ -105,7 +123,8 @@ export class DnsServer implements ClusterDns {
       fault === 'silent' ||
       fault === 'garbage' ||
       (typeof fault === 'object' && Number.isFinite(fault.delayMs) && fault.delayMs >= 0 && fault.delayMs <= MAX_TIMER_MS);
-    if (!valid) throw new InvalidOptionError('fault', fault, "null, 'servfail', 'refused', 'silent', 'garbage' or { delayMs: 0 to 2147483647 }");
+    if (!valid)
+      throw new InvalidOptionError('fault', fault, "null, 'servfail', 'refused', 'silent', 'garbage' or { delayMs: 0 to 2147483647 }");
     this.#fault = fault;
   }
 
@@ -118,7 +137,10 @@ export class DnsServer implements ClusterDns {
   countQueries(filter: DnsQueryFilter = {}): number {
     const name = filter.name?.toLowerCase().replace(/\.$/, '');
     return this.#queries.filter(
-      (q) => (name === undefined || q.name === name) && (filter.type === undefined || q.type === filter.type) && (filter.transport === undefined || q.transport === filter.transport),
+      (q) =>
+        (name === undefined || q.name === name) &&
+        (filter.type === undefined || q.type === filter.type) &&
+        (filter.transport === undefined || q.transport === filter.transport),
     ).length;
   }
 
@@ -156,7 +178,10 @@ export class DnsServer implements ClusterDns {
     this.#timers.clear();
     for (const socket of this.#connections) socket.destroy();
     this.#connections.clear();
-    await Promise.all([udp === undefined ? undefined : new Promise<void>((resolve) => udp.close(() => resolve())), tcp === undefined ? undefined : closeServer(tcp)]);
+    await Promise.all([
+      udp === undefined ? undefined : new Promise<void>((resolve) => udp.close(() => resolve())),
+      tcp === undefined ? undefined : closeServer(tcp),
+    ]);
     await handlesReleased();
   }
 
@@ -210,7 +235,8 @@ export class DnsServer implements ClusterDns {
     const fault = this.#fault;
     if (parsed.kind === 'query' && fault !== null) {
       if (fault === 'silent') return;
-      if (fault === 'servfail' || fault === 'refused') return reply(errorResponse(parsed.query, fault === 'servfail' ? Rcode.SERVFAIL : Rcode.REFUSED));
+      if (fault === 'servfail' || fault === 'refused')
+        return reply(errorResponse(parsed.query, fault === 'servfail' ? Rcode.SERVFAIL : Rcode.REFUSED));
       if (fault === 'garbage') return reply(garbageFor(parsed.query));
     }
     const response = answerQuery(this.#zone, message, transport);

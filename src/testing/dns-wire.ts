@@ -54,7 +54,13 @@ export type QueryParseResult =
   /** Knot sends nothing back: not a query, or no usable question. */
   | { readonly kind: 'drop'; readonly reason: string }
   /** The question parsed but the rest did not: FORMERR, without OPT. */
-  | { readonly kind: 'malformed'; readonly id: number; readonly opcode: number; readonly recursionDesired: boolean; readonly question: Question }
+  | {
+      readonly kind: 'malformed';
+      readonly id: number;
+      readonly opcode: number;
+      readonly recursionDesired: boolean;
+      readonly question: Question;
+    }
   | { readonly kind: 'query'; readonly query: ParsedQuery };
 
 export function parseQuery(message: Buffer): QueryParseResult {
@@ -86,7 +92,9 @@ export function parseQuery(message: Buffer): QueryParseResult {
   }
 
   const malformed = (): QueryParseResult =>
-    question === undefined ? { kind: 'drop', reason: 'malformed message without a question' } : { kind: 'malformed', id, opcode, recursionDesired, question };
+    question === undefined
+      ? { kind: 'drop', reason: 'malformed message without a question' }
+      : { kind: 'malformed', id, opcode, recursionDesired, question };
   let edns: Edns | undefined;
   for (let section = 0; section < 3; section++) {
     for (let i = 0; i < counts[section]!; i++) {

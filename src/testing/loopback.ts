@@ -36,5 +36,6 @@ function randomPrefix(): string {
 }
 
 export function assertLoopback(field: string, address: string): void {
-  if (!isIPv4(address) || !address.startsWith('127.')) throw new InvalidOptionError(field, address, 'an IPv4 loopback address (127.0.0.0/8)');
+  if (!isIPv4(address) || !address.startsWith('127.'))
+    throw new InvalidOptionError(field, address, 'an IPv4 loopback address (127.0.0.0/8)');
 }

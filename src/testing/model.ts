@@ -146,12 +146,20 @@ export function serviceFqdn(model: ClusterModel, name: string, namespace = 'defa
 }
 
 /** `_<port>._<protocol>.<service>.<namespace>.svc.<domain>` */
-export function srvFqdn(model: ClusterModel, service: Pick<HeadlessService, 'name' | 'namespace'>, port: { name: string; protocol?: PortProtocol }): string {
+export function srvFqdn(
+  model: ClusterModel,
+  service: Pick<HeadlessService, 'name' | 'namespace'>,
+  port: { name: string; protocol?: PortProtocol },
+): string {
   return `_${port.name}._${port.protocol ?? 'tcp'}.${serviceFqdn(model, service.name, service.namespace)}`;
 }
 
 /** The pod's DNS name under its service: its hostname, or its dashed IPv4 address as CoreDNS does. */
-export function podFqdn(model: ClusterModel, service: Pick<HeadlessService, 'name' | 'namespace'>, pod: Pick<PodEndpoint, 'hostname' | 'ip'>): string {
+export function podFqdn(
+  model: ClusterModel,
+  service: Pick<HeadlessService, 'name' | 'namespace'>,
+  pod: Pick<PodEndpoint, 'hostname' | 'ip'>,
+): string {
   return `${podLabel(pod)}.${serviceFqdn(model, service.name, service.namespace)}`;
 }
 
@@ -182,7 +190,8 @@ export function records(model: ClusterModel): DnsRecord[] {
     if (ready.length === 0) continue;
     const name = serviceFqdn(model, service.name, service.namespace);
     for (const ip of unique(ready.map((pod) => pod.ip))) out.push({ name, type: 'A', ttl, data: ip });
-    for (const ip of unique(ready.flatMap((pod) => (pod.ipv6 === undefined ? [] : [pod.ipv6])))) out.push({ name, type: 'AAAA', ttl, data: ip });
+    for (const ip of unique(ready.flatMap((pod) => (pod.ipv6 === undefined ? [] : [pod.ipv6]))))
+      out.push({ name, type: 'AAAA', ttl, data: ip });
     for (const pod of ready) {
       const fqdn = podFqdn(model, service, pod);
       out.push({ name: fqdn, type: 'A', ttl, data: pod.ip });

@@ -244,6 +244,7 @@ function validateBehaviour(behaviour: PodBehaviour): PodBehaviour {
   if (typeof behaviour !== 'object' || behaviour === null) throw new InvalidOptionError('behaviour', behaviour, 'an object');
   const { delayMs, status } = behaviour;
   if (delayMs !== undefined) checkMilliseconds(delayMs, 'behaviour.delayMs');
-  if (status !== undefined && (!Number.isInteger(status) || status < 100 || status > 599)) throw new InvalidOptionError('behaviour.status', status, 'an HTTP status from 100 to 599');
+  if (status !== undefined && (!Number.isInteger(status) || status < 100 || status > 599))
+    throw new InvalidOptionError('behaviour.status', status, 'an HTTP status from 100 to 599');
   return Object.freeze({ ...behaviour });
 }

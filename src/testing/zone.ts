@@ -82,7 +82,10 @@ function toRdata(record: DnsRecord): Rdata {
 /** Uncompressed, lower-case wire form of RDATA: the canonical sort key. */
 function canonicalWire(rdata: Rdata): Buffer {
   const name = (labels: readonly string[]): Buffer =>
-    Buffer.concat([...labels.map((label) => Buffer.concat([Buffer.of(label.length), Buffer.from(label.toLowerCase(), 'latin1')])), Buffer.of(0)]);
+    Buffer.concat([
+      ...labels.map((label) => Buffer.concat([Buffer.of(label.length), Buffer.from(label.toLowerCase(), 'latin1')])),
+      Buffer.of(0),
+    ]);
   const u16 = (n: number): Buffer => {
     const b = Buffer.alloc(2);
     b.writeUInt16BE(n);
@@ -101,7 +104,11 @@ function canonicalWire(rdata: Rdata): Buffer {
     case 'srv':
       return Buffer.concat([u16(rdata.priority), u16(rdata.weight), u16(rdata.port), name(rdata.target)]);
     case 'soa':
-      return Buffer.concat([name(rdata.mname), name(rdata.rname), ...[rdata.serial, rdata.refresh, rdata.retry, rdata.expire, rdata.minimum].map(u32)]);
+      return Buffer.concat([
+        name(rdata.mname),
+        name(rdata.rname),
+        ...[rdata.serial, rdata.refresh, rdata.retry, rdata.expire, rdata.minimum].map(u32),
+      ]);
   }
 }
 

@@ -17,7 +17,11 @@ import { waitFor } from '../support/wait.js';
  * are compressed the same way) the same message size, so UDP answers truncate at the same point.
  */
 
-function pods(count: number, block: number, options: { hostnames?: boolean; ipv6?: (i: number) => boolean; ready?: (i: number) => boolean; prefix?: string } = {}): PodEndpoint[] {
+function pods(
+  count: number,
+  block: number,
+  options: { hostnames?: boolean; ipv6?: (i: number) => boolean; ready?: (i: number) => boolean; prefix?: string } = {},
+): PodEndpoint[] {
   return Array.from({ length: count }, (_, i) => {
     const ip = `127.${block}.${Math.floor(i / 250)}.${(i % 250) + 1}`;
     return {
@@ -46,11 +50,7 @@ function buildModel(): ClusterModel {
   model.setService({
     name: 'multi',
     namespace: 'payments',
-    ports: [
-      { name: 'http', port: 8080 },
-      { name: 'grpc', port: 9090 },
-      { port: 9100 },
-    ],
+    ports: [{ name: 'http', port: 8080 }, { name: 'grpc', port: 9090 }, { port: 9100 }],
     pods: pods(3, 108, { ipv6: () => true }),
   });
   return model;
@@ -92,7 +92,12 @@ const NAMES = [
   '11.0.0.127.in-addr.arpa',
 ];
 const TYPES = ['A', 'AAAA', 'SRV', 'SOA', 'NS', 'ANY', 'TXT'];
-const EDNS: readonly (QueryOptions['edns'] | undefined)[] = [undefined, { payloadSize: 512 }, { payloadSize: 1232, dnssecOk: true }, { payloadSize: 4096 }];
+const EDNS: readonly (QueryOptions['edns'] | undefined)[] = [
+  undefined,
+  { payloadSize: 512 },
+  { payloadSize: 1232, dnssecOk: true },
+  { payloadSize: 4096 },
+];
 const TRANSPORTS: readonly Transport[] = ['udp', 'tcp'];
 
 /** The parts of a response that must match; records are compared as sets per section. */
@@ -127,8 +132,16 @@ describe('embedded DNS server vs Knot DNS', () => {
   });
 
   /** Sends the same bytes to both servers; returns the differences (empty when they agree). */
-  async function compare(label: string, message: Buffer, transport: Transport, timeoutMs = 1500): Promise<{ differences: string[]; sameBytes: boolean }> {
-    const [fromKnot, fromEmbedded] = await Promise.all([exchange(knot.address, message, transport, timeoutMs), exchange(embedded.address, message, transport, timeoutMs)]);
+  async function compare(
+    label: string,
+    message: Buffer,
+    transport: Transport,
+    timeoutMs = 1500,
+  ): Promise<{ differences: string[]; sameBytes: boolean }> {
+    const [fromKnot, fromEmbedded] = await Promise.all([
+      exchange(knot.address, message, transport, timeoutMs),
+      exchange(embedded.address, message, transport, timeoutMs),
+    ]);
     const expected = normalize(fromKnot);
     const actual = normalize(fromEmbedded);
     const same = JSON.stringify(expected) === JSON.stringify(actual);
@@ -213,14 +226,28 @@ describe('embedded DNS server vs Knot DNS', () => {
       ['EDNS version 1', soa({ edns: { payloadSize: 1232, version: 1 } })],
       ['EDNS tiny payload', soa({ edns: { payloadSize: 1 } })],
       ['no question', withCount(plain.subarray(0, 12), 4, 0)],
-      ['no question + EDNS', packet.encode({ type: 'query', id: 7, flags: 0x100, questions: [], additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] }] })],
+      [
+        'no question + EDNS',
+        packet.encode({
+          type: 'query',
+          id: 7,
+          flags: 0x100,
+          questions: [],
+          additionals: [
+            { type: 'OPT', name: '.', udpPayloadSize: 1232, extendedRcode: 0, ednsVersion: 0, flags: 0, flag_do: false, options: [] },
+          ],
+        }),
+      ],
       ['two questions', withCount(Buffer.concat([plain, plain.subarray(12)]), 4, 2)],
       ['trailing bytes', Buffer.concat([plain, Buffer.from('abcd', 'hex')])],
       ['an answer record claimed but missing', withCount(plain, 6, 1)],
       ['two OPT records', withCount(Buffer.concat([soa({ edns }), soa({ edns }).subarray(plain.length)]), 10, 2)],
       ['truncated question name', plain.subarray(0, 20)],
       ['question without type and class', plain.subarray(0, plain.length - 4)],
-      ['compression pointer in the question', Buffer.concat([plain.subarray(0, 12), Buffer.from([0xc0, 0x0c]), plain.subarray(plain.length - 4)])],
+      [
+        'compression pointer in the question',
+        Buffer.concat([plain.subarray(0, 12), Buffer.from([0xc0, 0x0c]), plain.subarray(plain.length - 4)]),
+      ],
       ['3 bytes', Buffer.from([1, 2, 3])],
       ['text', Buffer.from('hello world, not dns')],
       ['AXFR', buildQuery('cluster.local', 'AXFR', { id: 7 })],
@@ -235,19 +262,24 @@ describe('embedded DNS server vs Knot DNS', () => {
     const differences: string[] = [];
     for (const [label, message] of cases) {
       // Several of these get no answer at all: wait less for it.
-      for (const transport of TRANSPORTS) differences.push(...(await compare(`${label} (${transport})`, message, transport, 400)).differences);
+      for (const transport of TRANSPORTS)
+        differences.push(...(await compare(`${label} (${transport})`, message, transport, 400)).differences);
     }
     expect(differences).toEqual([]);
   });
 
   it('still agrees after the model changes (new serial, a pod replaced)', async () => {
     const changed = model.clone();
-    changed.setService({ name: 'web-headless', pods: [...pods(2, 101, { prefix: 'web' }), { hostname: 'web-2', ip: '127.101.9.9', ready: true }] });
+    changed.setService({
+      name: 'web-headless',
+      pods: [...pods(2, 101, { prefix: 'web' }), { hostname: 'web-2', ip: '127.101.9.9', ready: true }],
+    });
     await Promise.all([knot.publish(changed), embedded.publish(changed)]);
     expect(await soaSerial(knot.port, 500)).toBe(changed.serial);
     const differences: string[] = [];
     for (const name of NAMES.slice(0, 5)) {
-      for (const type of ['A', 'SRV', 'SOA']) differences.push(...(await compare(`${name} ${type}`, buildQuery(name, type, { id: 1 }), 'udp')).differences);
+      for (const type of ['A', 'SRV', 'SOA'])
+        differences.push(...(await compare(`${name} ${type}`, buildQuery(name, type, { id: 1 }), 'udp')).differences);
     }
     expect(differences).toEqual([]);
     await Promise.all([knot.publish(model), embedded.publish(model)]);
@@ -276,7 +308,9 @@ function describeDifference(knot: unknown, embedded: unknown): string {
       const ea = e[key] as unknown[];
       const onlyKnot = ka.filter((x) => !ea.some((y) => JSON.stringify(y) === JSON.stringify(x)));
       const onlyEmbedded = ea.filter((x) => !ka.some((y) => JSON.stringify(y) === JSON.stringify(x)));
-      parts.push(`${key}: ${ka.length} vs ${ea.length}; only knot ${JSON.stringify(onlyKnot.slice(0, 2))}; only embedded ${JSON.stringify(onlyEmbedded.slice(0, 2))}`);
+      parts.push(
+        `${key}: ${ka.length} vs ${ea.length}; only knot ${JSON.stringify(onlyKnot.slice(0, 2))}; only embedded ${JSON.stringify(onlyEmbedded.slice(0, 2))}`,
+      );
     } else {
       parts.push(`${key}: knot ${JSON.stringify(k[key])} / embedded ${JSON.stringify(e[key])}`);
     }
@@ -377,4 +411,3 @@ function isAlive(pid: number): boolean {
     return false;
   }
 }
-

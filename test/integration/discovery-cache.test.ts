@@ -52,9 +52,16 @@ describe('behind a caching resolver', () => {
       await svc.scale(3 + i);
       const published = performance.now();
       const ip = svc.pod(pod(i)).ip;
-      await waitFor(() => lb.endpoints().some((e) => e.address === ip), { timeoutMs: (TTL + 3) * 1000, intervalMs: 2, what: `pod ${pod(i)} in the pool` });
+      await waitFor(() => lb.endpoints().some((e) => e.address === ip), {
+        timeoutMs: (TTL + 3) * 1000,
+        intervalMs: 2,
+        what: `pod ${pod(i)} in the pool`,
+      });
       took.push(performance.now() - published);
     }
-    expect(took.every((ms) => ms < TTL * 1000 + 1000), `ms from publication to the pool, at ${OFFSETS.join(', ')} s before expiry: ${took.map(Math.round).join(', ')}`).toBe(true);
+    expect(
+      took.every((ms) => ms < TTL * 1000 + 1000),
+      `ms from publication to the pool, at ${OFFSETS.join(', ')} s before expiry: ${took.map(Math.round).join(', ')}`,
+    ).toBe(true);
   }, 40_000);
 });

@@ -27,7 +27,12 @@ describe('A/AAAA discovery', () => {
     const svc = await env.cluster.createService({ name: 'a-mode', replicas: 3 });
     const lb = env.balancer({ service: svc.fqdn, port: 8080 });
     await lb.ready({ timeoutMs: 5000 });
-    expect(lb.endpoints().map((e) => e.address).sort()).toEqual(svc.pods.map((p) => p.ip).sort());
+    expect(
+      lb
+        .endpoints()
+        .map((e) => e.address)
+        .sort(),
+    ).toEqual(svc.pods.map((p) => p.ip).sort());
     expect(lb.endpoints().every((e) => e.id === `${e.address}:8080` && e.name === undefined)).toBe(true);
     const load = startLoad(lb, { maxRequests: 300 });
     const result = await load.stop();
@@ -181,7 +186,16 @@ describe('following the Service live', () => {
     const readdressed = changes.some((c) => c.readdressed.some(restarted));
     const removedAt = changes.findIndex((c) => c.removed.some(restarted));
     const readded = removedAt >= 0 && changes.findLastIndex((c) => c.added.some(restarted)) > removedAt;
-    expect(readdressed || readded, JSON.stringify(changes.map((c) => ({ added: c.added.map((e) => e.id), removed: c.removed.map((e) => e.id), readdressed: c.readdressed.map((e) => e.id) })))).toBe(true);
+    expect(
+      readdressed || readded,
+      JSON.stringify(
+        changes.map((c) => ({
+          added: c.added.map((e) => e.id),
+          removed: c.removed.map((e) => e.id),
+          readdressed: c.readdressed.map((e) => e.id),
+        })),
+      ),
+    ).toBe(true);
     if (readdressed) {
       expect(after).toBe(endpoint); // the same object: identity and statistics survived
       expect(after.successes).toBeGreaterThan(successesBefore);
@@ -221,7 +235,13 @@ describe('following the Service live', () => {
 describe('DNS failures keep the pool', () => {
   it('keeps serving the last good pool while the DNS server is gone, backs off, and recovers', async () => {
     const svc = await env.cluster.createService({ name: 'dns-gone', replicas: 2 });
-    const lb = env.balancer({ service: svc.fqdn, portName: 'http', dnsTimeoutMs: 200, dnsAttempts: 1, refresh: { minMs: 200, maxMs: 2000 } });
+    const lb = env.balancer({
+      service: svc.fqdn,
+      portName: 'http',
+      dnsTimeoutMs: 200,
+      dnsAttempts: 1,
+      refresh: { minMs: 200, maxMs: 2000 },
+    });
     await lb.ready({ timeoutMs: 5000 });
     const errors: ResolutionError[] = [];
     lb.on('resolve-error', (error) => errors.push(error));

@@ -60,13 +60,21 @@ type StructuralMutation =
 type ByteMutation =
   | { readonly kind: 'flip'; readonly at: number; readonly xor: number }
   | { readonly kind: 'truncate'; readonly at: number }
-  | { readonly kind: 'pointer'; readonly where: 'question' | 'answer' | 'random'; readonly at: number; readonly to: 'self' | 'forward' | 'other-name' | 'random'; readonly random: number };
+  | {
+      readonly kind: 'pointer';
+      readonly where: 'question' | 'answer' | 'random';
+      readonly at: number;
+      readonly to: 'self' | 'forward' | 'other-name' | 'random';
+      readonly random: number;
+    };
 
 const record: fc.Arbitrary<Answer> = fc.oneof(
   fc.tuple(fc.constantFrom(...OWNERS), fc.constantFrom(...ADDRESSES)).map(([owner, ip]) => a(owner, ip, 5)),
   fc.tuple(fc.constantFrom(...OWNERS), fc.constantFrom(...ADDRESSES_6)).map(([owner, ip]) => aaaa(owner, ip, 5)),
   fc.tuple(fc.constantFrom(...OWNERS), fc.constantFrom(...OWNERS)).map(([owner, target]) => cname(owner, target, 5)),
-  fc.tuple(fc.constantFrom(...OWNERS), fc.constantFrom(...OWNERS), fc.constantFrom(0, 8080)).map(([owner, target, port]) => srv(owner, target, port, 5)),
+  fc
+    .tuple(fc.constantFrom(...OWNERS), fc.constantFrom(...OWNERS), fc.constantFrom(0, 8080))
+    .map(([owner, target, port]) => srv(owner, target, port, 5)),
 );
 
 const structural: fc.Arbitrary<StructuralMutation> = fc.oneof(
@@ -74,7 +82,11 @@ const structural: fc.Arbitrary<StructuralMutation> = fc.oneof(
   fc.constant({ kind: 'no-question' as const }),
   fc.constantFrom(...OWNERS).map((owner) => ({ kind: 'owner' as const, owner })),
   fc.constantFrom(...ADDRESSES).map((ip) => ({ kind: 'address' as const, ip })),
-  fc.record({ kind: fc.constant('extra' as const), section: fc.constantFrom('answers' as const, 'additionals' as const), records: fc.array(record, { minLength: 1, maxLength: 4 }) }),
+  fc.record({
+    kind: fc.constant('extra' as const),
+    section: fc.constantFrom('answers' as const, 'additionals' as const),
+    records: fc.array(record, { minLength: 1, maxLength: 4 }),
+  }),
 );
 
 const byteMutation: fc.Arbitrary<ByteMutation> = fc.oneof(
@@ -109,7 +121,8 @@ function mutate(genuine: Packet, query: ReceivedQuery, m: Mutation): Buffer {
         reply = { ...reply, answers: (reply.answers ?? []).map((r) => ({ ...r, name: step.owner })) };
         break;
       case 'address': {
-        const readdress = (records: Answer[] | undefined): Answer[] => (records ?? []).map((r) => (r.type === 'A' ? { ...r, data: step.ip } : r));
+        const readdress = (records: Answer[] | undefined): Answer[] =>
+          (records ?? []).map((r) => (r.type === 'A' ? { ...r, data: step.ip } : r));
         reply = { ...reply, answers: readdress(reply.answers), additionals: readdress(reply.additionals) };
         break;
       }
@@ -131,7 +144,8 @@ function mutate(genuine: Packet, query: ReceivedQuery, m: Mutation): Buffer {
       // A compression pointer where a name starts (or anywhere), at itself, ahead, at the other name.
       const at = step.where === 'question' ? 12 : step.where === 'answer' ? questionEnd : step.at % bytes.length;
       if (at + 2 > bytes.length) continue;
-      const to = step.to === 'self' ? at : step.to === 'forward' ? at + 2 : step.to === 'other-name' ? (at === 12 ? questionEnd : 12) : step.random;
+      const to =
+        step.to === 'self' ? at : step.to === 'forward' ? at + 2 : step.to === 'other-name' ? (at === 12 ? questionEnd : 12) : step.random;
       bytes = Buffer.from(bytes);
       bytes.writeUInt16BE(0xc000 | (to & 0x3fff), at);
     }
@@ -157,7 +171,7 @@ const dataOf = (record: Answer): unknown => (record as { data?: unknown }).data;
 /** Names that a record of `message` owned by `name`, or by a name its CNAMEs there reach, may give. */
 function reachable(message: DecodedPacket, name: string): Set<string> {
   const names = new Set([key(name)]);
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const r of message.answers ?? []) {
       if (r.type === 'CNAME' && names.has(key(r.name)) && !names.has(key(String(dataOf(r))))) {
@@ -170,7 +184,12 @@ function reachable(message: DecodedPacket, name: string): Set<string> {
 }
 
 /** Runs lookups under mutations, checking the pool after each against what the replies could justify. */
-async function checkMutations(options: Partial<BalancerOptions>, genuineFor: (query: ReceivedQuery) => Packet, justified: (sent: DecodedPacket[], query: ReceivedQuery) => Set<string>, identity: (lb: Balancer) => string[]): Promise<void> {
+async function checkMutations(
+  options: Partial<BalancerOptions>,
+  genuineFor: (query: ReceivedQuery) => Packet,
+  justified: (sent: DecodedPacket[], query: ReceivedQuery) => Set<string>,
+  identity: (lb: Balancer) => string[],
+): Promise<void> {
   let current: Mutation = { structural: [], bytes: [], thenGenuine: true };
   let sent: { query: ReceivedQuery; message: Buffer }[] = [];
   dns.respond(async (query, reply) => {
@@ -237,7 +256,11 @@ describe('mutated replies never empty the pool or put garbage in it', () => {
       (query) => genuineReply(query, { answers: query.type === 'A' ? PODS.map((p) => a(SERVICE, p.ip)) : [] }),
       ([message], query) => {
         const names = reachable(message!, query.name);
-        return new Set((message!.answers ?? []).filter((r) => (r.type === 'A' || r.type === 'AAAA') && names.has(key(r.name))).map((r) => String(dataOf(r))));
+        return new Set(
+          (message!.answers ?? [])
+            .filter((r) => (r.type === 'A' || r.type === 'AAAA') && names.has(key(r.name)))
+            .map((r) => String(dataOf(r))),
+        );
       },
       (lb) => lb.endpoints().map((e) => e.address),
     );
@@ -254,9 +277,15 @@ describe('mutated replies never empty the pool or put garbage in it', () => {
         // An endpoint is `target@address`: the target from an SRV record of the name, its address from any message that passed.
         const names = reachable(message!, query.name);
         if (query.type !== 'SRV') {
-          return new Set((message!.answers ?? []).filter((r) => r.type === 'A' && names.has(key(r.name))).map((r) => `${key(query.name)}@${String(dataOf(r))}`));
+          return new Set(
+            (message!.answers ?? [])
+              .filter((r) => r.type === 'A' && names.has(key(r.name)))
+              .map((r) => `${key(query.name)}@${String(dataOf(r))}`),
+          );
         }
-        const targets = (message!.answers ?? []).filter((r) => r.type === 'SRV' && names.has(key(r.name))).map((r) => key((dataOf(r) as { target: string }).target));
+        const targets = (message!.answers ?? [])
+          .filter((r) => r.type === 'SRV' && names.has(key(r.name)))
+          .map((r) => key((dataOf(r) as { target: string }).target));
         const glue = (message!.additionals ?? []).filter((r) => r.type === 'A' && targets.includes(key(r.name)));
         return new Set(glue.map((r) => `${key(r.name)}@${String(dataOf(r))}`));
       },

@@ -77,7 +77,12 @@ describe('pod hangs (accepts, never answers)', () => {
 
     const idempotent = startLoad(lb, { concurrency: 4, maxRequests: 120, maxMs: 15_000, run: { attemptTimeoutMs: 200, timeoutMs: 1500 } });
     // Hedges are budgeted (5% of calls + 1/s): the attempt timeout covers what the budget does not.
-    const hedged = startLoad(lb, { concurrency: 4, maxRequests: 120, maxMs: 15_000, run: { hedge: { delayMs: 50 }, attemptTimeoutMs: 300, timeoutMs: 1500 } });
+    const hedged = startLoad(lb, {
+      concurrency: 4,
+      maxRequests: 120,
+      maxMs: 15_000,
+      run: { hedge: { delayMs: 50 }, attemptTimeoutMs: 300, timeoutMs: 1500 },
+    });
     const [r1, r2] = [await idempotent.finished(), await hedged.finished()];
     expect(r1.failed).toBe(0);
     expect(r2.failed).toBe(0);
@@ -216,34 +221,43 @@ describe('DNS faults keep the pool', () => {
     await local?.close();
   });
 
-  it.each(['servfail', 'garbage', 'silent', 'refused'] as const)('DNS answering %s: pool kept, backoff observed, recovery', async (fault) => {
-    const svc = await local.createService({ name: `dns-${fault}`, replicas: 2 });
-    const lb = balancer(svc.fqdn, { dnsServers: [local.dnsServer], dnsTimeoutMs: 100, dnsAttempts: 1, refresh: { minMs: 100, maxMs: 800 } });
-    await lb.ready();
-    const errors: ResolutionError[] = [];
-    lb.on('resolve-error', (e) => errors.push(e));
-    local.dns.setFault(fault);
-    const load = startLoad(lb, { concurrency: 2, maxMs: 10_000 });
-    const start = performance.now();
-    await sleep(2500);
-    local.dns.setFault(null);
-    const elapsed = performance.now() - start;
-    const recovered = await new Promise((resolve) => {
-      lb.once('resolve', () => resolve(true));
-      setTimeout(() => resolve(false), 2000).unref();
-    });
-    const result = await load.stop();
-    expect(result.failed).toBe(0);
-    expect(lb.endpoints()).toHaveLength(2);
-    expect(errors.length).toBeGreaterThanOrEqual(2);
-    // Exponential backoff from 100 ms to 800 ms: far fewer lookups than one per 100 ms.
-    expect(errors.length).toBeLessThan(elapsed / 200);
-    // Garbage is dropped and the lookup waits for a genuine answer until its timeout (RFC 5452).
-    const expected = { servfail: 'SERVFAIL', garbage: 'TIMEOUT', silent: 'TIMEOUT', refused: 'REFUSED' }[fault];
-    expect(errors.every((e) => e.reason === expected)).toBe(true);
-    if (fault === 'garbage') expect(lb.stats().discovery.droppedMessages).toBeGreaterThanOrEqual(errors.length);
-    expect(recovered).toBe(true);
-  }, 20_000);
+  it.each(['servfail', 'garbage', 'silent', 'refused'] as const)(
+    'DNS answering %s: pool kept, backoff observed, recovery',
+    async (fault) => {
+      const svc = await local.createService({ name: `dns-${fault}`, replicas: 2 });
+      const lb = balancer(svc.fqdn, {
+        dnsServers: [local.dnsServer],
+        dnsTimeoutMs: 100,
+        dnsAttempts: 1,
+        refresh: { minMs: 100, maxMs: 800 },
+      });
+      await lb.ready();
+      const errors: ResolutionError[] = [];
+      lb.on('resolve-error', (e) => errors.push(e));
+      local.dns.setFault(fault);
+      const load = startLoad(lb, { concurrency: 2, maxMs: 10_000 });
+      const start = performance.now();
+      await sleep(2500);
+      local.dns.setFault(null);
+      const elapsed = performance.now() - start;
+      const recovered = await new Promise((resolve) => {
+        lb.once('resolve', () => resolve(true));
+        setTimeout(() => resolve(false), 2000).unref();
+      });
+      const result = await load.stop();
+      expect(result.failed).toBe(0);
+      expect(lb.endpoints()).toHaveLength(2);
+      expect(errors.length).toBeGreaterThanOrEqual(2);
+      // Exponential backoff from 100 ms to 800 ms: far fewer lookups than one per 100 ms.
+      expect(errors.length).toBeLessThan(elapsed / 200);
+      // Garbage is dropped and the lookup waits for a genuine answer until its timeout (RFC 5452).
+      const expected = { servfail: 'SERVFAIL', garbage: 'TIMEOUT', silent: 'TIMEOUT', refused: 'REFUSED' }[fault];
+      expect(errors.every((e) => e.reason === expected)).toBe(true);
+      if (fault === 'garbage') expect(lb.stats().discovery.droppedMessages).toBeGreaterThanOrEqual(errors.length);
+      expect(recovered).toBe(true);
+    },
+    20_000,
+  );
 
   it('an nftables input drop (silent server) keeps the pool', async (context) => {
     if (process.getuid?.() !== 0 || !nftablesUsable()) {
@@ -251,7 +265,12 @@ describe('DNS faults keep the pool', () => {
       return;
     }
     const svc = await local.createService({ name: 'dns-nft', replicas: 2 });
-    const lb = balancer(svc.fqdn, { dnsServers: [local.dnsServer], dnsTimeoutMs: 100, dnsAttempts: 1, refresh: { minMs: 100, maxMs: 800 } });
+    const lb = balancer(svc.fqdn, {
+      dnsServers: [local.dnsServer],
+      dnsTimeoutMs: 100,
+      dnsAttempts: 1,
+      refresh: { minMs: 100, maxMs: 800 },
+    });
     await lb.ready();
     const port = local.dns.port;
     const table = `hlb_test_${process.pid}`;

@@ -31,13 +31,16 @@ describe('before the first lookup', () => {
     try {
       const lb = balancerFor(svc.fqdn);
       // 400 ms of waiting for DNS, then an attempt of 400 ms: past a 600 ms deadline.
-      const slow = lb.run(async (_endpoint, { signal }) => {
-        await new Promise<void>((resolve, reject) => {
-          const timer = setTimeout(resolve, 400);
-          signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true });
-        });
-        return 'answered';
-      }, { timeoutMs: 600 });
+      const slow = lb.run(
+        async (_endpoint, { signal }) => {
+          await new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(resolve, 400);
+            signal.addEventListener('abort', () => (clearTimeout(timer), reject(signal.reason)), { once: true });
+          });
+          return 'answered';
+        },
+        { timeoutMs: 600 },
+      );
       await expect(slow).rejects.toBeInstanceOf(DeadlineExceededError);
     } finally {
       cluster.dns.setFault(null);

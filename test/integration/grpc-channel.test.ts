@@ -40,10 +40,18 @@ interface Setup {
   readonly client: EchoClient;
 }
 
-async function setup(replicas: number, options: Partial<GrpcChannelOptions> = {}, lbOptions: Partial<BalancerOptions> = {}, clientOptions: grpc.ClientOptions = {}): Promise<Setup> {
+async function setup(
+  replicas: number,
+  options: Partial<GrpcChannelOptions> = {},
+  lbOptions: Partial<BalancerOptions> = {},
+  clientOptions: grpc.ClientOptions = {},
+): Promise<Setup> {
   const pods: GrpcPod[] = [];
   for (let i = 0; i < replicas; i++) pods.push(await startGrpcPod(`pod-${i}`, addresses.next(), port));
-  const lb = createBalancer({ endpoints: pods.map((pod) => ({ address: pod.address, port, name: pod.name })), ...lbOptions } as BalancerOptions);
+  const lb = createBalancer({
+    endpoints: pods.map((pod) => ({ address: pod.address, port, name: pod.name })),
+    ...lbOptions,
+  } as BalancerOptions);
   const channel = createGrpcChannel(lb, { credentials: insecure, drainTimeoutMs: 5000, ...options });
   const client = channel.client(Echo, clientOptions);
   cleanups.push(async () => {
@@ -81,7 +89,11 @@ describe('picking', () => {
     const viaWithKey = await channel.withKey('user-3', () => unary(client, { text: 'x' }, { metadata: keyed('user-4') }));
     expect(viaWithKey.ok && viaWithKey.reply.pod).toBe(first.get('user-3'));
 
-    const { client: c2 } = await setup(4, { key: ({ method, metadata }) => (method.endsWith('/Unary') ? String(metadata.get('tenant')[0]) : undefined) }, { picker: 'shard-key' });
+    const { client: c2 } = await setup(
+      4,
+      { key: ({ method, metadata }) => (method.endsWith('/Unary') ? String(metadata.get('tenant')[0]) : undefined) },
+      { picker: 'shard-key' },
+    );
     const pods = new Set<string>();
     for (let i = 0; i < 10; i++) {
       const md = new grpc.Metadata();
@@ -199,7 +211,10 @@ describe('failover', () => {
     const survivor = pods[1]!;
     const [p2] = [await startGrpcPod('pod-2', addresses.next(), port)];
     cleanups.push(() => p2.crash());
-    const lb2 = createBalancer({ endpoints: [survivor, p2].map((pod) => ({ address: pod.address, port, name: pod.name })), outlierDetection: false });
+    const lb2 = createBalancer({
+      endpoints: [survivor, p2].map((pod) => ({ address: pod.address, port, name: pod.name })),
+      outlierDetection: false,
+    });
     const channel2 = createGrpcChannel(lb2, { credentials: insecure, idempotent: ['/hlb.test.Echo/*'] });
     const client2 = channel2.client(Echo);
     cleanups.push(async () => {
@@ -228,7 +243,9 @@ describe('failover', () => {
     const strictResults = await Promise.all(Array.from({ length: 10 }, () => unary(strict, { text: 'x' })));
     const failures = strictResults.filter((r) => !r.ok);
     expect(failures).toHaveLength(5);
-    expect(failures.every((r) => !r.ok && r.error.code === grpc.status.UNAVAILABLE && /answers UNAVAILABLE/.test(r.error.details))).toBe(true);
+    expect(failures.every((r) => !r.ok && r.error.code === grpc.status.UNAVAILABLE && /answers UNAVAILABLE/.test(r.error.details))).toBe(
+      true,
+    );
   });
 
   it('unary methods commit at the status: an idempotent call whose connection drops after the response metadata is retried', async () => {
@@ -240,7 +257,9 @@ describe('failover', () => {
 
     // A client made without the service definition cannot know the method is unary: committed at
     // the metadata, the call is not retried (as grpc's own retries would not).
-    const blind = new Echo('unused', insecure, { channelOverride: createGrpcChannel(channel.lb as Balancer, { credentials: insecure, idempotent: true }) });
+    const blind = new Echo('unused', insecure, {
+      channelOverride: createGrpcChannel(channel.lb as Balancer, { credentials: insecure, idempotent: true }),
+    });
     cleanups.push(async () => {
       const c = blind.getChannel() as HeadlessChannel;
       blind.close();
@@ -253,7 +272,10 @@ describe('failover', () => {
 
   it("does not take a pod's word for it: an UNAVAILABLE passed on from upstream is not proof that nothing was sent", async () => {
     const { client, pods } = await setup(2, {}, { outlierDetection: false });
-    pods[0]!.setBehaviour({ status: grpc.status.UNAVAILABLE, details: 'No connection established. Last error: connect ECONNREFUSED 10.0.0.9:5432' });
+    pods[0]!.setBehaviour({
+      status: grpc.status.UNAVAILABLE,
+      details: 'No connection established. Last error: connect ECONNREFUSED 10.0.0.9:5432',
+    });
     const results = await Promise.all(Array.from({ length: 6 }, () => unary(client, { text: 'x' })));
     expect(results.filter((r) => !r.ok)).toHaveLength(3);
     expect(pods[0]!.requests).toBe(3);
@@ -335,7 +357,14 @@ describe('deadlines and cancellation', () => {
     // waits for a first lookup from a DNS server that never answers, until the lookup fails.
     const silent = dgram.createSocket('udp4');
     await new Promise<void>((resolve) => silent.bind(0, '127.0.0.1', resolve));
-    const lb = createBalancer({ service: 'web.default.svc.cluster.local', port: 9, dnsServers: [`127.0.0.1:${silent.address().port}`], dnsTimeoutMs: 200, dnsAttempts: 1, search: [] });
+    const lb = createBalancer({
+      service: 'web.default.svc.cluster.local',
+      port: 9,
+      dnsServers: [`127.0.0.1:${silent.address().port}`],
+      dnsTimeoutMs: 200,
+      dnsAttempts: 1,
+      search: [],
+    });
     const channel = createGrpcChannel(lb, { credentials: insecure });
     const client = channel.client(Echo);
     cleanups.push(async () => {
@@ -377,7 +406,9 @@ describe('pool changes and closing', () => {
   it('reports connectivity: waitForClientReady connects to the pods', async () => {
     const { client, channel } = await setup(2);
     expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.IDLE);
-    await new Promise<void>((resolve, reject) => grpc.waitForClientReady(client, Date.now() + 2000, (error) => (error ? reject(error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      grpc.waitForClientReady(client, Date.now() + 2000, (error) => (error ? reject(error) : resolve())),
+    );
     expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.READY);
     expect(channel.getTarget()).toBe('headless:///static');
   });
@@ -426,7 +457,10 @@ describe('TLS', () => {
     cleanups.push(() => ca.dispose());
     const service = 'echo-tls.default.svc.cluster.local';
     const { key, cert } = ca.issue([service]);
-    const pods = [await startGrpcPod('tls-0', addresses.next(), port, { key, cert }), await startGrpcPod('tls-1', addresses.next(), port, { key, cert })];
+    const pods = [
+      await startGrpcPod('tls-0', addresses.next(), port, { key, cert }),
+      await startGrpcPod('tls-1', addresses.next(), port, { key, cert }),
+    ];
     const lb = createBalancer({ service, endpoints: pods.map((pod) => ({ address: pod.address, port, name: pod.name })) });
     const credentials = grpc.credentials.createSsl(Buffer.from(ca.ca));
     const channel = createGrpcChannel(lb, { credentials });

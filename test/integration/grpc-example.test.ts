@@ -23,11 +23,15 @@ describe('examples/grpc-shard-keys.mjs', () => {
     expect(output).toMatch(/only the keys that belong to the new pod moved/);
   }, 30_000);
 
-  it.each(GRPC_MINORS)('passes on @grpc/grpc-js %s', async (minor) => {
-    const { dir, version } = await installedPackage('grpc-js-matrix', minor, '@grpc/grpc-js');
-    expect(version.startsWith(`${minor}.`)).toBe(true);
-    const { code, output } = await run(dir);
-    expect(output).not.toMatch(/FAIL/);
-    expect(code, `grpc-js ${version}:\n${output}`).toBe(0);
-  }, 30_000);
+  it.each(GRPC_MINORS)(
+    'passes on @grpc/grpc-js %s',
+    async (minor) => {
+      const { dir, version } = await installedPackage('grpc-js-matrix', minor, '@grpc/grpc-js');
+      expect(version.startsWith(`${minor}.`)).toBe(true);
+      const { code, output } = await run(dir);
+      expect(output).not.toMatch(/FAIL/);
+      expect(code, `grpc-js ${version}:\n${output}`).toBe(0);
+    },
+    30_000,
+  );
 });

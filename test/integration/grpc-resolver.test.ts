@@ -36,7 +36,11 @@ function client(target: string, options: grpc.ClientOptions = ROUND_ROBIN): Echo
 }
 
 function call(c: EchoClient, deadlineMs = 3000): Promise<EchoReply> {
-  return new Promise((resolve, reject) => c.Unary({ text: 'x' }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (error, reply) => (error ? reject(error) : resolve(reply!))));
+  return new Promise((resolve, reject) =>
+    c.Unary({ text: 'x' }, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (error, reply) =>
+      error ? reject(error) : resolve(reply!),
+    ),
+  );
 }
 
 describe('headless: resolver scheme', () => {
@@ -82,7 +86,9 @@ describe('headless: resolver scheme', () => {
       while (running) {
         try {
           await new Promise<EchoReply>((resolve, reject) =>
-            c.Unary({ text: 'x', delayMs: 50 }, new grpc.Metadata(), { deadline: Date.now() + 3000 }, (error, reply) => (error ? reject(error) : resolve(reply!))),
+            c.Unary({ text: 'x', delayMs: 50 }, new grpc.Metadata(), { deadline: Date.now() + 3000 }, (error, reply) =>
+              error ? reject(error) : resolve(reply!),
+            ),
           );
           ok++;
         } catch {

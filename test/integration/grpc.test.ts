@@ -220,7 +220,8 @@ describe('scale-down', () => {
     const lateAttempts: string[] = [];
     const onAttempt = (message: unknown): void => {
       const m = message as AttemptStartMessage;
-      if (m.service === lb.service && leaving.has(m.endpoint.address) && performance.now() > removedAt) lateAttempts.push(m.endpoint.address);
+      if (m.service === lb.service && leaving.has(m.endpoint.address) && performance.now() > removedAt)
+        lateAttempts.push(m.endpoint.address);
     };
     subscribe('headless-lb:attempt:start', onAttempt);
     lb.once('change', () => (removedAt = performance.now()));

@@ -1,7 +1,26 @@
 import packet from 'dns-packet';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createBalancer, NoEndpointsError, type Balancer, type BalancerOptions, type PoolChange, type ResolutionError, type SkippedRecord } from '../../src/index.js';
-import { a, aaaa, cname, genuineReply, HOSTILE_DNS_HOST, srv, startHostileDns, type HostileDns, type ReceivedQuery, type Reply } from '../support/hostile-dns.js';
+import {
+  createBalancer,
+  NoEndpointsError,
+  type Balancer,
+  type BalancerOptions,
+  type PoolChange,
+  type ResolutionError,
+  type SkippedRecord,
+} from '../../src/index.js';
+import {
+  a,
+  aaaa,
+  cname,
+  genuineReply,
+  HOSTILE_DNS_HOST,
+  srv,
+  startHostileDns,
+  type HostileDns,
+  type ReceivedQuery,
+  type Reply,
+} from '../support/hostile-dns.js';
 
 /**
  * The DNS client against a hostile responder on real sockets: forged owners, missing or other
@@ -63,11 +82,18 @@ function watch(options: Partial<BalancerOptions> = {}): Watched {
   return watched;
 }
 
-const addresses = (lb: Balancer): string[] => lb.endpoints().map((e) => e.address).sort();
+const addresses = (lb: Balancer): string[] =>
+  lb
+    .endpoints()
+    .map((e) => e.address)
+    .sort();
 const reasons = (skipped: readonly SkippedRecord[]): Record<string, string> => Object.fromEntries(skipped.map((s) => [s.data, s.reason]));
 
 /** Answers every query with `answers` (and glue), genuinely. */
-function answerWith(answers: ReturnType<typeof a>[], additionals: ReturnType<typeof a>[] = []): (query: ReceivedQuery, reply: Reply) => Promise<void> {
+function answerWith(
+  answers: ReturnType<typeof a>[],
+  additionals: ReturnType<typeof a>[] = [],
+): (query: ReceivedQuery, reply: Reply) => Promise<void> {
   return (query, reply) => reply.send(genuineReply(query, { answers, additionals }));
 }
 
@@ -90,7 +116,14 @@ describe('only genuine answers are taken', () => {
   });
 
   it('follows a CNAME chain inside the answer, and takes nothing off it', async () => {
-    dns.respond(answerWith([cname(SERVICE, 'alias.example', 30), cname('alias.example', 'pod.example'), a('pod.example', '127.0.0.12'), a('other.example', '127.0.0.13')]));
+    dns.respond(
+      answerWith([
+        cname(SERVICE, 'alias.example', 30),
+        cname('alias.example', 'pod.example'),
+        a('pod.example', '127.0.0.12'),
+        a('other.example', '127.0.0.13'),
+      ]),
+    );
     const { lb, skipped } = watch();
     const resolved = new Promise<{ ttlMs: number }>((resolve) => lb.once('resolve', resolve));
     await lb.ready({ timeoutMs: 5000 });
@@ -207,7 +240,8 @@ describe('only genuine answers are taken', () => {
 });
 
 describe('SRV records', () => {
-  const srvBalancer = (options: Partial<BalancerOptions> = {}) => watch({ portName: 'http', port: undefined, ...options } as Partial<BalancerOptions>);
+  const srvBalancer = (options: Partial<BalancerOptions> = {}) =>
+    watch({ portName: 'http', port: undefined, ...options } as Partial<BalancerOptions>);
 
   it("skips a target '.' next to a valid pod, without looking it up: ready() resolves with the pod", async () => {
     dns.respond(answerWith([srv(SRV_NAME, WEB_0, 8080), srv(SRV_NAME, '.', 8080)], [a(WEB_0, '127.0.0.11')]));
@@ -233,7 +267,9 @@ describe('SRV records', () => {
   });
 
   it('takes glue only for the SRV targets', async () => {
-    dns.respond(answerWith([srv(SRV_NAME, WEB_0, 8080)], [a(WEB_0, '127.0.0.11'), a('evil.example', '127.0.66.6'), a(SRV_NAME, '127.0.66.7')]));
+    dns.respond(
+      answerWith([srv(SRV_NAME, WEB_0, 8080)], [a(WEB_0, '127.0.0.11'), a('evil.example', '127.0.66.6'), a(SRV_NAME, '127.0.66.7')]),
+    );
     const { lb, skipped } = srvBalancer();
     await lb.ready({ timeoutMs: 5000 });
     expect(addresses(lb)).toEqual(['127.0.0.11']);
@@ -246,7 +282,14 @@ describe('SRV records', () => {
   it("an answer whose records all say '.' is the service's own word: no pods", async () => {
     let noService = false;
     dns.respond((query, reply) =>
-      reply.send(genuineReply(query, noService ? { answers: [srv(SRV_NAME, '.', 0)] } : { answers: [srv(SRV_NAME, WEB_0, 8080)], additionals: [a(WEB_0, '127.0.0.11')] })),
+      reply.send(
+        genuineReply(
+          query,
+          noService
+            ? { answers: [srv(SRV_NAME, '.', 0)] }
+            : { answers: [srv(SRV_NAME, WEB_0, 8080)], additionals: [a(WEB_0, '127.0.0.11')] },
+        ),
+      ),
     );
     const { lb, skipped } = srvBalancer();
     await lb.refresh();
@@ -315,7 +358,8 @@ describe('safe addresses only', () => {
 
   it('looks an SRV target up when there is no glue, and applies the same rules to that answer', async () => {
     dns.respond((query, reply) => {
-      if (query.type === 'SRV') return reply.send(genuineReply(query, { answers: [srv(SRV_NAME, WEB_0, 8080), srv(SRV_NAME, WEB_1, 8080)] }));
+      if (query.type === 'SRV')
+        return reply.send(genuineReply(query, { answers: [srv(SRV_NAME, WEB_0, 8080), srv(SRV_NAME, WEB_1, 8080)] }));
       const ip = query.name === WEB_0 ? '127.0.0.11' : '169.254.169.254';
       return reply.send(genuineReply(query, { answers: [a(query.name, ip)] }));
     });

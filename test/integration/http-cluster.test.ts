@@ -22,7 +22,14 @@ describe('createDispatcher on a live headless Service (Knot DNS)', () => {
   it('serves global fetch traffic through scale-up, a crash, a restart with a new IP and a scale-down with zero failures', async () => {
     const ttlMs = 1000;
     env = await startKnotCluster({ ttl: ttlMs / 1000 });
-    const web = await env.cluster.createService({ name: 'web-headless', replicas: 3, port: 8080, portName: 'http', podPrefix: 'web', behaviour: { delayMs: 5 } });
+    const web = await env.cluster.createService({
+      name: 'web-headless',
+      replicas: 3,
+      port: 8080,
+      portName: 'http',
+      podPrefix: 'web',
+      behaviour: { delayMs: 5 },
+    });
     const lb = env.balancer({ service: web.fqdn, portName: 'http', refresh: { minMs: 100, maxMs: 1000 } });
     await lb.ready({ timeoutMs: 5000 });
     dispatcher = createDispatcher(lb);
@@ -86,7 +93,16 @@ describe('createDispatcher on a live headless Service (Knot DNS)', () => {
     const readdressed = changes.some((c) => c.readdressed.some(web2AtNewIp));
     const removedAt = changes.findIndex((c) => c.removed.some(web2));
     const readded = removedAt >= 0 && changes.findLastIndex((c) => c.added.some(web2AtNewIp)) > removedAt;
-    expect(readdressed || readded, JSON.stringify(changes.map((c) => ({ added: c.added.map((e) => `${e.name}@${e.address}`), removed: c.removed.map((e) => e.name), readdressed: c.readdressed.map((e) => `${e.name}@${e.address}`) })))).toBe(true);
+    expect(
+      readdressed || readded,
+      JSON.stringify(
+        changes.map((c) => ({
+          added: c.added.map((e) => `${e.name}@${e.address}`),
+          removed: c.removed.map((e) => e.name),
+          readdressed: c.readdressed.map((e) => `${e.name}@${e.address}`),
+        })),
+      ),
+    ).toBe(true);
     expect(changes.some((c) => c.removed.some((e) => e.name?.startsWith('web-3.')))).toBe(true);
     // every pool of a departed or readdressed pod was drained and closed
     await waitFor(() => dispatcher!.stats().draining === 0, { what: 'draining pools to close' });

@@ -70,7 +70,9 @@ async function startPod(name: string, address: string, port: number): Promise<{ 
       const status = pod.status ?? 200;
       const answer = (): void => {
         res.writeHead(status, { 'content-type': 'application/json', 'x-pod': name });
-        res.end(JSON.stringify({ pod: name, method: req.method, url: req.url, host: req.headers.host, body: Buffer.concat(chunks).toString() }));
+        res.end(
+          JSON.stringify({ pod: name, method: req.method, url: req.url, host: req.headers.host, body: Buffer.concat(chunks).toString() }),
+        );
       };
       if (url.pathname === '/slow') setTimeout(answer, 300);
       else answer();
@@ -85,19 +87,32 @@ async function startPod(name: string, address: string, port: number): Promise<{ 
   return { pod, port: (server.address() as { port: number }).port };
 }
 
-type Client = (url: string, init: { method?: string; body?: string | ReadableStream<Uint8Array>; signal?: AbortSignal; headers?: Record<string, string> }) => Promise<{ status: number; pod: string | null; text: () => Promise<string> }>;
+type Client = (
+  url: string,
+  init: { method?: string; body?: string | ReadableStream<Uint8Array>; signal?: AbortSignal; headers?: Record<string, string> },
+) => Promise<{ status: number; pod: string | null; text: () => Promise<string> }>;
 
 /** The three clients, each with the dispatcher. */
 function clients(dispatcher: HeadlessDispatcher): Record<string, Client> {
   const viaFetch =
     (f: typeof globalThis.fetch): Client =>
     async (url, init) => {
-      const res = await f(url, { ...init, ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}), dispatcher } as unknown as RequestInit);
+      const res = await f(url, {
+        ...init,
+        ...(init.body instanceof ReadableStream ? { duplex: 'half' } : {}),
+        dispatcher,
+      } as unknown as RequestInit);
       return { status: res.status, pod: res.headers.get('x-pod'), text: () => res.text() };
     };
   return {
     'undici.request': async (url, init) => {
-      const res = await undici.request(url, { method: (init.method ?? 'GET') as 'GET', body: init.body as string | undefined, signal: init.signal, headers: init.headers, dispatcher });
+      const res = await undici.request(url, {
+        method: (init.method ?? 'GET') as 'GET',
+        body: init.body as string | undefined,
+        signal: init.signal,
+        headers: init.headers,
+        dispatcher,
+      });
       const pod = res.headers['x-pod'];
       return { status: res.statusCode, pod: typeof pod === 'string' ? pod : null, text: () => res.body.text() };
     },
@@ -117,7 +132,11 @@ describe(`the dispatcher with undici 7 and Node ${process.versions.node}'s globa
     const first = await startPod('web-0', '127.0.83.11', 0);
     port = first.port;
     pods = [first.pod, (await startPod('web-1', '127.0.83.12', port)).pod, (await startPod('web-2', '127.0.83.13', port)).pod];
-    lb = createBalancer({ endpoints: pods.map((p) => ({ address: p.address, port, name: p.name })), outlierDetection: false, service: 'web-headless' });
+    lb = createBalancer({
+      endpoints: pods.map((p) => ({ address: p.address, port, name: p.name })),
+      outlierDetection: false,
+      service: 'web-headless',
+    });
     dispatcher = createDispatcher(lb);
     origin = `http://${SVC}:${port}`;
   });
@@ -254,7 +273,13 @@ describe(`the dispatcher with undici 7 and Node ${process.versions.node}'s globa
 
   it('fails over a fetch POST to a dead pod (connection refused): the unread body is sent to another pod', async () => {
     const dead = await startPod('web-9', '127.0.83.19', port);
-    const lb2 = createBalancer({ endpoints: [{ address: dead.pod.address, port, name: 'web-9' }, { address: pods[1]!.address, port, name: 'web-1' }], outlierDetection: false });
+    const lb2 = createBalancer({
+      endpoints: [
+        { address: dead.pod.address, port, name: 'web-9' },
+        { address: pods[1]!.address, port, name: 'web-1' },
+      ],
+      outlierDetection: false,
+    });
     const d2 = createDispatcher(lb2);
     await dead.pod.kill();
     try {

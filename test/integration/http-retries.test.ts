@@ -53,7 +53,11 @@ describe('retries through the HTTP adapter (every pod answers 503)', () => {
         try {
           const tokens = lb.stats().retryBudgetLeft;
           const before = hits;
-          const response = await request(`http://web.default.svc.cluster.local:${port}/`, { method, body: method === 'POST' ? 'x' : undefined, dispatcher });
+          const response = await request(`http://web.default.svc.cluster.local:${port}/`, {
+            method,
+            body: method === 'POST' ? 'x' : undefined,
+            dispatcher,
+          });
           await response.body.text();
           expect(response.statusCode).toBe(503); // the last pod's answer, passed through
           const retried = method === 'GET' ? retries : 0;

@@ -12,11 +12,15 @@ import { undici8Runs as undici8RunsOn } from '../support/peer-matrix.mjs';
 const undici8Runs = undici8RunsOn(process.versions.node);
 
 describe('examples/http-fetch.mjs on undici 8', () => {
-  it.skipIf(!undici8Runs)('exits 0 by itself with no failed request', async () => {
-    const { dir, version } = await installedPackage('undici-matrix', '8', 'undici');
-    expect(version.startsWith('8.')).toBe(true);
-    const { code, output } = await runExample('http-fetch.mjs', dir);
-    expect(code, `undici ${version}:\n${output}`).toBe(0);
-    expect(output).toMatch(/requests: \d+ ok, 0 failed/);
-  }, 30_000);
+  it.skipIf(!undici8Runs)(
+    'exits 0 by itself with no failed request',
+    async () => {
+      const { dir, version } = await installedPackage('undici-matrix', '8', 'undici');
+      expect(version.startsWith('8.')).toBe(true);
+      const { code, output } = await runExample('http-fetch.mjs', dir);
+      expect(code, `undici ${version}:\n${output}`).toBe(0);
+      expect(output).toMatch(/requests: \d+ ok, 0 failed/);
+    },
+    30_000,
+  );
 });

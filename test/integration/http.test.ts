@@ -6,7 +6,15 @@ import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Pool, request, type Dispatcher } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createBalancer, DeadlineExceededError, type Balancer, type Picker, type PickerSpec, type PoolChange, type StaticOptions } from '../../src/index.js';
+import {
+  createBalancer,
+  DeadlineExceededError,
+  type Balancer,
+  type Picker,
+  type PickerSpec,
+  type PoolChange,
+  type StaticOptions,
+} from '../../src/index.js';
 import { createDispatcher, type HeadlessDispatcher, type HttpDispatcherOptions } from '../../src/http/index.js';
 import { ClusterModel } from '../../src/testing/index.js';
 import { startKnot } from '../support/knot.js';
@@ -100,7 +108,8 @@ async function startPod(name: string, address: string, port: number, options: Po
       else answer();
     });
   };
-  const server: http.Server | https.Server = options.tls === undefined ? http.createServer(handler) : https.createServer({ ...options.tls }, handler);
+  const server: http.Server | https.Server =
+    options.tls === undefined ? http.createServer(handler) : https.createServer({ ...options.tls }, handler);
   server.on('connection', (socket: Socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
@@ -131,7 +140,12 @@ async function startPods(addresses: readonly string[], options: PodOptions = {})
 }
 
 function staticBalancer(pods: readonly Pod[], picker: PickerSpec = 'round-robin', extra: Partial<StaticOptions> = {}): Balancer {
-  return createBalancer({ endpoints: pods.map((p) => ({ address: p.address, port: p.port, name: p.name })), picker, service: 'web-headless', ...extra });
+  return createBalancer({
+    endpoints: pods.map((p) => ({ address: p.address, port: p.port, name: p.name })),
+    picker,
+    service: 'web-headless',
+    ...extra,
+  });
 }
 
 // ---------------------------------------------------------------- real Knot DNS, for change events
@@ -152,7 +166,11 @@ async function startPodsDns(): Promise<PodsDns> {
     address: knot.address,
     async publish(pods) {
       const port = pods[0]?.port ?? 8080;
-      model.setService({ name: 'web-headless', ports: [{ name: 'http', port, protocol: 'tcp' }], pods: pods.map((pod) => ({ hostname: pod.name, ip: pod.address, ready: true })) });
+      model.setService({
+        name: 'web-headless',
+        ports: [{ name: 'http', port, protocol: 'tcp' }],
+        pods: pods.map((pod) => ({ hostname: pod.name, ip: pod.address, ready: true })),
+      });
       await knot.publish(model);
     },
     close: () => knot.close(),
@@ -160,10 +178,19 @@ async function startPodsDns(): Promise<PodsDns> {
 }
 
 function dnsBalancer(dns: PodsDns): Balancer {
-  return createBalancer({ service: SVC, portName: 'http', dnsServers: [dns.address], search: [], ndots: 1, refresh: { minMs: 60_000, maxMs: 60_000 } });
+  return createBalancer({
+    service: SVC,
+    portName: 'http',
+    dnsServers: [dns.address],
+    search: [],
+    ndots: 1,
+    refresh: { minMs: 60_000, maxMs: 60_000 },
+  });
 }
 
-async function body(res: Awaited<ReturnType<typeof request>>): Promise<{ pod: string; status: number; method: string; path: string; host: string; body: string }> {
+async function body(
+  res: Awaited<ReturnType<typeof request>>,
+): Promise<{ pod: string; status: number; method: string; path: string; host: string; body: string }> {
   return (await res.body.json()) as { pod: string; status: number; method: string; path: string; host: string; body: string };
 }
 
@@ -193,7 +220,13 @@ interface PodsBehindDispatcher {
  */
 async function staticSetup(
   addresses: readonly string[],
-  options: { picker?: PickerSpec; balancer?: Partial<StaticOptions>; dispatcher?: HttpDispatcherOptions; pod?: PodOptions; kill?: boolean } = {},
+  options: {
+    picker?: PickerSpec;
+    balancer?: Partial<StaticOptions>;
+    dispatcher?: HttpDispatcherOptions;
+    pod?: PodOptions;
+    kill?: boolean;
+  } = {},
 ): Promise<PodsBehindDispatcher> {
   const pods = await startPods(addresses, options.pod);
   for (const pod of pods) {
@@ -224,7 +257,10 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('keeps a shard key on one pod (keyHeader) and hands the key to the picker', async () => {
-    const { dispatcher, origin } = await staticSetup(['127.0.80.21', '127.0.80.22', '127.0.80.23'], { picker: 'shard-key', dispatcher: { keyHeader: 'X-User-Id' } });
+    const { dispatcher, origin } = await staticSetup(['127.0.80.21', '127.0.80.22', '127.0.80.23'], {
+      picker: 'shard-key',
+      dispatcher: { keyHeader: 'X-User-Id' },
+    });
     const home = new Map<string, string>();
     for (let round = 0; round < 5; round++) {
       for (let user = 0; user < 30; user++) {
@@ -254,7 +290,14 @@ describe('createDispatcher over plain HTTP pods', () => {
     });
     await (await request(`${origin}/a?x=1`, { dispatcher, headers: { 'X-Tenant': 'acme' } })).body.dump();
     await (await request(`${origin}/b`, { dispatcher, headers: ['x-tenant', 'globex'] })).body.dump();
-    await (await request(`${origin}/c`, { dispatcher, method: 'POST', body: 'x', headers: new Map([['X-TENANT', 'initech']]) as unknown as Record<string, string> })).body.dump();
+    await (
+      await request(`${origin}/c`, {
+        dispatcher,
+        method: 'POST',
+        body: 'x',
+        headers: new Map([['X-TENANT', 'initech']]) as unknown as Record<string, string>,
+      })
+    ).body.dump();
     await (await request(`${origin}/d`, { dispatcher })).body.dump();
     expect(keys).toEqual(['GET /a?x=1 acme', 'GET /b globex', 'POST /c initech', 'GET /d -']);
   });
@@ -271,9 +314,10 @@ describe('createDispatcher over plain HTTP pods', () => {
         try {
           // GETs in flight when the pod dies are retried (idempotent); POSTs after it died hit
           // a refused connection (never sent) and are retried too.
-          const res = killed && i % 2 === 0
-            ? await request(`${origin}/echo`, { dispatcher, method: 'POST', body: `w${w}-${i}` })
-            : await request(`${origin}/slow?ms=5`, { dispatcher });
+          const res =
+            killed && i % 2 === 0
+              ? await request(`${origin}/echo`, { dispatcher, method: 'POST', body: `w${w}-${i}` })
+              : await request(`${origin}/slow?ms=5`, { dispatcher });
           if (res.statusCode !== 200) failures.push(res.statusCode);
           await res.body.dump();
           done++;
@@ -297,7 +341,9 @@ describe('createDispatcher over plain HTTP pods', () => {
 
   it('never re-sends a non-idempotent request that may have reached a pod', async () => {
     const { pods, dispatcher, origin } = await staticSetup(['127.0.80.51', '127.0.80.52']);
-    await expect(request(`${origin}/reset-after-body`, { dispatcher, method: 'POST', body: 'pay' })).rejects.toMatchObject({ code: expect.stringMatching(/UND_ERR_SOCKET|ECONNRESET/) });
+    await expect(request(`${origin}/reset-after-body`, { dispatcher, method: 'POST', body: 'pay' })).rejects.toMatchObject({
+      code: expect.stringMatching(/UND_ERR_SOCKET|ECONNRESET/),
+    });
     expect(pods[0]!.hits + pods[1]!.hits).toBe(1);
     // the same failure on an idempotent request is retried on the other pod (and fails there too)
     await expect(request(`${origin}/reset-after-body`, { dispatcher, method: 'PUT', body: 'pay' })).rejects.toBeDefined();
@@ -308,13 +354,19 @@ describe('createDispatcher over plain HTTP pods', () => {
     const { pods, dispatcher, origin } = await staticSetup(['127.0.80.61', '127.0.80.62'], { kill: true });
     await pods[0]!.kill();
     for (let i = 0; i < 4; i++) {
-      const res = await request(`${origin}/echo`, { dispatcher, method: 'POST', body: Readable.from([Buffer.from(`part-${i}-a `), Buffer.from('b')]) });
+      const res = await request(`${origin}/echo`, {
+        dispatcher,
+        method: 'POST',
+        body: Readable.from([Buffer.from(`part-${i}-a `), Buffer.from('b')]),
+      });
       expect(res.statusCode).toBe(200);
       expect(await body(res)).toMatchObject({ pod: 'web-1', body: `part-${i}-a b` });
     }
     // a PUT whose stream body the pod read before resetting: not re-sent although PUT is idempotent
     const before = pods[1]!.hits;
-    await expect(request(`${origin}/reset-after-body`, { dispatcher, method: 'PUT', body: Readable.from([Buffer.from('once')]) })).rejects.toMatchObject({
+    await expect(
+      request(`${origin}/reset-after-body`, { dispatcher, method: 'PUT', body: Readable.from([Buffer.from('once')]) }),
+    ).rejects.toMatchObject({
       code: expect.stringMatching(/UND_ERR_SOCKET|ECONNRESET/),
     });
     expect(pods[1]!.hits).toBe(before + 1);
@@ -363,7 +415,9 @@ describe('createDispatcher over plain HTTP pods', () => {
   });
 
   it('feeds outlier ejection: a pod answering 503 is ejected and gets no more traffic', async () => {
-    const { pods, lb, dispatcher, origin } = await staticSetup(['127.0.80.75', '127.0.80.76', '127.0.80.77'], { balancer: { outlierDetection: { consecutiveFailures: 3 } } });
+    const { pods, lb, dispatcher, origin } = await staticSetup(['127.0.80.75', '127.0.80.76', '127.0.80.77'], {
+      balancer: { outlierDetection: { consecutiveFailures: 3 } },
+    });
     pods[0]!.status = 503;
     const ejected: string[] = [];
     lb.on('eject', ({ endpoint }) => ejected.push(endpoint.name ?? ''));
@@ -529,7 +583,10 @@ describe('createDispatcher over HTTPS pods', () => {
 
   it('connects to the pod IPs and verifies the certificate against the Service name', async () => {
     const tls = ca.issue([SVC, `*.${SVC}`]);
-    const { pods, dispatcher, origin } = await staticSetup(['127.0.82.11', '127.0.82.12'], { pod: { tls }, dispatcher: { pool: { connect: { ca: ca.ca } } } });
+    const { pods, dispatcher, origin } = await staticSetup(['127.0.82.11', '127.0.82.12'], {
+      pod: { tls },
+      dispatcher: { pool: { connect: { ca: ca.ca } } },
+    });
     const seen = new Set<string>();
     for (let i = 0; i < 6; i++) {
       const res = await request(`${origin}/echo`, { dispatcher });
@@ -550,7 +607,9 @@ describe('createDispatcher over HTTPS pods', () => {
   it('refuses a pod whose certificate names another service, without retrying it as not-sent', async () => {
     const tls = ca.issue(['other.default.svc.cluster.local']);
     const { pods, lb, dispatcher } = await staticSetup(['127.0.82.21'], { pod: { tls }, dispatcher: { pool: { connect: { ca: ca.ca } } } });
-    await expect(request(`https://${SVC}:${pods[0]!.port}/echo`, { dispatcher })).rejects.toMatchObject({ code: 'ERR_TLS_CERT_ALTNAME_INVALID' });
+    await expect(request(`https://${SVC}:${pods[0]!.port}/echo`, { dispatcher })).rejects.toMatchObject({
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    });
     // `servername` overrides the name that is checked
     const other = track(createDispatcher(lb, { servername: 'other.default.svc.cluster.local', pool: { connect: { ca: ca.ca } } }));
     const res = await request(`https://${SVC}:${pods[0]!.port}/echo`, { dispatcher: other });

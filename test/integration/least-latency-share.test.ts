@@ -27,19 +27,23 @@ afterAll(async () => {
 });
 
 describe.each(['mean', 'peak-ewma'] as const)('least-latency (estimator %s) over pods of equal speed', (estimator) => {
-  it.each([1, 2, 16])('gives every pod at least a quarter of its share at %i in flight', async (concurrency) => {
-    const lb = createBalancer({
-      endpoints: svc.pods.map((pod) => ({ address: pod.ip, port: svc.port, name: pod.name })),
-      picker: { type: 'least-latency', estimator },
-    });
-    try {
-      await lb.ready();
-      const result = await startLoad(lb, { concurrency, maxRequests: REQUESTS, maxMs: 25_000 }).finished();
-      expect(result.failed).toBe(0);
-      const shares = Object.fromEntries(svc.pods.map((pod) => [pod.name, result.byPod.get(pod.name) ?? 0]));
-      for (const pod of svc.pods) expect(shares[pod.name], JSON.stringify(shares)).toBeGreaterThanOrEqual(result.ok / (4 * PODS));
-    } finally {
-      await lb.close();
-    }
-  }, 40_000);
+  it.each([1, 2, 16])(
+    'gives every pod at least a quarter of its share at %i in flight',
+    async (concurrency) => {
+      const lb = createBalancer({
+        endpoints: svc.pods.map((pod) => ({ address: pod.ip, port: svc.port, name: pod.name })),
+        picker: { type: 'least-latency', estimator },
+      });
+      try {
+        await lb.ready();
+        const result = await startLoad(lb, { concurrency, maxRequests: REQUESTS, maxMs: 25_000 }).finished();
+        expect(result.failed).toBe(0);
+        const shares = Object.fromEntries(svc.pods.map((pod) => [pod.name, result.byPod.get(pod.name) ?? 0]));
+        for (const pod of svc.pods) expect(shares[pod.name], JSON.stringify(shares)).toBeGreaterThanOrEqual(result.ok / (4 * PODS));
+      } finally {
+        await lb.close();
+      }
+    },
+    40_000,
+  );
 });

@@ -32,8 +32,27 @@ const UNKNOWN = 'zzUnknown';
  * Hostile values that are not functions. A function where one is expected is taken as it is: what
  * it returns is checked at each call (reported to that call), not at creation.
  */
-const hostileData = fc.constantFrom<unknown>(Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, 2 ** 31, 3e9, 1e10, '100', '', null, true, {}, [], 1n, Symbol('x'));
-const hostile = fc.oneof(hostileData, fc.constant(() => 1));
+const hostileData = fc.constantFrom<unknown>(
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  -1,
+  2 ** 31,
+  3e9,
+  1e10,
+  '100',
+  '',
+  null,
+  true,
+  {},
+  [],
+  1n,
+  Symbol('x'),
+);
+const hostile = fc.oneof(
+  hostileData,
+  fc.constant(() => 1),
+);
 
 /**
  * The arbitraries of option values, in two moods: `valid` draws only values in range (the object
@@ -47,7 +66,9 @@ function kit(hostileMood: boolean) {
   /** A nested option object with optional keys (an unknown one, one time in ten, in the hostile mood). */
   const object = (model: Record<string, fc.Arbitrary<unknown>>): fc.Arbitrary<Record<string, unknown>> =>
     hostileMood
-      ? fc.tuple(fc.record(model, { requiredKeys: [] }), fc.integer({ min: 0, max: 9 })).map(([value, dice]) => (dice === 0 ? { ...value, [UNKNOWN]: 1 } : value))
+      ? fc
+          .tuple(fc.record(model, { requiredKeys: [] }), fc.integer({ min: 0, max: 9 }))
+          .map(([value, dice]) => (dice === 0 ? { ...value, [UNKNOWN]: 1 } : value))
       : fc.record(model, { requiredKeys: [] });
   return {
     hostileMood,
@@ -75,22 +96,74 @@ function paths(...groups: (readonly string[])[]): ReadonlySet<string> {
 }
 const COMMON_PATHS = [
   'options',
-  ...['picker', 'picker.type', 'picker.estimator', 'picker.fallback', 'picker.fallback.type', 'picker.fallback.estimator', 'picker.boundedLoad', 'picker.cacheSize', 'picker.decayMs'],
+  ...[
+    'picker',
+    'picker.type',
+    'picker.estimator',
+    'picker.fallback',
+    'picker.fallback.type',
+    'picker.fallback.estimator',
+    'picker.boundedLoad',
+    'picker.cacheSize',
+    'picker.decayMs',
+  ],
   ...['latency', 'latency.decayMs', 'latency.defaultRttMs', 'latency.averageMs'],
   ...['retry', 'retry.retries', 'retry.backoffBaseMs', 'retry.backoffMaxMs'],
   'outlierDetection',
-  ...['consecutiveFailures', 'failureRate', 'minRequests', 'windowMs', 'ejectOnConnectFailure', 'baseEjectionMs', 'maxEjectionMs', 'maxEjectedPercent', 'jitter'].map((k) => `outlierDetection.${k}`),
+  ...[
+    'consecutiveFailures',
+    'failureRate',
+    'minRequests',
+    'windowMs',
+    'ejectOnConnectFailure',
+    'baseEjectionMs',
+    'maxEjectionMs',
+    'maxEjectedPercent',
+    'jitter',
+  ].map((k) => `outlierDetection.${k}`),
   'panicThreshold',
   ...['slowStart', 'slowStart.windowMs', 'slowStart.aggression', 'slowStart.minWeight'],
   ...['retryBudget', 'hedgeBudget'].flatMap((b) => [b, `${b}.percent`, `${b}.minPerSecond`, `${b}.windowMs`]),
   'isFailure',
 ];
-const STATIC_PATHS = paths(COMMON_PATHS, ['endpoints', 'endpoints[]', 'endpoints[].address', 'endpoints[].port', 'endpoints[].name', 'endpoints[].weight', 'service']);
+const STATIC_PATHS = paths(COMMON_PATHS, [
+  'endpoints',
+  'endpoints[]',
+  'endpoints[].address',
+  'endpoints[].port',
+  'endpoints[].name',
+  'endpoints[].weight',
+  'service',
+]);
 const DNS_PATHS = paths(COMMON_PATHS, [
-  ...['service', 'port', 'portName', 'protocol', 'dnsServers', 'dnsServers[]', 'dnsTimeoutMs', 'dnsAttempts', 'search', 'search[]', 'ndots', 'family'],
+  ...[
+    'service',
+    'port',
+    'portName',
+    'protocol',
+    'dnsServers',
+    'dnsServers[]',
+    'dnsTimeoutMs',
+    'dnsAttempts',
+    'search',
+    'search[]',
+    'ndots',
+    'family',
+  ],
   ...['refresh', 'refresh.minMs', 'refresh.maxMs', 'refresh.jitter', 'emptyGraceMs'],
 ]);
-const RUN_PATHS = paths(['options', 'key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries', 'hedge', 'hedge.delayMs', 'hedge.percentile']);
+const RUN_PATHS = paths([
+  'options',
+  'key',
+  'signal',
+  'idempotent',
+  'timeoutMs',
+  'attemptTimeoutMs',
+  'retries',
+  'hedge',
+  'hedge.delayMs',
+  'hedge.percentile',
+]);
 const READY_PATHS = paths(['options', 'timeoutMs', 'signal']);
 const POOL_MS = ['connectTimeout', 'headersTimeout', 'bodyTimeout', 'keepAliveTimeout', 'keepAliveMaxTimeout', 'clientTtl'];
 const HTTP_PATHS = paths([
@@ -100,7 +173,18 @@ const HTTP_PATHS = paths([
 ]);
 const CHANNEL_MS = ['grpc.keepalive_time_ms', 'grpc.max_reconnect_backoff_ms', 'grpc.client_idle_timeout_ms'];
 const GRPC_PATHS = paths([
-  ...['options', 'credentials', 'keyMetadata', 'key', 'idempotent', 'idempotent[]', 'retryableCodes', 'retryableCodes[]', 'retries', 'attemptTimeoutMs'],
+  ...[
+    'options',
+    'credentials',
+    'keyMetadata',
+    'key',
+    'idempotent',
+    'idempotent[]',
+    'retryableCodes',
+    'retryableCodes[]',
+    'retries',
+    'attemptTimeoutMs',
+  ],
   ...['authority', 'channelOptions', ...CHANNEL_MS.map((k) => `channelOptions.${k}`), 'retryBufferBytes', 'drainTimeoutMs'],
 ]);
 
@@ -111,7 +195,8 @@ function expectNamedRefusal(error: unknown, known: ReadonlySet<string>): void {
   const path = error.field.replace(/\[\d+\]/g, '[]');
   if (known.has(path)) return;
   const parent = path.endsWith(`.${UNKNOWN}`) ? path.slice(0, -UNKNOWN.length - 1) : path === UNKNOWN ? '' : undefined;
-  if (parent === undefined || !(parent === '' || parent === 'options' || known.has(parent))) throw new Error(`field '${error.field}' is no option path`);
+  if (parent === undefined || !(parent === '' || parent === 'options' || known.has(parent)))
+    throw new Error(`field '${error.field}' is no option path`);
 }
 
 /** Rejects if `work` has not settled after `ms` (a hang), with `what` in the message. */
@@ -146,7 +231,9 @@ function pickerArb({ mostly, object, int }: Kit): fc.Arbitrary<unknown> {
     object({ type: fc.constant('least-latency'), estimator: mostly(fc.constantFrom('mean', 'peak-ewma')) }),
     object({
       type: fc.constant('shard-key'),
-      fallback: mostly(fc.oneof(fc.constantFrom('random', 'least-request'), fc.constant({ type: 'least-latency', estimator: 'peak-ewma' }))),
+      fallback: mostly(
+        fc.oneof(fc.constantFrom('random', 'least-request'), fc.constant({ type: 'least-latency', estimator: 'peak-ewma' })),
+      ),
       boundedLoad: mostly(fc.oneof(fc.boolean(), fc.double({ min: 1, max: 10, noNaN: true }))),
       cacheSize: int(0, 1 << 20),
     }),
@@ -178,9 +265,14 @@ function commonModel(k: Kit): Record<string, fc.Arbitrary<unknown>> {
     ),
     panicThreshold: fraction(),
     slowStart: mostly(object({ windowMs: ms(), aggression: fraction(0.01, 10), minWeight: fraction() })),
-    retryBudget: mostly(fc.oneof(fc.constant(false), object({ percent: fraction(0, 10), minPerSecond: fraction(0, 1000), windowMs: ms(100) }))),
+    retryBudget: mostly(
+      fc.oneof(fc.constant(false), object({ percent: fraction(0, 10), minPerSecond: fraction(0, 1000), windowMs: ms(100) })),
+    ),
     hedgeBudget: mostly(object({ percent: fraction(0, 10), minPerSecond: fraction(0, 1000), windowMs: ms(100) })),
-    isFailure: mostly(fc.constant(() => true), hostileData),
+    isFailure: mostly(
+      fc.constant(() => true),
+      hostileData,
+    ),
   };
 }
 
@@ -192,10 +284,18 @@ const staticOptionsArb = bothMoods((k) => {
     name: mostly(fc.constantFrom('web-0', 'web-1', 'web-2', 'web-3', 'web-4', 'web-5')),
     weight: mostly(fc.integer({ min: 1, max: 100 })),
   }).map((entry) => ({ address: '127.0.0.11', port: 8080, ...entry }));
-  return fc
-    .tuple(object({ ...commonModel(k), service: mostly(fc.constantFrom('static', 'web')) }), fc.array(endpoint, { minLength: 1, maxLength: 4 }))
-    // In the valid mood, distinct names keep the identities distinct (a duplicate is refused).
-    .map(([options, endpoints]) => ({ ...options, endpoints: k.hostileMood ? endpoints : endpoints.map((e, i) => ({ ...e, name: `web-${i}` })) }));
+  return (
+    fc
+      .tuple(
+        object({ ...commonModel(k), service: mostly(fc.constantFrom('static', 'web')) }),
+        fc.array(endpoint, { minLength: 1, maxLength: 4 }),
+      )
+      // In the valid mood, distinct names keep the identities distinct (a duplicate is refused).
+      .map(([options, endpoints]) => ({
+        ...options,
+        endpoints: k.hostileMood ? endpoints : endpoints.map((e, i) => ({ ...e, name: `web-${i}` })),
+      }))
+  );
 });
 
 function dnsOptionsArb(dnsPort: number): fc.Arbitrary<Record<string, unknown>> {
@@ -205,7 +305,10 @@ function dnsOptionsArb(dnsPort: number): fc.Arbitrary<Record<string, unknown>> {
     const { mostly, object, ms, fraction, int } = k;
     const discovery = fc.oneof(
       fc.record({ port: mostly(fc.integer({ min: 1, max: 65535 }), fc.constantFrom<unknown>(0, 65536, '80', 80.5)) }),
-      fc.record({ portName: mostly(fc.constantFrom('http', 'grpc')), protocol: mostly(fc.constantFrom('tcp', 'udp', 'sctp')) }, { requiredKeys: ['portName'] }),
+      fc.record(
+        { portName: mostly(fc.constantFrom('http', 'grpc')), protocol: mostly(fc.constantFrom('tcp', 'udp', 'sctp')) },
+        { requiredKeys: ['portName'] },
+      ),
       mostly(fc.constant({ port: 8080 }), fc.constantFrom({}, { port: 80, portName: 'http' })),
     );
     return fc
@@ -214,16 +317,25 @@ function dnsOptionsArb(dnsPort: number): fc.Arbitrary<Record<string, unknown>> {
           ...commonModel(k),
           dnsTimeoutMs: ms(1),
           dnsAttempts: int(1, 10),
-          search: mostly(fc.array(fc.constantFrom('default.svc.cluster.local', 'svc.cluster.local', 'cluster.local'), { maxLength: 3 }), fc.constant(['bad domain'])),
+          search: mostly(
+            fc.array(fc.constantFrom('default.svc.cluster.local', 'svc.cluster.local', 'cluster.local'), { maxLength: 3 }),
+            fc.constant(['bad domain']),
+          ),
           ndots: int(0, 15),
           family: mostly(fc.constantFrom(4, 6, 'auto')),
           refresh: mostly(object({ minMs: ms(1), maxMs: ms(1), jitter: fraction() })),
           emptyGraceMs: ms(),
         }),
         discovery,
-        mostly(fc.constantFrom('web-headless.default.svc.cluster.local', 'web-headless', 'web-headless.default.svc.cluster.local.'), fc.constantFrom<unknown>('10.0.0.1', 'bad name', '', 5)),
+        mostly(
+          fc.constantFrom('web-headless.default.svc.cluster.local', 'web-headless', 'web-headless.default.svc.cluster.local.'),
+          fc.constantFrom<unknown>('10.0.0.1', 'bad name', '', 5),
+        ),
         // Always at least one server, all on 127.0.0.1: a query never leaves the machine.
-        mostly(fc.constant([server]), badServers.map((bad) => [server, bad])),
+        mostly(
+          fc.constant([server]),
+          badServers.map((bad) => [server, bad]),
+        ),
       )
       .map(([options, mode, service, dnsServers]) => ({ ...(options as object), ...(mode as object), service, dnsServers }));
   });
@@ -251,7 +363,13 @@ describe('random option objects: accepted and working, or refused naming the fie
         if (lb === undefined) return;
         try {
           const ids = lb.endpoints().map((e) => e.id);
-          expect(await within(lb.run(async (endpoint) => endpoint.id), 5000, 'run()')).toSatisfy((id: string) => ids.includes(id));
+          expect(
+            await within(
+              lb.run(async (endpoint) => endpoint.id),
+              5000,
+              'run()',
+            ),
+          ).toSatisfy((id: string) => ids.includes(id));
         } finally {
           await lb.close();
         }
@@ -286,7 +404,11 @@ describe('random option objects: accepted and working, or refused naming the fie
     });
     afterAll(() => lb.close());
 
-    const signal = (k: Kit): fc.Arbitrary<unknown> => k.mostly(fc.constant(null).map(() => new AbortController().signal), fc.constantFrom<unknown>('signal', {}, true));
+    const signal = (k: Kit): fc.Arbitrary<unknown> =>
+      k.mostly(
+        fc.constant(null).map(() => new AbortController().signal),
+        fc.constantFrom<unknown>('signal', {}, true),
+      );
 
     it('run(): refused by name, or the call goes through', async () => {
       const runOptions = bothMoods((k) =>
@@ -320,13 +442,16 @@ describe('random option objects: accepted and working, or refused naming the fie
 
     it('ready(): refused by name, or resolves', async () => {
       await fc.assert(
-        fc.asyncProperty(bothMoods((k) => k.object({ timeoutMs: k.ms(), signal: signal(k) })), async (options) => {
-          try {
-            expect(await within(lb.ready(options as never), 5000, 'ready()')).toBeUndefined();
-          } catch (error) {
-            expectNamedRefusal(error, READY_PATHS);
-          }
-        }),
+        fc.asyncProperty(
+          bothMoods((k) => k.object({ timeoutMs: k.ms(), signal: signal(k) })),
+          async (options) => {
+            try {
+              expect(await within(lb.ready(options as never), 5000, 'ready()')).toBeUndefined();
+            } catch (error) {
+              expectNamedRefusal(error, READY_PATHS);
+            }
+          },
+        ),
         { numRuns: 100 },
       );
     });
@@ -357,7 +482,10 @@ describe('random option objects: accepted and working, or refused naming the fie
       const options = bothMoods(({ mostly, object, ms, int, fraction }) =>
         object({
           keyHeader: mostly(fc.constantFrom('x-user-id', 'X-Shard'), fc.constantFrom<unknown>('bad header', 7)),
-          key: mostly(fc.constant(() => 'user-1'), hostileData),
+          key: mostly(
+            fc.constant(() => 'user-1'),
+            hostileData,
+          ),
           failureStatusCodes: mostly(fc.array(fc.integer({ min: 500, max: 599 }), { maxLength: 3 }), fc.constant([99])),
           idempotentMethods: mostly(fc.constantFrom(['GET'], ['get', 'PUT']), fc.constant(['NOT A METHOD'])),
           retries: int(0, 100),
@@ -399,15 +527,31 @@ describe('random option objects: accepted and working, or refused naming the fie
         object({
           credentials: mostly(fc.constant(insecure), fc.constantFrom<unknown>({}, 'insecure')),
           keyMetadata: mostly(fc.constant('x-shard-key'), fc.constantFrom<unknown>('x-key-bin', 'bad key')),
-          key: mostly(fc.constant(() => 'user-1'), hostileData),
-          idempotent: mostly(fc.oneof(fc.boolean(), fc.constant(['/hlb.test.Echo/*']), fc.constant(() => true)), hostileData),
+          key: mostly(
+            fc.constant(() => 'user-1'),
+            hostileData,
+          ),
+          idempotent: mostly(
+            fc.oneof(
+              fc.boolean(),
+              fc.constant(['/hlb.test.Echo/*']),
+              fc.constant(() => true),
+            ),
+            hostileData,
+          ),
           retryableCodes: mostly(fc.array(fc.integer({ min: 1, max: 16 }), { maxLength: 3 }), fc.constant([0])),
           retries: int(0, 100),
           attemptTimeoutMs: ms(1000),
-          authority: mostly(fc.constantFrom('echo.default.svc.cluster.local:9090', 'echo'), fc.constantFrom<unknown>('svc:0x35', 'svc:99999', 'a b')),
+          authority: mostly(
+            fc.constantFrom('echo.default.svc.cluster.local:9090', 'echo'),
+            fc.constantFrom<unknown>('svc:0x35', 'svc:99999', 'a b'),
+          ),
           channelOptions: mostly(
             object({
-              'grpc.keepalive_time_ms': mostly(fc.oneof(fc.constant(-1), fc.integer({ min: 10_000, max: MAX_MS })), fc.constantFrom<unknown>(2 ** 31, 3e9, -2, '100')),
+              'grpc.keepalive_time_ms': mostly(
+                fc.oneof(fc.constant(-1), fc.integer({ min: 10_000, max: MAX_MS })),
+                fc.constantFrom<unknown>(2 ** 31, 3e9, -2, '100'),
+              ),
               'grpc.max_reconnect_backoff_ms': ms(1000),
               'grpc.client_idle_timeout_ms': ms(1000),
             }),
@@ -424,7 +568,9 @@ describe('random option objects: accepted and working, or refused naming the fie
           try {
             const reply = await within(
               new Promise<{ pod: string }>((resolve, reject) => {
-                client.Unary({ text: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (error, value) => (error === null ? resolve(value!) : reject(error)));
+                client.Unary({ text: 'x' }, new grpc.Metadata(), { deadline: Date.now() + 10_000 }, (error, value) =>
+                  error === null ? resolve(value!) : reject(error),
+                );
               }),
               15_000,
               'unary call',

@@ -147,7 +147,15 @@ describe('startCluster', () => {
   });
 
   it('Deployment-style pods (no hostnames) are named by dashed IP; ipv6 adds reachable ::ffff: AAAA records', async () => {
-    web = await cluster.createService({ name: 'api', namespace: 'shop', replicas: 2, hostnames: false, ipv6: true, portName: 'grpc', port: 9090 });
+    web = await cluster.createService({
+      name: 'api',
+      namespace: 'shop',
+      replicas: 2,
+      hostnames: false,
+      ipv6: true,
+      portName: 'grpc',
+      port: 9090,
+    });
     const [first] = web.pods;
     expect(first!.fqdn).toBe(`${first!.ip.replaceAll('.', '-')}.api.shop.svc.cluster.local`);
     expect(web.srvName).toBe('_grpc._tcp.api.shop.svc.cluster.local');
@@ -223,7 +231,9 @@ describe('clusters side by side', () => {
     const web = await cluster.createService({ name: 'web', replicas: 3 });
     web.setBehaviour('web-0', { hang: true });
     web.setBehaviour('web-1', { delayMs: 5000 });
-    const pending = [get(web.pod('web-0').url, { timeoutMs: 5000 }), get(web.pod('web-1').url, { timeoutMs: 5000 })].map((p) => p.catch(() => 'failed'));
+    const pending = [get(web.pod('web-0').url, { timeoutMs: 5000 }), get(web.pod('web-1').url, { timeoutMs: 5000 })].map((p) =>
+      p.catch(() => 'failed'),
+    );
     await waitFor(async () => web.pod('web-0').inFlight === 1 && web.pod('web-1').inFlight === 1);
     await cluster.close();
     expect(await Promise.all(pending)).toEqual(['failed', 'failed']);
@@ -237,4 +247,3 @@ describe('clusters side by side', () => {
     await expect(cluster.createService({ name: 'late' })).rejects.toThrow(/closed/);
   });
 });
-

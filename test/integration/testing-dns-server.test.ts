@@ -18,7 +18,14 @@ function model(): ClusterModel {
       { hostname: 'web-2', ip: '127.0.0.13', ipv6: '::ffff:127.0.0.13', ready: true },
     ],
   });
-  m.setService({ name: 'big', pods: Array.from({ length: 150 }, (_, i) => ({ hostname: `big-${i}`, ip: `127.1.${Math.floor(i / 200)}.${(i % 200) + 1}`, ready: true })) });
+  m.setService({
+    name: 'big',
+    pods: Array.from({ length: 150 }, (_, i) => ({
+      hostname: `big-${i}`,
+      ip: `127.1.${Math.floor(i / 200)}.${(i % 200) + 1}`,
+      ready: true,
+    })),
+  });
   m.setService({ name: 'v4only', pods: [{ hostname: 'v-0', ip: '127.0.0.21', ready: true }] });
   return m;
 }
@@ -61,13 +68,20 @@ describe('embedded DNS server', () => {
     expect(r).toMatchObject({ rcode: 'NOERROR', aa: true });
     expect(r.answers).toEqual([]);
     expect(r.authorities).toEqual([
-      expect.objectContaining({ name: 'cluster.local', type: 'SOA', ttl: 5, data: expect.objectContaining({ mname: 'ns.dns.cluster.local', minimum: 5 }) }),
+      expect.objectContaining({
+        name: 'cluster.local',
+        type: 'SOA',
+        ttl: 5,
+        data: expect.objectContaining({ mname: 'ns.dns.cluster.local', minimum: 5 }),
+      }),
     ]);
   });
 
   it('answers SRV with the targets’ A and AAAA records in the additional section', async () => {
     const r = await query(server.address, SRV, 'SRV');
-    expect(r.answers.map((a) => a.data)).toEqual([0, 1, 2].map((i) => ({ priority: 0, weight: 33, port: 8080, target: `web-${i}.${SVC}` })));
+    expect(r.answers.map((a) => a.data)).toEqual(
+      [0, 1, 2].map((i) => ({ priority: 0, weight: 33, port: 8080, target: `web-${i}.${SVC}` })),
+    );
     expect(r.additionals.map((a) => [a.name, a.type, 'data' in a ? a.data : undefined])).toEqual([
       [`web-0.${SVC}`, 'A', '127.0.0.11'],
       [`web-1.${SVC}`, 'A', '127.0.0.12'],
@@ -131,7 +145,11 @@ describe('embedded DNS server', () => {
   });
 
   it('answers several queries on one TCP connection', async () => {
-    const responses = await exchangeTcp(server.address, [buildQuery(SVC, 'A', { id: 1 }), buildQuery(SRV, 'SRV', { id: 2 }), buildQuery('nope.cluster.local', 'A', { id: 3 })]);
+    const responses = await exchangeTcp(server.address, [
+      buildQuery(SVC, 'A', { id: 1 }),
+      buildQuery(SRV, 'SRV', { id: 2 }),
+      buildQuery('nope.cluster.local', 'A', { id: 3 }),
+    ]);
     expect(responses.map((raw) => (raw === undefined ? undefined : [decode(raw).id, decode(raw).rcode]))).toEqual([
       [1, 'NOERROR'],
       [2, 'NOERROR'],

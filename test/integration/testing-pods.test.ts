@@ -140,4 +140,3 @@ function outcome(request: Promise<unknown>): Promise<unknown> {
     (error: NodeJS.ErrnoException) => error.code,
   );
 }
-

@@ -140,7 +140,12 @@ export function decode(raw: Buffer): DecodedResponse {
 }
 
 /** Query and decode; throws if no answer came. */
-export async function query(server: string, name: string, type: string, options: QueryOptions & { transport?: Transport; timeoutMs?: number } = {}): Promise<DecodedResponse> {
+export async function query(
+  server: string,
+  name: string,
+  type: string,
+  options: QueryOptions & { transport?: Transport; timeoutMs?: number } = {},
+): Promise<DecodedResponse> {
   const raw = await exchange(server, buildQuery(name, type, options), options.transport ?? 'udp', options.timeoutMs);
   if (raw === undefined) throw new Error(`no answer from ${server} to ${name} ${type}`);
   return decode(raw);

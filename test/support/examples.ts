@@ -29,7 +29,11 @@ export async function installedPackage(group: string, name: string, pkg: string)
 }
 
 /** Bundles examples/<example> (and copies `files` from examples/) into `dir`, runs it from the repository root, and returns its exit code and output. */
-export async function runExample(example: string, dir: string, options: { files?: readonly string[]; timeoutMs?: number } = {}): Promise<{ code: number | null; output: string }> {
+export async function runExample(
+  example: string,
+  dir: string,
+  options: { files?: readonly string[]; timeoutMs?: number } = {},
+): Promise<{ code: number | null; output: string }> {
   await mkdir(dir, { recursive: true });
   const outfile = join(dir, basename(example));
   await build({

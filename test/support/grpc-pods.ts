@@ -40,7 +40,11 @@ export interface EchoClient extends grpc.Client {
   Bidi(metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<EchoRequest, EchoReply>;
 }
 
-export type EchoClientConstructor = (new (address: string, credentials: grpc.ChannelCredentials, options?: grpc.ClientOptions) => EchoClient) & {
+export type EchoClientConstructor = (new (
+  address: string,
+  credentials: grpc.ChannelCredentials,
+  options?: grpc.ClientOptions,
+) => EchoClient) & {
   service: grpc.ServiceDefinition;
 };
 
@@ -90,56 +94,70 @@ export class GrpcPod {
     const Echo = loadEcho();
     this.server.addService(Echo.service, {
       Unary: (call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, callback: grpc.sendUnaryData<EchoReply>) => {
-        void this.handle(async () => {
-          if (this.behaviour.dropAfterMetadata) {
-            call.sendMetadata(new grpc.Metadata());
-            await sleep(20);
-            for (const socket of this.sockets) socket.resetAndDestroy();
-            return;
-          }
-          await this.delay(call.request.delayMs);
-          callback(null, this.reply(call.request.text, 0));
-        }, (error) => callback(error));
+        void this.handle(
+          async () => {
+            if (this.behaviour.dropAfterMetadata) {
+              call.sendMetadata(new grpc.Metadata());
+              await sleep(20);
+              for (const socket of this.sockets) socket.resetAndDestroy();
+              return;
+            }
+            await this.delay(call.request.delayMs);
+            callback(null, this.reply(call.request.text, 0));
+          },
+          (error) => callback(error),
+        );
       },
       ServerStream: (call: grpc.ServerWritableStream<EchoRequest, EchoReply>) => {
-        void this.handle(async () => {
-          const count = call.request.count || 1;
-          for (let seq = 0; seq < count && !call.cancelled; seq++) {
-            await this.delay(call.request.delayMs);
-            call.write(this.reply(call.request.text, seq));
-          }
-          call.end();
-        }, (error) => call.destroy(Object.assign(new Error(error.details), error)));
+        void this.handle(
+          async () => {
+            const count = call.request.count || 1;
+            for (let seq = 0; seq < count && !call.cancelled; seq++) {
+              await this.delay(call.request.delayMs);
+              call.write(this.reply(call.request.text, seq));
+            }
+            call.end();
+          },
+          (error) => call.destroy(Object.assign(new Error(error.details), error)),
+        );
       },
       ClientStream: (call: grpc.ServerReadableStream<EchoRequest, EchoReply>, callback: grpc.sendUnaryData<EchoReply>) => {
-        void this.handle(async () => {
-          const texts: string[] = [];
-          for await (const request of call as AsyncIterable<EchoRequest>) texts.push(request.text ?? '');
-          await this.delay(0);
-          callback(null, this.reply(texts.join(','), texts.length));
-        }, (error) => callback(error));
+        void this.handle(
+          async () => {
+            const texts: string[] = [];
+            for await (const request of call as AsyncIterable<EchoRequest>) texts.push(request.text ?? '');
+            await this.delay(0);
+            callback(null, this.reply(texts.join(','), texts.length));
+          },
+          (error) => callback(error),
+        );
       },
       Bidi: (call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) => {
-        void this.handle(async () => {
-          // Not `for await`: ending the iteration would destroy the duplex, writable side included.
-          let seq = 0;
-          let chain = Promise.resolve();
-          await new Promise<void>((resolve, reject) => {
-            call.on('data', (request: EchoRequest) => {
-              chain = chain.then(async () => {
-                await this.delay(request.delayMs);
-                call.write(this.reply(request.text, seq++));
+        void this.handle(
+          async () => {
+            // Not `for await`: ending the iteration would destroy the duplex, writable side included.
+            let seq = 0;
+            let chain = Promise.resolve();
+            await new Promise<void>((resolve, reject) => {
+              call.on('data', (request: EchoRequest) => {
+                chain = chain.then(async () => {
+                  await this.delay(request.delayMs);
+                  call.write(this.reply(request.text, seq++));
+                });
               });
+              call.on('end', () => void chain.then(resolve, reject));
+              call.on('error', reject);
             });
-            call.on('end', () => void chain.then(resolve, reject));
-            call.on('error', reject);
-          });
-          call.end();
-        }, (error) => call.destroy(Object.assign(new Error(error.details), error)));
+            call.end();
+          },
+          (error) => call.destroy(Object.assign(new Error(error.details), error)),
+        );
       },
     });
     const credentials =
-      tls === undefined ? grpc.ServerCredentials.createInsecure() : grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }]);
+      tls === undefined
+        ? grpc.ServerCredentials.createInsecure()
+        : grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }]);
     this.injector = this.server.createConnectionInjector(credentials);
     listener.on('connection', (socket: net.Socket) => {
       this.sockets.add(socket);
@@ -206,7 +224,9 @@ export class GrpcPod {
   /** Resolves when every connection open now has closed. */
   private connectionsClosed(): Promise<void> {
     return Promise.all(
-      [...this.sockets].map((socket) => (socket.closed ? undefined : new Promise<void>((resolve) => socket.once('close', () => resolve())))),
+      [...this.sockets].map((socket) =>
+        socket.closed ? undefined : new Promise<void>((resolve) => socket.once('close', () => resolve())),
+      ),
     ).then(() => undefined);
   }
 
@@ -238,7 +258,10 @@ export class GrpcPod {
       }
       await body();
     } catch (error) {
-      if (this.state === 'running') fail(Object.assign(new Error(String(error)), { code: grpc.status.INTERNAL, details: String(error), metadata: new grpc.Metadata() }));
+      if (this.state === 'running')
+        fail(
+          Object.assign(new Error(String(error)), { code: grpc.status.INTERNAL, details: String(error), metadata: new grpc.Metadata() }),
+        );
     } finally {
       this.inflight--;
     }
@@ -246,7 +269,12 @@ export class GrpcPod {
 }
 
 /** Starts a gRPC pod on `address:port` (port 0: any free one), with TLS when given a key and certificate. */
-export async function startGrpcPod(name: string, address: string, port: number, tls?: { readonly key: string; readonly cert: string }): Promise<GrpcPod> {
+export async function startGrpcPod(
+  name: string,
+  address: string,
+  port: number,
+  tls?: { readonly key: string; readonly cert: string },
+): Promise<GrpcPod> {
   const listener = net.createServer({ noDelay: true });
   await new Promise<void>((resolve, reject) => {
     listener.once('error', reject);
@@ -356,7 +384,12 @@ export class GrpcService {
   }
 
   private publish(): Promise<void> {
-    this.cluster.model.setService({ name: this.name, namespace: this.namespace, ports: [{ name: this.portName, port: this.port }], pods: this.endpoints });
+    this.cluster.model.setService({
+      name: this.name,
+      namespace: this.namespace,
+      ports: [{ name: this.portName, port: this.port }],
+      pods: this.endpoints,
+    });
     return this.cluster.dns.publish(this.cluster.model.clone());
   }
 }

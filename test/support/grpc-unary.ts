@@ -4,11 +4,17 @@ import type { EchoClient, EchoReply, EchoRequest } from './grpc-pods.js';
 export type UnaryResult = { readonly ok: true; readonly reply: EchoReply } | { readonly ok: false; readonly error: grpc.ServiceError };
 
 /** One unary call; never rejects. */
-export function unary(client: EchoClient, request: EchoRequest, options: { metadata?: grpc.Metadata; deadlineMs?: number } = {}): Promise<UnaryResult> {
+export function unary(
+  client: EchoClient,
+  request: EchoRequest,
+  options: { metadata?: grpc.Metadata; deadlineMs?: number } = {},
+): Promise<UnaryResult> {
   const metadata = options.metadata ?? new grpc.Metadata();
   const callOptions: grpc.CallOptions = options.deadlineMs === undefined ? {} : { deadline: Date.now() + options.deadlineMs };
   return new Promise((resolve) => {
-    client.Unary(request, metadata, callOptions, (error, reply) => resolve(error === null ? { ok: true, reply: reply! } : { ok: false, error }));
+    client.Unary(request, metadata, callOptions, (error, reply) =>
+      resolve(error === null ? { ok: true, reply: reply! } : { ok: false, error }),
+    );
   });
 }
 
@@ -19,7 +25,9 @@ export function keyed(key: string): grpc.Metadata {
 }
 
 /** Reads a server stream to its end. */
-export function readAll(stream: grpc.ClientReadableStream<EchoReply>): Promise<{ replies: EchoReply[]; error: grpc.ServiceError | undefined }> {
+export function readAll(
+  stream: grpc.ClientReadableStream<EchoReply>,
+): Promise<{ replies: EchoReply[]; error: grpc.ServiceError | undefined }> {
   const replies: EchoReply[] = [];
   return new Promise((resolve) => {
     stream.on('data', (reply: EchoReply) => replies.push(reply));

@@ -62,10 +62,18 @@ export class HostileDns {
 
   async close(): Promise<void> {
     for (const socket of this.#connections) socket.destroy();
-    await Promise.all([new Promise<void>((resolve) => this.udp.close(() => resolve())), new Promise<void>((resolve) => this.tcp.close(() => resolve()))]);
+    await Promise.all([
+      new Promise<void>((resolve) => this.udp.close(() => resolve())),
+      new Promise<void>((resolve) => this.tcp.close(() => resolve())),
+    ]);
   }
 
-  #onQuery(message: Buffer, transport: 'udp' | 'tcp', remote: { address: string; port: number }, send: (reply: Buffer) => Promise<void>): void {
+  #onQuery(
+    message: Buffer,
+    transport: 'udp' | 'tcp',
+    remote: { address: string; port: number },
+    send: (reply: Buffer) => Promise<void>,
+  ): void {
     let decoded: DecodedPacket;
     try {
       decoded = packet.decode(message);
@@ -95,7 +103,9 @@ export class HostileDns {
   }
 
   #sendUdp(socket: dgram.Socket, message: Buffer, remote: { address: string; port: number }): Promise<void> {
-    return new Promise((resolve, reject) => socket.send(message, remote.port, remote.address, (error) => (error ? reject(error) : resolve())));
+    return new Promise((resolve, reject) =>
+      socket.send(message, remote.port, remote.address, (error) => (error ? reject(error) : resolve())),
+    );
   }
 
   #serveTcp(socket: net.Socket): void {
@@ -159,7 +169,12 @@ export function genuineReply(query: ReceivedQuery, sections: GenuineSections = {
 export const a = (name: string, address: string, ttl = 300): Answer => ({ type: 'A', name, ttl, data: address });
 export const aaaa = (name: string, address: string, ttl = 300): Answer => ({ type: 'AAAA', name, ttl, data: address });
 export const cname = (name: string, target: string, ttl = 300): Answer => ({ type: 'CNAME', name, ttl, data: target });
-export const srv = (name: string, target: string, port: number, ttl = 300): Answer => ({ type: 'SRV', name, ttl, data: { priority: 0, weight: 50, port, target } });
+export const srv = (name: string, target: string, port: number, ttl = 300): Answer => ({
+  type: 'SRV',
+  name,
+  ttl,
+  data: { priority: 0, weight: 50, port, target },
+});
 
 function toBuffer(message: Buffer | Packet): Buffer {
   return Buffer.isBuffer(message) ? message : packet.encode(message);
@@ -172,7 +187,11 @@ function writeFramed(socket: net.Socket, message: Buffer): Promise<void> {
   return new Promise((resolve) => socket.write(framed, () => resolve()));
 }
 
-async function sendFromOtherSocket(source: { readonly address?: string; readonly port?: number }, message: Buffer, to: { address: string; port: number }): Promise<void> {
+async function sendFromOtherSocket(
+  source: { readonly address?: string; readonly port?: number },
+  message: Buffer,
+  to: { address: string; port: number },
+): Promise<void> {
   const socket = await bindUdp(source.address ?? HOSTILE_DNS_HOST, source.port ?? 0);
   try {
     await new Promise<void>((resolve, reject) => socket.send(message, to.port, to.address, (error) => (error ? reject(error) : resolve())));

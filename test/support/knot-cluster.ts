@@ -45,7 +45,9 @@ export interface KnotCluster<C> {
 export type HttpKnotCluster = KnotCluster<Cluster<KnotDns>>;
 export type GrpcKnotCluster = KnotCluster<GrpcCluster>;
 
-export async function startKnotCluster<P extends keyof PodClusters = 'http'>(options: StartKnotClusterOptions<P>): Promise<KnotCluster<PodClusters[P]>> {
+export async function startKnotCluster<P extends keyof PodClusters = 'http'>(
+  options: StartKnotClusterOptions<P>,
+): Promise<KnotCluster<PodClusters[P]>> {
   const knot = await startKnot();
   let cluster: PodClusters[P];
   try {

@@ -234,7 +234,10 @@ export class KnotDns implements ClusterDns {
       }
       await sleep(10);
     }
-    if (died === 127) throw new Error(`knotd not found on PATH (with /usr/sbin): install Knot DNS (apt-get install -y --no-install-recommends knot knot-dnsutils)\n${this.#log}`);
+    if (died === 127)
+      throw new Error(
+        `knotd not found on PATH (with /usr/sbin): install Knot DNS (apt-get install -y --no-install-recommends knot knot-dnsutils)\n${this.#log}`,
+      );
     return died ?? -1;
   }
 
@@ -311,4 +314,3 @@ function killQuietly(pid: number | undefined): void {
     // already gone
   }
 }
-

@@ -47,7 +47,12 @@ export function startLoad(
   const method = options.method ?? 'GET';
 
   const attempt = async (endpoint: Endpoint, { signal }: { signal: AbortSignal }): Promise<{ pod: string; ip: string }> => {
-    const response = await request(`http://${endpoint.host}/`, { method, dispatcher: agent, signal, body: method === 'POST' ? 'x' : undefined });
+    const response = await request(`http://${endpoint.host}/`, {
+      method,
+      dispatcher: agent,
+      signal,
+      body: method === 'POST' ? 'x' : undefined,
+    });
     const body = (await response.body.json()) as { pod: string; ip: string };
     if (response.statusCode >= 500) throw Object.assign(new Error(`HTTP ${response.statusCode}`), { code: 'ERR_HLB_RETRYABLE' });
     return body;

@@ -12,7 +12,12 @@ export function undici8Runs(nodeVersion) {
 
 /** What to install on this Node: group/name is the folder under .tmp, pkg the package whose version is checked. */
 export function peerMatrix(nodeVersion) {
-  const grpc = GRPC_MINORS.map((minor) => ({ group: 'grpc-js-matrix', name: minor, pkg: '@grpc/grpc-js', spec: `@grpc/grpc-js@~${minor}.0` }));
+  const grpc = GRPC_MINORS.map((minor) => ({
+    group: 'grpc-js-matrix',
+    name: minor,
+    pkg: '@grpc/grpc-js',
+    spec: `@grpc/grpc-js@~${minor}.0`,
+  }));
   const undici = undici8Runs(nodeVersion) ? [{ group: 'undici-matrix', name: '8', pkg: 'undici', spec: 'undici@8' }] : [];
   return [...grpc, ...undici].map((entry) => ({ ...entry, dir: `.tmp/${entry.group}/${entry.name}` }));
 }

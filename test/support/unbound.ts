@@ -130,7 +130,8 @@ export class UnboundCache {
   async copyExpiry(name: string, type: 'A' | 'AAAA' | 'SRV' = 'A'): Promise<number> {
     const answer = await query(this.#port, name, type, 1000);
     const ttl = answer?.ttl;
-    if (answer === undefined || ttl === undefined) throw new Error(`no ${type} answer for ${name} from unbound on port ${this.#port}:\n${this.#log}`);
+    if (answer === undefined || ttl === undefined)
+      throw new Error(`no ${type} answer for ${name} from unbound on port ${this.#port}:\n${this.#log}`);
     return (Math.floor(answer.at / 1000) + ttl + 1) * 1000;
   }
 
@@ -154,7 +155,8 @@ export class UnboundCache {
     for (let attempt = 1; ; attempt++) {
       const exitCode = await this.#spawnAndWait();
       if (exitCode === undefined) return;
-      if (attempt >= MAX_START_ATTEMPTS) throw new Error(`unbound failed to start ${attempt} times (last status ${exitCode}):\n${this.#log}`);
+      if (attempt >= MAX_START_ATTEMPTS)
+        throw new Error(`unbound failed to start ${attempt} times (last status ${exitCode}):\n${this.#log}`);
       this.#port = await findFreeDualPort();
       await writeFile(this.configPath, unboundConfig(this.dir, this.#port, upstreamPort, this.domain));
     }
@@ -162,7 +164,10 @@ export class UnboundCache {
 
   /** Spawns the guard; resolves undefined once Unbound answers, or with its exit status if it died first. */
   async #spawnAndWait(): Promise<number | undefined> {
-    const child = spawn('sh', ['-c', UNBOUND_GUARD_SCRIPT, 'unbound-guard', this.configPath], { env: KNOT_ENV, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', UNBOUND_GUARD_SCRIPT, 'unbound-guard', this.configPath], {
+      env: KNOT_ENV,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     this.#child = child;
     this.#exited = exited;
@@ -195,7 +200,10 @@ export class UnboundCache {
       }
       await sleep(10);
     }
-    if (died === 127) throw new Error(`unbound not found on PATH (with /usr/sbin): install it (apt-get install -y --no-install-recommends unbound)\n${this.#log}`);
+    if (died === 127)
+      throw new Error(
+        `unbound not found on PATH (with /usr/sbin): install it (apt-get install -y --no-install-recommends unbound)\n${this.#log}`,
+      );
     return died ?? -1;
   }
 }
@@ -220,7 +228,12 @@ export async function startUnbound(options: StartUnboundOptions): Promise<Unboun
 }
 
 /** The shortest TTL of a recursive query's answer records and the wall time it came at, or undefined. */
-function query(port: number, name: string, type: 'A' | 'AAAA' | 'SRV', timeoutMs: number): Promise<{ ttl: number | undefined; at: number } | undefined> {
+function query(
+  port: number,
+  name: string,
+  type: 'A' | 'AAAA' | 'SRV',
+  timeoutMs: number,
+): Promise<{ ttl: number | undefined; at: number } | undefined> {
   return new Promise((resolve) => {
     const socket = dgram.createSocket('udp4');
     const id = Math.floor(Math.random() * 65536);
@@ -266,7 +279,11 @@ function recursiveSoa(port: number, timeoutMs: number, domain: string): Promise<
         // not for us
       }
     });
-    socket.send(packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ name: domain, type: 'SOA' }] }), port, '127.0.0.1');
+    socket.send(
+      packet.encode({ type: 'query', id, flags: packet.RECURSION_DESIRED, questions: [{ name: domain, type: 'SOA' }] }),
+      port,
+      '127.0.0.1',
+    );
   });
 }
 

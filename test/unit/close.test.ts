@@ -1,5 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { BalancerClosedError, DeadlineExceededError, RetryableError, createBalancer, type AttemptHandle, type Balancer } from '../../src/index.js';
+import {
+  BalancerClosedError,
+  DeadlineExceededError,
+  RetryableError,
+  createBalancer,
+  type AttemptHandle,
+  type Balancer,
+} from '../../src/index.js';
 import { staticEndpoints } from './support.js';
 
 /** close() ends every pending call at once; the call's timers go with it. (Child-process checks: test/integration/stranded.test.ts.) */
@@ -12,7 +19,12 @@ afterEach(async () => {
 });
 
 function balancer(count = 2): Balancer {
-  lb = createBalancer({ endpoints: staticEndpoints(count), retry: { retries: 3, backoffBaseMs: 10_000, backoffMaxMs: 10_000 }, random: () => 0.5, outlierDetection: false });
+  lb = createBalancer({
+    endpoints: staticEndpoints(count),
+    retry: { retries: 3, backoffBaseMs: 10_000, backoffMaxMs: 10_000 },
+    random: () => 0.5,
+    outlierDetection: false,
+  });
   return lb;
 }
 
@@ -67,7 +79,12 @@ describe('close()', () => {
   it('clears the deadline, attempt and hedge timers of a call in flight', async () => {
     vi.useFakeTimers();
     const lb = balancer();
-    const call = lb.run(() => new Promise<never>(() => {}), { idempotent: true, timeoutMs: 60_000, attemptTimeoutMs: 30_000, hedge: { delayMs: 20_000 } });
+    const call = lb.run(() => new Promise<never>(() => {}), {
+      idempotent: true,
+      timeoutMs: 60_000,
+      attemptTimeoutMs: 30_000,
+      hedge: { delayMs: 20_000 },
+    });
     call.catch(() => {});
     expect(vi.getTimerCount()).toBe(3);
     await lb.close();
@@ -77,10 +94,20 @@ describe('close()', () => {
 
   it('rejects ready() and calls waiting for the first lookup, and clears their timers', async () => {
     // Closed before its first lookup can have an answer.
-    const neverAnswers = createBalancer({ service: 'web.default.svc.cluster.local', port: 8080, dnsServers: ['127.0.0.1:9'], search: [], ndots: 1 });
+    const neverAnswers = createBalancer({
+      service: 'web.default.svc.cluster.local',
+      port: 8080,
+      dnsServers: ['127.0.0.1:9'],
+      search: [],
+      ndots: 1,
+    });
     lb = neverAnswers;
     vi.useFakeTimers();
-    const waiting = [neverAnswers.ready({ timeoutMs: 60_000 }), neverAnswers.run(async () => 1, { timeoutMs: 60_000 }), neverAnswers.run(async () => 1)];
+    const waiting = [
+      neverAnswers.ready({ timeoutMs: 60_000 }),
+      neverAnswers.run(async () => 1, { timeoutMs: 60_000 }),
+      neverAnswers.run(async () => 1),
+    ];
     for (const p of waiting) p.catch(() => {});
     await neverAnswers.close();
     for (const p of waiting) await expect(p).rejects.toBeInstanceOf(BalancerClosedError);

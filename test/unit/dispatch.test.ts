@@ -1,5 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { BalancerClosedError, InvalidOptionError, NoEndpointsError, RetryableError, createBalancer, type Balancer, type DispatchedCall, type RunOptions } from '../../src/index.js';
+import {
+  BalancerClosedError,
+  InvalidOptionError,
+  NoEndpointsError,
+  RetryableError,
+  createBalancer,
+  type Balancer,
+  type DispatchedCall,
+  type RunOptions,
+} from '../../src/index.js';
 import { sleep } from '../support/wait.js';
 import { refused, reset, staticEndpoints } from './support.js';
 
@@ -103,8 +112,23 @@ function errorFor(behaviour: Behaviour): Error {
 }
 
 describe('dispatch(): the callback form of run()', () => {
-  const scripts: Behaviour[][] = [['ok'], ['refused', 'ok'], ['throw', 'ok'], ['reset', 'ok'], ['retryable', 'retryable', 'ok'], ['app-error'], ['refused'], ['reset', 'reset', 'reset']];
-  const optionSets: RunOptions[] = [{}, { idempotent: true }, { idempotent: true, retries: 0 }, { idempotent: true, attemptTimeoutMs: 1000 }, { idempotent: true, timeoutMs: 2000 }];
+  const scripts: Behaviour[][] = [
+    ['ok'],
+    ['refused', 'ok'],
+    ['throw', 'ok'],
+    ['reset', 'ok'],
+    ['retryable', 'retryable', 'ok'],
+    ['app-error'],
+    ['refused'],
+    ['reset', 'reset', 'reset'],
+  ];
+  const optionSets: RunOptions[] = [
+    {},
+    { idempotent: true },
+    { idempotent: true, retries: 0 },
+    { idempotent: true, attemptTimeoutMs: 1000 },
+    { idempotent: true, timeoutMs: 2000 },
+  ];
   for (const script of scripts) {
     for (const options of optionSets) {
       it(`ends like run(): attempts ${script.join(' → ')}, options ${JSON.stringify(options)}`, async () => {
@@ -187,7 +211,11 @@ describe('dispatch(): the callback form of run()', () => {
 
   it('reports failures of the call itself asynchronously: bad options, a closed balancer, no endpoints', async () => {
     const failures: unknown[] = [];
-    const call = (): DispatchedCall<void> => ({ startAttempt: () => expect.unreachable(), succeeded: () => expect.unreachable(), failed: (error) => failures.push(error) });
+    const call = (): DispatchedCall<void> => ({
+      startAttempt: () => expect.unreachable(),
+      succeeded: () => expect.unreachable(),
+      failed: (error) => failures.push(error),
+    });
     const lb = staticBalancer(1);
     lb.dispatch(call(), { retries: -1 });
     expect(failures).toHaveLength(0); // never from inside dispatch()

@@ -109,18 +109,24 @@ describe('millisecond options are bounded by 2^31−1', () => {
     expect(error.message).toContain('2147483647');
   });
 
-  it.each([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, '100', null, true, {}, [5]])('createBalancer rejects %s as milliseconds', (value) => {
-    for (const [path, base] of balancerFields) {
-      const error = invalid(withPath(base, path, value));
-      expect(error.field, path).toBe(path);
-      expect(error.value, path).toEqual(value);
-    }
-  });
+  it.each([Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -1, '100', null, true, {}, [5]])(
+    'createBalancer rejects %s as milliseconds',
+    (value) => {
+      for (const [path, base] of balancerFields) {
+        const error = invalid(withPath(base, path, value));
+        expect(error.field, path).toBe(path);
+        expect(error.value, path).toEqual(value);
+      }
+    },
+  );
 
   it('rejects the values that misfired: refresh.maxMs 1e10, dnsTimeoutMs 3e9', () => {
     expect(invalid({ ...dns, refresh: { maxMs: 1e10 } })).toMatchObject({ field: 'refresh.maxMs', value: 1e10 });
     expect(invalid({ ...dns, dnsTimeoutMs: 3e9 })).toMatchObject({ field: 'dnsTimeoutMs', value: 3e9 });
-    expect(invalid({ ...one, outlierDetection: { baseEjectionMs: 1000, maxEjectionMs: 500 } })).toMatchObject({ field: 'outlierDetection.maxEjectionMs', value: 500 });
+    expect(invalid({ ...one, outlierDetection: { baseEjectionMs: 1000, maxEjectionMs: 500 } })).toMatchObject({
+      field: 'outlierDetection.maxEjectionMs',
+      value: 500,
+    });
   });
 
   it('run(): timeoutMs, attemptTimeoutMs and hedge.delayMs up to 2^31−1', async () => {
@@ -133,7 +139,10 @@ describe('millisecond options are bounded by 2^31−1', () => {
     await expect(lb.run(slow, { timeoutMs: 3e9 })).rejects.toMatchObject({ name: 'InvalidOptionError', field: 'timeoutMs', value: 3e9 });
     await expect(lb.run(slow, { timeoutMs: 2 ** 31 })).rejects.toMatchObject({ field: 'timeoutMs', value: 2 ** 31 });
     await expect(lb.run(slow, { attemptTimeoutMs: 2 ** 31 })).rejects.toMatchObject({ field: 'attemptTimeoutMs', value: 2 ** 31 });
-    await expect(lb.run(slow, { idempotent: true, hedge: { delayMs: 2 ** 31 } })).rejects.toMatchObject({ field: 'hedge.delayMs', value: 2 ** 31 });
+    await expect(lb.run(slow, { idempotent: true, hedge: { delayMs: 2 ** 31 } })).rejects.toMatchObject({
+      field: 'hedge.delayMs',
+      value: 2 ** 31,
+    });
     for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, -1, '100']) {
       await expect(lb.run(slow, { timeoutMs: bad as number })).rejects.toBeInstanceOf(InvalidOptionError);
     }
@@ -161,14 +170,24 @@ describe('millisecond options are bounded by 2^31−1', () => {
 });
 
 describe('ports are decimal 1–65535', () => {
-  it.each(['127.0.0.1:0x35', '127.0.0.1:5e1', '127.0.0.1: 53', '127.0.0.1:+53', '127.0.0.1:53.0', '127.0.0.1:', '127.0.0.1:0', '127.0.0.1:65536', '127.0.0.1:000053', '[::1]:0x35', '[::1]:', '[::1]:70000'])(
-    'dnsServers rejects %s',
-    (server) => {
-      const error = invalid({ ...dns, dnsServers: ['127.0.0.1', server] });
-      expect(error.field).toBe('dnsServers[1]');
-      expect(error.value).toBe(server);
-    },
-  );
+  it.each([
+    '127.0.0.1:0x35',
+    '127.0.0.1:5e1',
+    '127.0.0.1: 53',
+    '127.0.0.1:+53',
+    '127.0.0.1:53.0',
+    '127.0.0.1:',
+    '127.0.0.1:0',
+    '127.0.0.1:65536',
+    '127.0.0.1:000053',
+    '[::1]:0x35',
+    '[::1]:',
+    '[::1]:70000',
+  ])('dnsServers rejects %s', (server) => {
+    const error = invalid({ ...dns, dnsServers: ['127.0.0.1', server] });
+    expect(error.field).toBe('dnsServers[1]');
+    expect(error.value).toBe(server);
+  });
 
   it.each([
     ['127.0.0.1', { host: '127.0.0.1', port: 53 }],
@@ -181,10 +200,13 @@ describe('ports are decimal 1–65535', () => {
     expect(parseDnsServer(server, 'dnsServers[0]')).toEqual(parsed);
   });
 
-  it.each([0, 65536, 80.5, Number.NaN, Number.POSITIVE_INFINITY, '80', -80])('port %s is rejected, as a DNS port and a static one', (port) => {
-    expect(invalid({ ...dns, port })).toMatchObject({ field: 'port', value: port });
-    expect(invalid({ endpoints: [{ address: '127.0.0.1', port }] })).toMatchObject({ field: 'endpoints[0].port', value: port });
-  });
+  it.each([0, 65536, 80.5, Number.NaN, Number.POSITIVE_INFINITY, '80', -80])(
+    'port %s is rejected, as a DNS port and a static one',
+    (port) => {
+      expect(invalid({ ...dns, port })).toMatchObject({ field: 'port', value: port });
+      expect(invalid({ endpoints: [{ address: '127.0.0.1', port }] })).toMatchObject({ field: 'endpoints[0].port', value: port });
+    },
+  );
 
   it('port 1 and 65535 are accepted', async () => {
     for (const port of [1, 65535]) {

@@ -133,7 +133,11 @@ describe('hedging', () => {
   it('sends no hedge when every pod was tried: not to the pod that just failed this call', async () => {
     // Always the first pod not tried yet: after a new round it would be the pod that failed attempt 1.
     const firstUntried: Picker = { name: 'first-untried', pick: (endpoints, request) => endpoints.find((e) => !request.tried?.has(e)) };
-    const lb = balancer(2, { picker: firstUntried, hedgeBudget: { percent: 1, minPerSecond: 10 }, retry: { retries: 2, backoffBaseMs: 1, backoffMaxMs: 1 } });
+    const lb = balancer(2, {
+      picker: firstUntried,
+      hedgeBudget: { percent: 1, minPerSecond: 10 },
+      retry: { retries: 2, backoffBaseMs: 1, backoffMaxMs: 1 },
+    });
     const sent: { endpoint: string; attempt: number; hedged: boolean }[] = [];
     const result = await lb.run(
       (endpoint, { attempt, hedged }) => {
@@ -199,4 +203,3 @@ describe('slow start', () => {
     }
   });
 });
-

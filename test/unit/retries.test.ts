@@ -109,7 +109,12 @@ async function call(h: Harness, how: 'run' | 'dispatch', script: readonly Step[]
   return { attempts, result, tokens: tokensBefore - lb.stats().retryBudgetLeft, backoffs: h.backoffs() - backoffsBefore };
 }
 
-const CODES: Record<Kind, string> = { 'not-sent': 'ECONNREFUSED', 'maybe-sent': 'ECONNRESET', retryable: 'ERR_HLB_RETRYABLE', 'http-503': 'ERR_HLB_RETRYABLE' };
+const CODES: Record<Kind, string> = {
+  'not-sent': 'ECONNREFUSED',
+  'maybe-sent': 'ECONNRESET',
+  retryable: 'ERR_HLB_RETRYABLE',
+  'http-503': 'ERR_HLB_RETRYABLE',
+};
 
 /** The documented counts when every attempt fails with `kind`. */
 function expected(kind: Kind, retries: number, idempotent: boolean): Outcome {
@@ -141,7 +146,12 @@ describe('retries: N is exactly N retries after the first attempt', () => {
 
   it('never retries an application error', async () => {
     for (const how of ['run', 'dispatch'] as const) {
-      expect(await call(harness(), how, ['app'], { idempotent: true, retries: 3 })).toEqual({ attempts: 1, result: 'error:undefined', tokens: 0, backoffs: 0 });
+      expect(await call(harness(), how, ['app'], { idempotent: true, retries: 3 })).toEqual({
+        attempts: 1,
+        result: 'error:undefined',
+        tokens: 0,
+        backoffs: 0,
+      });
     }
   });
 
@@ -149,7 +159,12 @@ describe('retries: N is exactly N retries after the first attempt', () => {
     for (const how of ['run', 'dispatch'] as const) {
       for (const retries of [1, 2, 3]) {
         const script: Step[] = [...Array<Step>(retries).fill('maybe-sent'), 'ok'];
-        expect(await call(harness(), how, script, { idempotent: true, retries })).toEqual({ attempts: retries + 1, result: 'ok', tokens: retries, backoffs: retries });
+        expect(await call(harness(), how, script, { idempotent: true, retries })).toEqual({
+          attempts: retries + 1,
+          result: 'ok',
+          tokens: retries,
+          backoffs: retries,
+        });
       }
     }
   });
@@ -166,7 +181,12 @@ describe('free re-sends of requests that never reached a pod', () => {
   it('re-sends a refused connection at retries: 0, idempotent or not', async () => {
     for (const how of ['run', 'dispatch'] as const) {
       for (const idempotent of [false, true]) {
-        expect(await call(harness(), how, ['not-sent', 'ok'], { idempotent, retries: 0 })).toEqual({ attempts: 2, result: 'ok', tokens: 0, backoffs: 0 });
+        expect(await call(harness(), how, ['not-sent', 'ok'], { idempotent, retries: 0 })).toEqual({
+          attempts: 2,
+          result: 'ok',
+          tokens: 0,
+          backoffs: 0,
+        });
       }
     }
   });
@@ -174,9 +194,14 @@ describe('free re-sends of requests that never reached a pod', () => {
   it('re-sends at most once per endpoint of the pool for free; then a refused connection uses a retry', async () => {
     for (const how of ['run', 'dispatch'] as const) {
       // 3 free re-sends, then the one retry, then the second retry is missing: the call fails.
-      expect(await call(harness(), how, ['not-sent'], { retries: 1 })).toMatchObject({ attempts: 1 + POOL + 1, result: 'error:ECONNREFUSED' });
+      expect(await call(harness(), how, ['not-sent'], { retries: 1 })).toMatchObject({
+        attempts: 1 + POOL + 1,
+        result: 'error:ECONNREFUSED',
+      });
       // A retry used by a reset does not take the free re-sends away.
-      expect(await call(harness(), how, ['maybe-sent', 'not-sent', 'not-sent', 'not-sent', 'ok'], { idempotent: true, retries: 1 })).toEqual({
+      expect(
+        await call(harness(), how, ['maybe-sent', 'not-sent', 'not-sent', 'not-sent', 'ok'], { idempotent: true, retries: 1 }),
+      ).toEqual({
         attempts: 5,
         result: 'ok',
         tokens: 1,
@@ -209,8 +234,18 @@ describe('the retry budget', () => {
       const h = harness();
       let exhausted = 0;
       h.lb.on('budget-exhausted', () => exhausted++);
-      expect(await call(h, how, ['maybe-sent'], { idempotent: true, retries: 0 })).toEqual({ attempts: 1, result: 'error:ECONNRESET', tokens: 0, backoffs: 0 });
-      expect(await call(h, how, ['maybe-sent'], { idempotent: true, retries: 1 })).toEqual({ attempts: 2, result: 'error:ECONNRESET', tokens: 1, backoffs: 1 });
+      expect(await call(h, how, ['maybe-sent'], { idempotent: true, retries: 0 })).toEqual({
+        attempts: 1,
+        result: 'error:ECONNRESET',
+        tokens: 0,
+        backoffs: 0,
+      });
+      expect(await call(h, how, ['maybe-sent'], { idempotent: true, retries: 1 })).toEqual({
+        attempts: 2,
+        result: 'error:ECONNRESET',
+        tokens: 1,
+        backoffs: 1,
+      });
       expect(exhausted).toBe(0);
     }
   });

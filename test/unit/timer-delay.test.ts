@@ -41,15 +41,25 @@ describe('fullJitterBackoff', () => {
 describe('ejection length', () => {
   it('is base × times ejected, capped by maxEjectionMs, and never past 2^31−1 after jitter', () => {
     const clock = (): number => 0;
-    const endpoint = new Endpoint({ id: 'e0', address: '127.0.0.11', addresses: [], port: 80, family: 4, name: undefined, weight: 1, priority: 0 }, clock, { decayMs: 10_000, defaultRttMs: 30 });
+    const endpoint = new Endpoint(
+      { id: 'e0', address: '127.0.0.11', addresses: [], port: 80, family: 4, name: undefined, weight: 1, priority: 0 },
+      clock,
+      { decayMs: 10_000, defaultRttMs: 30 },
+    );
     const lengths: number[] = [];
     const config = { ...DEFAULTS.outlierDetection, baseEjectionMs: 2 ** 30, maxEjectionMs: MAX_TIMER_MS, jitter: 1 };
     // random() just under 1: the most jitter upward.
-    const detector = new OutlierDetector(config, clock, () => 0.999_999, () => 1, {
-      onEject: (_e, _reason, ms) => lengths.push(ms),
-      onReturn: () => {},
-      onRecover: () => {},
-    });
+    const detector = new OutlierDetector(
+      config,
+      clock,
+      () => 0.999_999,
+      () => 1,
+      {
+        onEject: (_e, _reason, ms) => lengths.push(ms),
+        onReturn: () => {},
+        onRecover: () => {},
+      },
+    );
     for (let n = 0; n < 3; n++) {
       endpoint.finish(endpoint.start(), 'failure');
       expect(detector.onFailure(endpoint, 'not-sent')).toBe(true);

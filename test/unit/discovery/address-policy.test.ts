@@ -148,9 +148,12 @@ describe('AddressPolicy', () => {
     expect(safe.refusal(address)).toBe(reason);
   });
 
-  it.each(['127.0.0.1', '127.0.0.11', '::1', '::ffff:127.0.0.11', '10.244.1.2', 'fd00::5', '203.0.113.9'])('takes %s by default', (address) => {
-    expect(safe.refusal(address)).toBeUndefined();
-  });
+  it.each(['127.0.0.1', '127.0.0.11', '::1', '::ffff:127.0.0.11', '10.244.1.2', 'fd00::5', '203.0.113.9'])(
+    'takes %s by default',
+    (address) => {
+      expect(safe.refusal(address)).toBeUndefined();
+    },
+  );
 
   it('takes only addresses inside allowedAddresses, and still never the unsafe ones', () => {
     const policy = new AddressPolicy(parseAllowedAddresses(['10.244.0.0/16', 'fd00::/8', '169.254.0.0/16']));
@@ -174,7 +177,9 @@ describe('the allowedAddresses option', () => {
     expect(error.field).toBe('allowedAddresses[1]');
     expect(error.value).toBe('10.0.0.1/8');
     expect(invalid(() => createBalancer({ ...dns, allowedAddresses: [] })).field).toBe('allowedAddresses');
-    expect(invalid(() => createBalancer({ ...dns, allowedAddresses: '10.0.0.0/8' } as unknown as BalancerOptions)).field).toBe('allowedAddresses');
+    expect(invalid(() => createBalancer({ ...dns, allowedAddresses: '10.0.0.0/8' } as unknown as BalancerOptions)).field).toBe(
+      'allowedAddresses',
+    );
   });
 
   it('applies to a static list: an endpoint outside it is an error, unsafe ranges are the user’s choice', async () => {
@@ -198,7 +203,16 @@ describe('the allowedAddresses option', () => {
 
 /** `base` with the bits after `prefix` cleared, as CIDR text. */
 function networkOf(base: string, prefix: number, family: 4 | 6): string {
-  const bits = family === 4 ? base.split('.').map((b) => Number(b).toString(2).padStart(8, '0')).join('') : base.split(':').map((g) => parseInt(g, 16).toString(2).padStart(16, '0')).join('');
+  const bits =
+    family === 4
+      ? base
+          .split('.')
+          .map((b) => Number(b).toString(2).padStart(8, '0'))
+          .join('')
+      : base
+          .split(':')
+          .map((g) => parseInt(g, 16).toString(2).padStart(16, '0'))
+          .join('');
   const kept = bits.slice(0, prefix).padEnd(bits.length, '0');
   if (family === 4) return `${[0, 8, 16, 24].map((i) => parseInt(kept.slice(i, i + 8), 2)).join('.')}/${prefix}`;
   const groups = [];

@@ -71,7 +71,10 @@ class ModelCache {
           copy = { storedAt: now, pods: this.pods };
           this.copies.push(copy);
         }
-        const ttl = this.counting === 'unbound' ? Math.floor(copy.storedAt / 1000) + TTL - Math.floor(now / 1000) : TTL - Math.floor((now - copy.storedAt) / 1000);
+        const ttl =
+          this.counting === 'unbound'
+            ? Math.floor(copy.storedAt / 1000) + TTL - Math.floor(now / 1000)
+            : TTL - Math.floor((now - copy.storedAt) / 1000);
         if (this.rttMs > 0) await new Promise((resolve) => setTimeout(resolve, this.rttMs / 2));
         return { kind: 'targets', targets: podTargets(copy.pods), ttl, name: 'web', queries: 1 };
       },
@@ -191,7 +194,10 @@ describe('DnsDiscovery behind a caching resolver', () => {
   });
   it('straight from an authority (the TTL never counts down): the TTL brought forward by the jitter, as before', async () => {
     const lookups: number[] = [];
-    const { discovery } = startClient(ttlResolver(() => TTL, lookups), () => 0.5);
+    const { discovery } = startClient(
+      ttlResolver(() => TTL, lookups),
+      () => 0.5,
+    );
     await vi.advanceTimersByTimeAsync(20_000);
     discovery.close();
     expect(gaps(lookups)).toEqual([4750, 4750, 4750, 4750]);
@@ -199,7 +205,10 @@ describe('DnsDiscovery behind a caching resolver', () => {
 
   it('TTL 0 from an authority: the floor, as before', async () => {
     const lookups: number[] = [];
-    const { discovery } = startClient(ttlResolver(() => 0, lookups), () => 0.5);
+    const { discovery } = startClient(
+      ttlResolver(() => 0, lookups),
+      () => 0.5,
+    );
     await vi.advanceTimersByTimeAsync(5000);
     discovery.close();
     expect(gaps(lookups)).toEqual([1000, 1000, 1000, 1000, 1000]);
@@ -208,7 +217,10 @@ describe('DnsDiscovery behind a caching resolver', () => {
   it('a cache that keeps serving TTL 0 (a stale copy while the authority is away): never sooner than the floor', async () => {
     const lookups: number[] = [];
     // A copy fetched at 0 with TTL 5, counted down Unbound-style, then served stale at TTL 0.
-    const { discovery } = startClient(ttlResolver((now) => Math.max(0, TTL - Math.floor(now / 1000)), lookups), () => 0.5);
+    const { discovery } = startClient(
+      ttlResolver((now) => Math.max(0, TTL - Math.floor(now / 1000)), lookups),
+      () => 0.5,
+    );
     await vi.advanceTimersByTimeAsync(30_000);
     discovery.close();
     expect(Math.min(...gaps(lookups))).toBeGreaterThanOrEqual(refresh.minMs);
@@ -239,7 +251,10 @@ describe('DnsDiscovery behind a caching resolver', () => {
 
   it('a lower TTL at the authority (30 s, then 5 s) settles on the new TTL', async () => {
     const lookups: number[] = [];
-    const { discovery } = startClient(ttlResolver((now) => (now < 40_000 ? 30 : 5), lookups), () => 0.5);
+    const { discovery } = startClient(
+      ttlResolver((now) => (now < 40_000 ? 30 : 5), lookups),
+      () => 0.5,
+    );
     await vi.advanceTimersByTimeAsync(120_000);
     discovery.close();
     const after = gaps(lookups.filter((at) => at >= 60_000));
@@ -247,37 +262,42 @@ describe('DnsDiscovery behind a caching resolver', () => {
     expect(after.every((gap) => gap === 4750)).toBe(true);
   });
 
-  it.each(['unbound', 'coredns'] as const)('spreads a fleet behind one %s-style cache over the 200 ms after each expiry', async (counting) => {
-    const cache = new ModelCache(counting, 2);
-    const clients = Array.from({ length: 20 }, (_, i) => {
-      const random = seededRandom(100 + i);
-      return { i, random, started: false };
-    });
-    const running: DnsDiscovery[] = [];
-    // Clients start at random points of the first 10 s.
-    const starts = clients.map((c) => ({ ...c, at: Math.floor(c.random() * 10_000) })).sort((a, b) => a.at - b.at);
-    for (const client of starts) {
-      await vi.advanceTimersByTimeAsync(client.at - Date.now());
-      running.push(startClient(cache.resolver(client.i), client.random).discovery);
-    }
-    await vi.advanceTimersByTimeAsync(120_000 - Date.now());
-    for (const discovery of running) discovery.close();
+  it.each(['unbound', 'coredns'] as const)(
+    'spreads a fleet behind one %s-style cache over the 200 ms after each expiry',
+    async (counting) => {
+      const cache = new ModelCache(counting, 2);
+      const clients = Array.from({ length: 20 }, (_, i) => {
+        const random = seededRandom(100 + i);
+        return { i, random, started: false };
+      });
+      const running: DnsDiscovery[] = [];
+      // Clients start at random points of the first 10 s.
+      const starts = clients.map((c) => ({ ...c, at: Math.floor(c.random() * 10_000) })).sort((a, b) => a.at - b.at);
+      for (const client of starts) {
+        await vi.advanceTimersByTimeAsync(client.at - Date.now());
+        running.push(startClient(cache.resolver(client.i), client.random).discovery);
+      }
+      await vi.advanceTimersByTimeAsync(120_000 - Date.now());
+      for (const discovery of running) discovery.close();
 
-    let copiesChecked = 0;
-    for (const copy of cache.copies.filter((c) => c.storedAt >= 40_000)) {
-      const expiry = cache.expiry(copy);
-      const firsts = clients.map((c) => cache.lookups.find((l) => l.client === c.i && l.at >= expiry)?.at).filter((at) => at !== undefined);
-      if (firsts.length < clients.length) continue; // the end of the run
-      copiesChecked++;
-      // Everyone comes back within the spread after the expiry, not in lockstep before or at it.
-      expect(Math.max(...firsts) - expiry).toBeLessThanOrEqual(SPREAD_MS + 2);
-      expect(new Set(firsts).size).toBeGreaterThanOrEqual(clients.length / 2);
-      expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThanOrEqual(SPREAD_MS / 4);
-    }
-    expect(copiesChecked).toBeGreaterThan(8);
-    // The authority sees one query per copy, whatever the size of the fleet.
-    expect(cache.copies.length).toBeLessThan(120_000 / (TTL * 1000) + 2);
-  });
+      let copiesChecked = 0;
+      for (const copy of cache.copies.filter((c) => c.storedAt >= 40_000)) {
+        const expiry = cache.expiry(copy);
+        const firsts = clients
+          .map((c) => cache.lookups.find((l) => l.client === c.i && l.at >= expiry)?.at)
+          .filter((at) => at !== undefined);
+        if (firsts.length < clients.length) continue; // the end of the run
+        copiesChecked++;
+        // Everyone comes back within the spread after the expiry, not in lockstep before or at it.
+        expect(Math.max(...firsts) - expiry).toBeLessThanOrEqual(SPREAD_MS + 2);
+        expect(new Set(firsts).size).toBeGreaterThanOrEqual(clients.length / 2);
+        expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThanOrEqual(SPREAD_MS / 4);
+      }
+      expect(copiesChecked).toBeGreaterThan(8);
+      // The authority sees one query per copy, whatever the size of the fleet.
+      expect(cache.copies.length).toBeLessThan(120_000 / (TTL * 1000) + 2);
+    },
+  );
 
   it('two caches taking turns (CoreDNS replicas behind one Service IP): still the floor, and the new pod soon', async () => {
     for (let seed = 1; seed <= 10; seed++) {
@@ -309,7 +329,10 @@ describe('DnsDiscovery behind a caching resolver', () => {
   it('whatever the TTLs and round trips, every lookup is at least the floor and at most the ceiling after the last', async () => {
     await fc.assert(
       fc.asyncProperty(
-        fc.array(fc.oneof(fc.integer({ min: 0, max: 10 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constant(2 ** 32 - 1)), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.oneof(fc.integer({ min: 0, max: 10 }), fc.integer({ min: 0, max: 2 ** 31 - 1 }), fc.constant(2 ** 32 - 1)), {
+          minLength: 1,
+          maxLength: 30,
+        }),
         fc.array(fc.integer({ min: 1, max: 900 }), { minLength: 1, maxLength: 30 }), // (a timer of 0 ms is 1 ms)
         fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
         async (ttls, rtts, r) => {

@@ -6,7 +6,16 @@ import type { DiscoveryUpdate } from '../../../src/discovery/source.js';
 import { ResolutionError } from '../../../src/errors.js';
 import type { Target } from '../../../src/target.js';
 
-const target: Target = { id: 'web-0', address: '127.0.0.11', addresses: ['127.0.0.11'], port: 80, family: 4, name: 'web-0', weight: 1, priority: 0 };
+const target: Target = {
+  id: 'web-0',
+  address: '127.0.0.11',
+  addresses: ['127.0.0.11'],
+  port: 80,
+  family: 4,
+  name: 'web-0',
+  weight: 1,
+  priority: 0,
+};
 
 /** A resolver that answers from a script, one entry per lookup (the last one repeats). */
 function scriptedResolver(script: (Resolution | Error)[]): DnsResolver & { calls: number } {
@@ -142,7 +151,13 @@ describe('DnsDiscovery', () => {
   });
 
   it('follows up a removal at the floor, doubling, until the TTL interval', async () => {
-    const two: Resolution = { kind: 'targets', targets: [target, { ...target, id: 'web-1', name: 'web-1' }], ttl: 10, name: 'web', queries: 1 };
+    const two: Resolution = {
+      kind: 'targets',
+      targets: [target, { ...target, id: 'web-1', name: 'web-1' }],
+      ttl: 10,
+      name: 'web',
+      queries: 1,
+    };
     const one: Resolution = { ...two, targets: [target] };
     const resolver = scriptedResolver([two, one, one, one, one, one]);
     const { discovery } = start(resolver);

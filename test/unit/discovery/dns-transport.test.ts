@@ -18,7 +18,9 @@ const genuine = (overrides: Partial<packet.Packet> = {}): Buffer =>
 describe('judgeMessage', () => {
   it('takes the genuine answer, whatever the case of the echoed name', () => {
     expect('answer' in judgeMessage(genuine(), QUESTION)).toBe(true);
-    expect('answer' in judgeMessage(genuine({ questions: [{ name: 'WEB.default.svc.Cluster.Local.', type: 'A', class: 'IN' }] }), QUESTION)).toBe(true);
+    expect(
+      'answer' in judgeMessage(genuine({ questions: [{ name: 'WEB.default.svc.Cluster.Local.', type: 'A', class: 'IN' }] }), QUESTION),
+    ).toBe(true);
   });
 
   it.each([
@@ -56,11 +58,13 @@ describe('judgeMessage', () => {
 
   it('never throws, and takes a message only when it echoes our ID and question (random bytes and mutations)', () => {
     const base = genuine();
-    const mutated = fc.tuple(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }), fc.nat()).map(([flips, cut]) => {
-      const bytes = Buffer.from(base);
-      for (const [at, xor] of flips) bytes[at % bytes.length] = bytes[at % bytes.length]! ^ xor;
-      return bytes.subarray(0, bytes.length - (cut % 8));
-    });
+    const mutated = fc
+      .tuple(fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 255 })), { maxLength: 6 }), fc.nat())
+      .map(([flips, cut]) => {
+        const bytes = Buffer.from(base);
+        for (const [at, xor] of flips) bytes[at % bytes.length] = bytes[at % bytes.length]! ^ xor;
+        return bytes.subarray(0, bytes.length - (cut % 8));
+      });
     const anyBytes = fc.uint8Array({ maxLength: 600 }).map((bytes) => Buffer.from(bytes));
     fc.assert(
       fc.property(fc.oneof(mutated, anyBytes), (message) => {

@@ -4,9 +4,15 @@ import { parseResolvConf, searchCandidates } from '../../../src/discovery/resolv
 describe('parseResolvConf', () => {
   it('reads a pod resolv.conf', () => {
     const conf = parseResolvConf(
-      ['nameserver 10.96.0.10', 'search default.svc.cluster.local svc.cluster.local cluster.local', 'options ndots:5 timeout:2', ''].join('\n'),
+      ['nameserver 10.96.0.10', 'search default.svc.cluster.local svc.cluster.local cluster.local', 'options ndots:5 timeout:2', ''].join(
+        '\n',
+      ),
     );
-    expect(conf).toEqual({ nameservers: ['10.96.0.10'], search: ['default.svc.cluster.local', 'svc.cluster.local', 'cluster.local'], ndots: 5 });
+    expect(conf).toEqual({
+      nameservers: ['10.96.0.10'],
+      search: ['default.svc.cluster.local', 'svc.cluster.local', 'cluster.local'],
+      ndots: 5,
+    });
   });
 
   it('ignores comments, keeps the last search/domain line, defaults ndots to 1', () => {

@@ -32,7 +32,9 @@ describe('resolveGrpcOptions', () => {
   });
 
   it("takes -1, grpc's unset, for a channel option in ms", () => {
-    expect(resolveGrpcOptions({ credentials, channelOptions: { 'grpc.keepalive_time_ms': -1 } }).channelOptions['grpc.keepalive_time_ms']).toBe(-1);
+    expect(
+      resolveGrpcOptions({ credentials, channelOptions: { 'grpc.keepalive_time_ms': -1 } }).channelOptions['grpc.keepalive_time_ms'],
+    ).toBe(-1);
   });
 
   it('lets grpc-js refuse a bad service config at creation', () => {
@@ -40,11 +42,17 @@ describe('resolveGrpcOptions', () => {
     expect(resolveGrpcOptions({ credentials, channelOptions: { 'grpc.service_config': '{}' } }).podCallsSingleAttempt).toBe(false);
   });
 
-  it.each(['svc:0x35', 'svc:5e1', 'svc:99999', 'svc:0', 'svc:', 'svc: 80', '[::1]:0x35', 'a:b:c'])('refuses the authority %s', (authority) => {
-    expect(invalid({ authority })).toMatchObject({ field: 'authority', value: authority });
-  });
+  it.each(['svc:0x35', 'svc:5e1', 'svc:99999', 'svc:0', 'svc:', 'svc: 80', '[::1]:0x35', 'a:b:c'])(
+    'refuses the authority %s',
+    (authority) => {
+      expect(invalid({ authority })).toMatchObject({ field: 'authority', value: authority });
+    },
+  );
 
-  it.each(['orders.default.svc.cluster.local:9090', 'orders', '10.0.0.1:443', '[::1]:9090', '::1', 'svc:65535'])('takes the authority %s', (authority) => {
-    expect(resolveGrpcOptions({ credentials, authority }).authority).toBe(authority);
-  });
+  it.each(['orders.default.svc.cluster.local:9090', 'orders', '10.0.0.1:443', '[::1]:9090', '::1', 'svc:65535'])(
+    'takes the authority %s',
+    (authority) => {
+      expect(resolveGrpcOptions({ credentials, authority }).authority).toBe(authority);
+    },
+  );
 });

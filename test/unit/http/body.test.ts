@@ -4,7 +4,8 @@ import { RequestBody } from '../../../src/http/body.js';
 
 async function drain(body: unknown): Promise<string> {
   let out = '';
-  for await (const chunk of body as AsyncIterable<Uint8Array | string>) out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
+  for await (const chunk of body as AsyncIterable<Uint8Array | string>)
+    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString();
   return out;
 }
 

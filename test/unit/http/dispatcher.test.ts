@@ -97,11 +97,14 @@ describe('the per-attempt dispatch options', () => {
     const source = readFileSync(join(root, 'lib', 'core', 'request.js'), 'utf8');
     const match = /constructor\s*\(\s*origin\s*,\s*\{([^}]*)\}\s*,\s*handler\s*\)/.exec(source);
     expect(match).not.toBeNull();
-    const read = match![1]!.split(',').map((f) => f.trim().split(/[\s=:]/)[0]!).filter((f) => f.length > 0);
+    const read = match![1]!
+      .split(',')
+      .map((f) => f.trim().split(/[\s=:]/)[0]!)
+      .filter((f) => f.length > 0);
     expect([...DISPATCH_FIELDS].sort()).toEqual([...new Set(read)].sort());
   });
 
-  it('copies every field, own or inherited, and sets the attempt\'s origin, headers, body and TLS name', () => {
+  it("copies every field, own or inherited, and sets the attempt's origin, headers, body and TLS name", () => {
     const own: Record<string, unknown> = {};
     for (const name of DISPATCH_FIELDS) own[name] = `value of ${name}`;
     const inherited = Object.create({ reset: true }) as Record<string, unknown>;

@@ -34,8 +34,18 @@ describe('withHost', () => {
     const flat = ['accept', 'json'];
     expect(withHost(flat, 'svc:80')).toEqual(['accept', 'json', 'host', 'svc:80']);
     expect(flat).toEqual(['accept', 'json']);
-    expect(withHost(new Map([['accept', 'json']]) as unknown as Record<string, string>, 'svc:80')).toEqual(['accept', 'json', 'host', 'svc:80']);
-    expect(withHost(new Headers({ 'set-cookie': 'a' }) as unknown as Record<string, string>, 'svc:80')).toEqual(['set-cookie', 'a', 'host', 'svc:80']);
+    expect(withHost(new Map([['accept', 'json']]) as unknown as Record<string, string>, 'svc:80')).toEqual([
+      'accept',
+      'json',
+      'host',
+      'svc:80',
+    ]);
+    expect(withHost(new Headers({ 'set-cookie': 'a' }) as unknown as Record<string, string>, 'svc:80')).toEqual([
+      'set-cookie',
+      'a',
+      'host',
+      'svc:80',
+    ]);
   });
 
   it('keeps a Host the caller set, in any case', () => {

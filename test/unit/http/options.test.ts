@@ -17,7 +17,16 @@ describe('resolveHttpOptions', () => {
     const o = resolveHttpOptions(undefined);
     expect([...o.failureStatusCodes]).toEqual(HTTP_DEFAULTS.failureStatusCodes);
     expect([...o.idempotentMethods]).toEqual(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
-    expect(o).toMatchObject({ keyHeader: undefined, key: undefined, retries: undefined, hedge: undefined, timeoutMs: undefined, drainTimeoutMs: 30_000, idleTimeoutMs: 60_000, pool: {} });
+    expect(o).toMatchObject({
+      keyHeader: undefined,
+      key: undefined,
+      retries: undefined,
+      hedge: undefined,
+      timeoutMs: undefined,
+      drainTimeoutMs: 30_000,
+      idleTimeoutMs: 60_000,
+      pool: {},
+    });
   });
 
   it('normalizes names', () => {
@@ -73,7 +82,8 @@ describe('resolveHttpOptions', () => {
 describe('resolveHttpOptions: milliseconds up to 2^31−1', () => {
   const MAX_MS = 2 ** 31 - 1;
   /** `{ a: { b: value } }` for the path 'a.b'. */
-  const at = (path: string, value: unknown): Record<string, unknown> => path.split('.').reduceRight<unknown>((inner, key) => ({ [key]: inner }), value) as Record<string, unknown>;
+  const at = (path: string, value: unknown): Record<string, unknown> =>
+    path.split('.').reduceRight<unknown>((inner, key) => ({ [key]: inner }), value) as Record<string, unknown>;
 
   it.each([
     'timeoutMs',

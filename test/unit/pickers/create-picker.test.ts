@@ -60,8 +60,12 @@ describe('createPicker', () => {
     expect((createPicker({ type: 'shard-key', boundedLoad: true }, context) as ShardKeyPicker).boundedLoad).toBe(1.25);
     expect((createPicker({ type: 'shard-key', boundedLoad: false }, context) as ShardKeyPicker).boundedLoad).toBeUndefined();
     expect((createPicker('shard-key', context) as ShardKeyPicker).fallback).toBeInstanceOf(RoundRobinPicker);
-    expect((createPicker({ type: 'shard-key', fallback: 'least-request' }, context) as ShardKeyPicker).fallback).toBeInstanceOf(LeastRequestPicker);
-    expect((createPicker({ type: 'shard-key', fallback: { type: 'random' } }, context) as ShardKeyPicker).fallback).toBeInstanceOf(RandomPicker);
+    expect((createPicker({ type: 'shard-key', fallback: 'least-request' }, context) as ShardKeyPicker).fallback).toBeInstanceOf(
+      LeastRequestPicker,
+    );
+    expect((createPicker({ type: 'shard-key', fallback: { type: 'random' } }, context) as ShardKeyPicker).fallback).toBeInstanceOf(
+      RandomPicker,
+    );
   });
 
   const cases: [string, unknown, string, unknown][] = [

@@ -165,7 +165,9 @@ describe('least-latency with the mean estimator', () => {
   });
 
   it('rejects an unknown estimator, naming the field', () => {
-    expect(() => createPicker({ type: 'least-latency', estimator: 'median' as never }, { random: Math.random, clock: () => 0 })).toThrow(/picker\.estimator/);
+    expect(() => createPicker({ type: 'least-latency', estimator: 'median' as never }, { random: Math.random, clock: () => 0 })).toThrow(
+      /picker\.estimator/,
+    );
   });
 });
 
@@ -215,7 +217,10 @@ describe.each(['mean', 'peak-ewma'] as const)('least-latency starves no pod (est
       picks: 6000, // about 6 s of 1 ms calls
       latency: (endpoint, responses) => (endpoint === hiccup && responses === spikeAt ? 187 : 1 + 0.2 * jitter()),
     });
-    const spikePick = picks.reduce((at, endpoint, i) => (endpoint === hiccup && picks.slice(0, i).filter((e) => e === hiccup).length === spikeAt ? i : at), -1);
+    const spikePick = picks.reduce(
+      (at, endpoint, i) => (endpoint === hiccup && picks.slice(0, i).filter((e) => e === hiccup).length === spikeAt ? i : at),
+      -1,
+    );
     const nextPick = picks.indexOf(hiccup, spikePick + 1);
     // Avoided for at most latency.averageMs (1 s ≈ 1,000 calls of 1 ms) after its slow response.
     expect(nextPick - spikePick).toBeLessThan(1200);
@@ -268,7 +273,11 @@ describe.each(['mean', 'peak-ewma'] as const)('least-latency starves no pod (est
           const endpoints = pods(n, clock.read);
           const picker = new LeastLatencyPicker(seededRandom(seed), estimator);
           const jitter = seededRandom(seed ^ 0x5bd1e995);
-          const picks = closedLoop(picker, endpoints, clock, { concurrency, picks: 200 * n, latency: () => baseMs * (1 + jitterShare * jitter()) });
+          const picks = closedLoop(picker, endpoints, clock, {
+            concurrency,
+            picks: 200 * n,
+            latency: () => baseMs * (1 + jitterShare * jitter()),
+          });
           expect(share(countPicks(picks, endpoints), picks.length)).toBeGreaterThanOrEqual(0.5);
         },
       ),

@@ -14,13 +14,18 @@ function replay(values: readonly number[]): () => number {
 describe('P2C pair', () => {
   it('draws two distinct indices in range for every n ≥ 2 and every draw', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 2, max: 5000 }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }), (n, u, v) => {
-        const a = Math.floor(u * n);
-        const b = secondIndex(a, n, () => v);
-        expect(b).not.toBe(a);
-        expect(b).toBeGreaterThanOrEqual(0);
-        expect(b).toBeLessThan(n);
-      }),
+      fc.property(
+        fc.integer({ min: 2, max: 5000 }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (n, u, v) => {
+          const a = Math.floor(u * n);
+          const b = secondIndex(a, n, () => v);
+          expect(b).not.toBe(a);
+          expect(b).toBeGreaterThanOrEqual(0);
+          expect(b).toBeLessThan(n);
+        },
+      ),
     );
   });
 
@@ -94,7 +99,11 @@ describe('LeastRequestPicker', () => {
   it('never returns a tried endpoint while an untried one exists', () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 40 }).chain((n) => fc.tuple(fc.constant(n), fc.array(fc.nat(n - 1), { maxLength: n + 5 }), fc.array(fc.nat(9), { minLength: n, maxLength: n }))),
+        fc
+          .integer({ min: 1, max: 40 })
+          .chain((n) =>
+            fc.tuple(fc.constant(n), fc.array(fc.nat(n - 1), { maxLength: n + 5 }), fc.array(fc.nat(9), { minLength: n, maxLength: n })),
+          ),
         fc.integer(),
         ([n, triedIndices, loads], seed) => {
           const endpoints = pods(n);

@@ -93,7 +93,8 @@ describe('shardKeyOrder', () => {
       fc.property(fc.string(), podSet, (key, ids) => {
         const endpoints = ids.map((i) => makeEndpoint({ name: podName(i) }));
         const expected = [...endpoints].sort(
-          (a, b) => rendezvousScore(hashString(key), hashString(shardIdentity(b))) - rendezvousScore(hashString(key), hashString(shardIdentity(a))),
+          (a, b) =>
+            rendezvousScore(hashString(key), hashString(shardIdentity(b))) - rendezvousScore(hashString(key), hashString(shardIdentity(a))),
         );
         expect(shardKeyOrder(key, endpoints)).toEqual(expected);
       }),
@@ -103,7 +104,9 @@ describe('shardKeyOrder', () => {
 
 describe('shardIdentity', () => {
   it('is the name, lower-cased and without a trailing dot, else the id; never the address', () => {
-    expect(shardIdentity(makeEndpoint({ name: 'Web-0.Web-Headless.default.svc.cluster.local.' }))).toBe('web-0.web-headless.default.svc.cluster.local');
+    expect(shardIdentity(makeEndpoint({ name: 'Web-0.Web-Headless.default.svc.cluster.local.' }))).toBe(
+      'web-0.web-headless.default.svc.cluster.local',
+    );
     expect(shardIdentity(makeEndpoint({ address: '10.1.2.3', port: 80 }))).toBe('10.1.2.3:80');
     expect(shardIdentity(makeEndpoint({ name: 'web-1', address: '10.9.9.9' }))).toBe('web-1');
   });
@@ -168,31 +171,36 @@ describe('ShardKeyPicker', () => {
 
   it('fails over along a stable order that is a function of (key, identities) only', () => {
     fc.assert(
-      fc.property(fc.uniqueArray(fc.integer({ min: 0, max: 500 }), { minLength: 1, maxLength: 21 }), fc.string(), fc.integer(), (ids, key, seed) => {
-        const endpoints = ids.map((i) => makeEndpoint({ name: podName(i) }));
-        const order = shardKeyOrder(key, endpoints).map(shardIdentity);
-        // Another client, other objects, another list order, its own picker.
-        const other = shuffle(
-          ids.map((i) => makeEndpoint({ name: podName(i), address: '10.200.0.1' })),
-          seed,
-        );
-        expect(shardKeyOrder(key, other).map(shardIdentity)).toEqual(order);
-        for (const [list, cacheSize] of [
-          [endpoints, 4096],
-          [other, 0],
-        ] as const) {
-          const picker = pickerFor(list, { cacheSize });
-          const tried = new Set<Endpoint>();
-          const walk: string[] = [];
-          for (let attempt = 1; attempt <= list.length; attempt++) {
-            const chosen = picker.pick(list, request({ key, tried, attempt }))!;
-            walk.push(shardIdentity(chosen));
-            tried.add(chosen);
+      fc.property(
+        fc.uniqueArray(fc.integer({ min: 0, max: 500 }), { minLength: 1, maxLength: 21 }),
+        fc.string(),
+        fc.integer(),
+        (ids, key, seed) => {
+          const endpoints = ids.map((i) => makeEndpoint({ name: podName(i) }));
+          const order = shardKeyOrder(key, endpoints).map(shardIdentity);
+          // Another client, other objects, another list order, its own picker.
+          const other = shuffle(
+            ids.map((i) => makeEndpoint({ name: podName(i), address: '10.200.0.1' })),
+            seed,
+          );
+          expect(shardKeyOrder(key, other).map(shardIdentity)).toEqual(order);
+          for (const [list, cacheSize] of [
+            [endpoints, 4096],
+            [other, 0],
+          ] as const) {
+            const picker = pickerFor(list, { cacheSize });
+            const tried = new Set<Endpoint>();
+            const walk: string[] = [];
+            for (let attempt = 1; attempt <= list.length; attempt++) {
+              const chosen = picker.pick(list, request({ key, tried, attempt }))!;
+              walk.push(shardIdentity(chosen));
+              tried.add(chosen);
+            }
+            expect(walk).toEqual(order);
+            expect(picker.pick(list, request({ key, tried, attempt: list.length + 1 }))).toBeUndefined();
           }
-          expect(walk).toEqual(order);
-          expect(picker.pick(list, request({ key, tried, attempt: list.length + 1 }))).toBeUndefined();
-        }
-      }),
+        },
+      ),
     );
   });
 
@@ -211,15 +219,20 @@ describe('ShardKeyPicker', () => {
 
   it('gives the same answers with and without the lookup table, whatever its size', () => {
     fc.assert(
-      fc.property(podSet, fc.array(fc.string(), { minLength: 1, maxLength: 200 }), fc.array(fc.nat(), { maxLength: 3 }), (ids, keyList, triedIndices) => {
-        const endpoints = ids.map((i) => makeEndpoint({ name: podName(i) }));
-        const tried = new Set(triedIndices.map((i) => endpoints[i % endpoints.length]!));
-        const answers = [0, 1, 16, 4096].map((cacheSize) => {
-          const picker = pickerFor(endpoints, { cacheSize });
-          return keyList.map((key) => picker.pick(endpoints, request({ key, tried })));
-        });
-        for (const other of answers.slice(1)) expect(other).toEqual(answers[0]);
-      }),
+      fc.property(
+        podSet,
+        fc.array(fc.string(), { minLength: 1, maxLength: 200 }),
+        fc.array(fc.nat(), { maxLength: 3 }),
+        (ids, keyList, triedIndices) => {
+          const endpoints = ids.map((i) => makeEndpoint({ name: podName(i) }));
+          const tried = new Set(triedIndices.map((i) => endpoints[i % endpoints.length]!));
+          const answers = [0, 1, 16, 4096].map((cacheSize) => {
+            const picker = pickerFor(endpoints, { cacheSize });
+            return keyList.map((key) => picker.pick(endpoints, request({ key, tried })));
+          });
+          for (const other of answers.slice(1)) expect(other).toEqual(answers[0]);
+        },
+      ),
     );
   });
 

@@ -1,7 +1,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../../../src/errors.js';
-import { CLIENTS_PER_ROUND, MAX_SUBSET_SIZE, Subset, clientOrdinal, defaultClientId, subsetOrder, validateSubsetOptions } from '../../../src/pickers/subset.js';
+import {
+  CLIENTS_PER_ROUND,
+  MAX_SUBSET_SIZE,
+  Subset,
+  clientOrdinal,
+  defaultClientId,
+  subsetOrder,
+  validateSubsetOptions,
+} from '../../../src/pickers/subset.js';
 
 const pod = (i: number): string => `web-${i}.web-headless.default.svc.cluster.local`;
 const podList = (n: number, first = 0): string[] => Array.from({ length: n }, (_, i) => pod(first + i));
@@ -201,7 +209,10 @@ describe('Subset properties', () => {
   });
 
   it('survives hostile pools: duplicates, case variants, empty and odd strings', () => {
-    const hostilePool = fc.array(fc.oneof(identity, fc.string({ maxLength: 10 }), fc.constantFrom('', '.', 'A.', 'a', '\u{1F600}', '\uD800')), { maxLength: 60 });
+    const hostilePool = fc.array(
+      fc.oneof(identity, fc.string({ maxLength: 10 }), fc.constantFrom('', '.', 'A.', 'a', '\u{1F600}', '\uD800')),
+      { maxLength: 60 },
+    );
     fc.assert(
       fc.property(hostilePool, clientIds, fc.integer({ min: 1, max: MAX_SUBSET_SIZE }), (pool, clientId, size) => {
         const members = new Subset({ size, clientId }).select(pool, self);
@@ -221,7 +232,9 @@ describe('Subset properties', () => {
     );
     fc.assert(
       fc.property(badSize, (size) => {
-        expect(() => new Subset({ size } as never)).toThrow(expect.objectContaining({ field: 'subset.size', code: 'ERR_HLB_INVALID_OPTION' }));
+        expect(() => new Subset({ size } as never)).toThrow(
+          expect.objectContaining({ field: 'subset.size', code: 'ERR_HLB_INVALID_OPTION' }),
+        );
       }),
     );
     const badId = fc.oneof(fc.constantFrom<unknown>('', '   ', null, 0, {}, []), fc.string({ minLength: 1025, maxLength: 1100 }));

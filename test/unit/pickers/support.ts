@@ -13,7 +13,6 @@ export class ManualClock {
   }
 }
 
-
 export interface EndpointSpec {
   readonly name?: string;
   readonly id?: string;
@@ -24,7 +23,11 @@ export interface EndpointSpec {
 
 let nextAddress = 1;
 
-export function makeEndpoint(spec: EndpointSpec = {}, clock: () => number = () => 0, metrics = { decayMs: 10_000, defaultRttMs: 30 }): Endpoint {
+export function makeEndpoint(
+  spec: EndpointSpec = {},
+  clock: () => number = () => 0,
+  metrics = { decayMs: 10_000, defaultRttMs: 30 },
+): Endpoint {
   const address = spec.address ?? `10.0.${(nextAddress >> 8) & 255}.${nextAddress++ & 255}`;
   const port = spec.port ?? 8080;
   const target: Target = {

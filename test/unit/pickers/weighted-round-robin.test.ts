@@ -85,16 +85,21 @@ describe('WeightedRoundRobinPicker', () => {
 
   it('never returns a tried endpoint while an untried one exists', () => {
     fc.assert(
-      fc.property(fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 12 }), fc.array(fc.nat(11)), fc.integer(), (weights, triedIndices, seed) => {
-        const endpoints = weighted(weights);
-        const tried = new Set(triedIndices.filter((i) => i < endpoints.length).map((i) => endpoints[i]!));
-        const picker = new WeightedRoundRobinPicker(seededRandom(seed));
-        for (let i = 0; i < 20; i++) {
-          const chosen = picker.pick(endpoints, request({ tried, attempt: 2 }));
-          if (tried.size === endpoints.length) expect(chosen).toBeUndefined();
-          else expect(tried.has(chosen!)).toBe(false);
-        }
-      }),
+      fc.property(
+        fc.array(fc.integer({ min: 0, max: 9 }), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.nat(11)),
+        fc.integer(),
+        (weights, triedIndices, seed) => {
+          const endpoints = weighted(weights);
+          const tried = new Set(triedIndices.filter((i) => i < endpoints.length).map((i) => endpoints[i]!));
+          const picker = new WeightedRoundRobinPicker(seededRandom(seed));
+          for (let i = 0; i < 20; i++) {
+            const chosen = picker.pick(endpoints, request({ tried, attempt: 2 }));
+            if (tried.size === endpoints.length) expect(chosen).toBeUndefined();
+            else expect(tried.has(chosen!)).toBe(false);
+          }
+        },
+      ),
     );
   });
 

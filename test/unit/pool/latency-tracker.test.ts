@@ -84,7 +84,16 @@ describe('Endpoint latency', () => {
     const endpoint = makeEndpoint({ name: 'web-0', address: '10.0.0.1' }, clock.read);
     measure(endpoint, clock, 5);
     expect(endpoint.currentLatency(true, clock.now)).toBe(5);
-    endpoint.update({ id: 'web-0', name: 'web-0', address: '10.0.0.2', addresses: ['10.0.0.2'], port: 8080, family: 4, weight: 1, priority: 0 });
+    endpoint.update({
+      id: 'web-0',
+      name: 'web-0',
+      address: '10.0.0.2',
+      addresses: ['10.0.0.2'],
+      port: 8080,
+      family: 4,
+      weight: 1,
+      priority: 0,
+    });
     expect(endpoint.currentLatency(true, clock.now)).toBe(0);
     measure(endpoint, clock, 7);
     expect(endpoint.currentLatency(true, clock.now)).toBe(7);

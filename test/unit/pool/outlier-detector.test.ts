@@ -19,11 +19,17 @@ function setup(size = 4, overrides: Partial<OutlierDetectionConfig> = {}) {
       ),
   );
   const events: string[] = [];
-  const detector = new OutlierDetector({ ...config, ...overrides }, clock, () => 0.5, () => endpoints.length, {
-    onEject: (e, reason, ms) => events.push(`eject ${e.id} ${reason} ${ms}`),
-    onReturn: (e) => events.push(`return ${e.id}`),
-    onRecover: (e) => events.push(`recover ${e.id}`),
-  });
+  const detector = new OutlierDetector(
+    { ...config, ...overrides },
+    clock,
+    () => 0.5,
+    () => endpoints.length,
+    {
+      onEject: (e, reason, ms) => events.push(`eject ${e.id} ${reason} ${ms}`),
+      onReturn: (e) => events.push(`return ${e.id}`),
+      onRecover: (e) => events.push(`recover ${e.id}`),
+    },
+  );
   const fail = (e: Endpoint, kind: 'not-sent' | 'maybe-sent' = 'maybe-sent') => {
     e.finish(e.start(), 'failure');
     return detector.onFailure(e, kind);
@@ -97,7 +103,9 @@ describe('OutlierDetector', () => {
       advance(300_000);
       detector.expire();
     }
-    expect(events.filter((x) => x.startsWith('eject')).map((x) => Number(x.split(' ').at(-1)))).toEqual([30_000, 60_000, 90_000, 90_000, 90_000]);
+    expect(events.filter((x) => x.startsWith('eject')).map((x) => Number(x.split(' ').at(-1)))).toEqual([
+      30_000, 60_000, 90_000, 90_000, 90_000,
+    ]);
     succeed(e);
     advance(10 * 30_000); // healthy long enough to forgive every past ejection
     fail(e, 'not-sent');

@@ -31,7 +31,7 @@ describe('Budget', () => {
     const budget = new Budget({ percent: 0.2, minPerSecond: 10, windowMs: 10_000 }, () => now);
     const events: { t: number; retry: boolean }[] = [];
     let seed = 7;
-    const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
     for (let step = 0; step < 50_000; step++) {
       now += rand() * 5;
       budget.deposit();

@@ -48,26 +48,32 @@ describe('RetryCount', () => {
   it('never allows more than retries + pool size further attempts, nor more than `retries` that are not free (property)', () => {
     const kinds: FailureKind[] = ['not-sent', 'maybe-sent', 'fatal'];
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 10 }), fc.integer({ min: 0, max: 8 }), fc.boolean(), fc.array(fc.constantFrom(...kinds), { maxLength: 40 }), (retries, pool, idempotent, failures) => {
-        const count = new RetryCount(retries);
-        let further = 0;
-        let withBackoff = 0;
-        for (const kind of failures) {
-          const step = count.next(kind, idempotent, pool);
-          if (step === 'give-up') {
-            expect(kind === 'fatal' || (kind === 'maybe-sent' && !idempotent) || further >= retries).toBe(true);
-            continue;
+      fc.property(
+        fc.integer({ min: 0, max: 10 }),
+        fc.integer({ min: 0, max: 8 }),
+        fc.boolean(),
+        fc.array(fc.constantFrom(...kinds), { maxLength: 40 }),
+        (retries, pool, idempotent, failures) => {
+          const count = new RetryCount(retries);
+          let further = 0;
+          let withBackoff = 0;
+          for (const kind of failures) {
+            const step = count.next(kind, idempotent, pool);
+            if (step === 'give-up') {
+              expect(kind === 'fatal' || (kind === 'maybe-sent' && !idempotent) || further >= retries).toBe(true);
+              continue;
+            }
+            if (step === 'retry') {
+              expect(kind).toBe('maybe-sent');
+              count.take();
+              withBackoff++;
+            }
+            further++;
           }
-          if (step === 'retry') {
-            expect(kind).toBe('maybe-sent');
-            count.take();
-            withBackoff++;
-          }
-          further++;
-        }
-        expect(further).toBeLessThanOrEqual(retries + pool);
-        expect(withBackoff).toBeLessThanOrEqual(retries);
-      }),
+          expect(further).toBeLessThanOrEqual(retries + pool);
+          expect(withBackoff).toBeLessThanOrEqual(retries);
+        },
+      ),
     );
   });
 });

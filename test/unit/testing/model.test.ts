@@ -15,7 +15,8 @@ function webModel(): ClusterModel {
   return model;
 }
 
-const byName = (all: DnsRecord[], name: string, type?: string): DnsRecord[] => all.filter((r) => r.name === name && (type === undefined || r.type === type));
+const byName = (all: DnsRecord[], name: string, type?: string): DnsRecord[] =>
+  all.filter((r) => r.name === name && (type === undefined || r.type === type));
 
 describe('ClusterModel', () => {
   it('defaults to cluster.local, TTL 5 and serial 1', () => {
@@ -65,8 +66,13 @@ describe('ClusterModel', () => {
       throw new Error('did not throw');
     };
     expect(attempt(() => model.setService({ name: 'Web_1', pods: [] }))).toMatchObject({ field: 'service.name', value: 'Web_1' });
-    expect(attempt(() => model.setService({ name: 'web', pods: [{ ip: '10.0.0.1.5', ready: true }] }))).toMatchObject({ field: 'service.pods[0].ip' });
-    expect(attempt(() => model.setService({ name: 'web', ports: [{ name: 'http', port: 0 }], pods: [] }))).toMatchObject({ field: 'service.ports[0].port', value: 0 });
+    expect(attempt(() => model.setService({ name: 'web', pods: [{ ip: '10.0.0.1.5', ready: true }] }))).toMatchObject({
+      field: 'service.pods[0].ip',
+    });
+    expect(attempt(() => model.setService({ name: 'web', ports: [{ name: 'http', port: 0 }], pods: [] }))).toMatchObject({
+      field: 'service.ports[0].port',
+      value: 0,
+    });
     expect(attempt(() => new ClusterModel({ ttl: -1 }))).toMatchObject({ field: 'ttl', value: -1 });
     expect(attempt(() => new ClusterModel({ domain: 'Cluster.Local' }))).toBeInstanceOf(InvalidOptionError);
     expect(model.serial).toBe(1);
@@ -80,14 +86,32 @@ describe('records()', () => {
     expect(byName(all, svc, 'A').map((r) => r.data)).toEqual(['127.0.0.11', '127.0.0.12', '127.0.0.13']);
     expect(byName(all, `web-1.${svc}`)).toEqual([{ name: `web-1.${svc}`, type: 'A', ttl: 5, data: '127.0.0.12' }]);
     expect(byName(all, `_http._tcp.${svc}`)).toEqual(
-      [0, 1, 2].map((i) => ({ name: `_http._tcp.${svc}`, type: 'SRV', ttl: 5, data: { priority: 0, weight: 33, port: 8080, target: `web-${i}.${svc}` } })),
+      [0, 1, 2].map((i) => ({
+        name: `_http._tcp.${svc}`,
+        type: 'SRV',
+        ttl: 5,
+        data: { priority: 0, weight: 33, port: 8080, target: `web-${i}.${svc}` },
+      })),
     );
   });
 
   it('has the zone SOA, NS and the NS address', () => {
     const all = records(webModel());
     expect(all.slice(0, 3)).toEqual([
-      { name: 'cluster.local', type: 'SOA', ttl: 5, data: { mname: 'ns.dns.cluster.local', rname: 'hostmaster.cluster.local', serial: 2, refresh: 7200, retry: 1800, expire: 86400, minimum: 5 } },
+      {
+        name: 'cluster.local',
+        type: 'SOA',
+        ttl: 5,
+        data: {
+          mname: 'ns.dns.cluster.local',
+          rname: 'hostmaster.cluster.local',
+          serial: 2,
+          refresh: 7200,
+          retry: 1800,
+          expire: 86400,
+          minimum: 5,
+        },
+      },
       { name: 'cluster.local', type: 'NS', ttl: 5, data: 'ns.dns.cluster.local' },
       { name: 'ns.dns.cluster.local', type: 'A', ttl: 5, data: '127.0.0.1' },
     ]);
@@ -102,7 +126,14 @@ describe('records()', () => {
     [150, 1],
   ])('SRV weight with %i targets is %i: max(1, floor(100 / targets))', (count, weight) => {
     const model = new ClusterModel();
-    model.setService({ name: 's', pods: Array.from({ length: count }, (_, i) => ({ hostname: `s-${i}`, ip: `127.1.${Math.floor(i / 200)}.${(i % 200) + 1}`, ready: true })) });
+    model.setService({
+      name: 's',
+      pods: Array.from({ length: count }, (_, i) => ({
+        hostname: `s-${i}`,
+        ip: `127.1.${Math.floor(i / 200)}.${(i % 200) + 1}`,
+        ready: true,
+      })),
+    });
     const srv = records(model).filter((r) => r.type === 'SRV');
     expect(srv).toHaveLength(count);
     expect(new Set(srv.map((r) => (r.type === 'SRV' ? r.data.weight : -1)))).toEqual(new Set([weight]));
@@ -113,12 +144,20 @@ describe('records()', () => {
     model.setService({ name: 'api', namespace: 'shop', pods: [{ ip: '127.0.0.21', ready: true }] });
     const all = records(model);
     expect(byName(all, '127-0-0-21.api.shop.svc.cluster.local', 'A')).toHaveLength(1);
-    expect(byName(all, '_http._tcp.api.shop.svc.cluster.local')[0]?.data).toMatchObject({ target: '127-0-0-21.api.shop.svc.cluster.local' });
+    expect(byName(all, '_http._tcp.api.shop.svc.cluster.local')[0]?.data).toMatchObject({
+      target: '127-0-0-21.api.shop.svc.cluster.local',
+    });
   });
 
   it('leaves out pods that are not ready, and the whole service when none is (NXDOMAIN)', () => {
     const model = new ClusterModel();
-    model.setService({ name: 'half', pods: [{ hostname: 'h-0', ip: '127.0.0.11', ready: true }, { hostname: 'h-1', ip: '127.0.0.12', ready: false }] });
+    model.setService({
+      name: 'half',
+      pods: [
+        { hostname: 'h-0', ip: '127.0.0.11', ready: true },
+        { hostname: 'h-1', ip: '127.0.0.12', ready: false },
+      ],
+    });
     model.setService({ name: 'zero', pods: [{ hostname: 'z-0', ip: '127.0.0.13', ready: false }] });
     model.setService({ name: 'empty', pods: [] });
     const all = records(model);
@@ -130,7 +169,13 @@ describe('records()', () => {
 
   it('adds AAAA records for pods with an IPv6 address, under the service and the pod name', () => {
     const model = new ClusterModel();
-    model.setService({ name: 'dual', pods: [{ hostname: 'd-0', ip: '127.0.0.11', ipv6: '::ffff:127.0.0.11', ready: true }, { hostname: 'd-1', ip: '127.0.0.12', ready: true }] });
+    model.setService({
+      name: 'dual',
+      pods: [
+        { hostname: 'd-0', ip: '127.0.0.11', ipv6: '::ffff:127.0.0.11', ready: true },
+        { hostname: 'd-1', ip: '127.0.0.12', ready: true },
+      ],
+    });
     const all = records(model);
     expect(byName(all, 'dual.default.svc.cluster.local', 'AAAA').map((r) => r.data)).toEqual(['::ffff:127.0.0.11']);
     expect(byName(all, 'd-0.dual.default.svc.cluster.local', 'AAAA')).toHaveLength(1);
@@ -139,8 +184,18 @@ describe('records()', () => {
 
   it('gives every named port its SRV RRset, and unnamed ports none', () => {
     const model = new ClusterModel();
-    model.setService({ name: 'm', ports: [{ name: 'http', port: 8080 }, { name: 'dns', port: 53, protocol: 'udp' }, { port: 9100 }], pods: [{ hostname: 'm-0', ip: '127.0.0.11', ready: true }] });
-    const srvNames = [...new Set(records(model).filter((r) => r.type === 'SRV').map((r) => r.name))];
+    model.setService({
+      name: 'm',
+      ports: [{ name: 'http', port: 8080 }, { name: 'dns', port: 53, protocol: 'udp' }, { port: 9100 }],
+      pods: [{ hostname: 'm-0', ip: '127.0.0.11', ready: true }],
+    });
+    const srvNames = [
+      ...new Set(
+        records(model)
+          .filter((r) => r.type === 'SRV')
+          .map((r) => r.name),
+      ),
+    ];
     expect(srvNames).toEqual(['_http._tcp.m.default.svc.cluster.local', '_dns._udp.m.default.svc.cluster.local']);
   });
 
