@@ -343,7 +343,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   private readonly startTraced = <T>(fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> =>
     this.firstLookupDone ? runWithFailover(this.failoverHost, fn, plan) : this.runAfterFirstLookup(fn, plan);
 
-  // Outside run() and dispatch(), which stay free of closures (see call-scope.ts).
+  // Outside run() and dispatch(), which stay free of closures (see retry/call-scope.ts).
   private runAfterFirstLookup<T>(fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> {
     const waitedFrom = this.config.clock();
     return this.waitForFirstLookup(plan.signal, plan.timeoutMs).then(() =>

@@ -41,7 +41,7 @@ export const MethodShape = {
 
 let nextCallNumber = 1;
 
-// Module functions, not closures (see http/attempt.ts).
+// Module functions, not closures (see retry/call-scope.ts).
 function deliverStatus(listener: InterceptingListener, status: StatusObject): void {
   listener.onReceiveStatus(status);
 }

@@ -192,7 +192,7 @@ export class PodChannels {
   }
 }
 
-/** Not a closure in `acquire()`: that would make every call of it allocate a context. */
+/** Not a closure in `acquire()` (see retry/call-scope.ts on closures in hot functions). */
 function endCall(pod: PodChannel): void {
   pod.callEnded();
 }

@@ -84,8 +84,7 @@ export class Attempt implements Dispatcher.DispatchHandler {
     }
   }
 
-  // The hot paths make no closures: V8 allocates a function's context on every call when any
-  // closure in it captures its variables, made or not. So closures live in methods of their own.
+  // The hot paths make no closures (see retry/call-scope.ts): they live in methods of their own.
   private listenForAbort(signal: AbortSignal): void {
     this.onSignal = () => this.abortInner(signal.reason);
     signal.addEventListener('abort', this.onSignal);

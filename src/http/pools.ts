@@ -80,7 +80,7 @@ export class PodPools {
     return this.create(endpoint, host, protocol, servername, list);
   }
 
-  // Apart from acquire(): its closures would make every call of acquire() allocate a context.
+  // Apart from acquire(), which stays free of closures (see retry/call-scope.ts).
   private create(endpoint: Endpoint, host: string, protocol: string, servername: string | undefined, list: PodPool[] | undefined): PodPool {
     const origin = `${protocol}//${host}`;
     const pool = new Pool(origin, this.options);
