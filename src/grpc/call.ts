@@ -7,12 +7,12 @@ import {
   type StatusObject,
 } from '@grpc/grpc-js';
 import type { Balancer } from '../balancer.js';
-import type { RunOptions } from '../options.js';
 import { timerDelay } from '../timer-delay.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { AttemptHandle, DispatchedCall } from '../retry/call-contract.js';
 import { Attempt, CALL_ENDED, type AttemptOwner, type Outgoing } from './attempt.js';
 import type { AuthContext, GrpcCall, MessageContext, ParentCall } from './grpc-call.js';
+import type { GrpcMethodPolicy } from './method-policy.js';
 import type { ResolvedGrpcOptions } from './options.js';
 import type { PodChannels } from './pod-channels.js';
 import { GrpcStatusError, headersFromError, make, statusFromError } from './status.js';
@@ -27,8 +27,8 @@ export interface CallHost {
   readonly pods: PodChannels;
   /** What is known of each method's messages (from the clients' service definitions): `MethodShape` bits. */
   readonly methodShapes: ReadonlyMap<string, number>;
-  /** The options of one call's `lb.dispatch()`. */
-  runOptions(method: string, key: string | undefined): RunOptions;
+  /** What the calls of a method may do (retries, retryable codes, ...). */
+  policyFor(method: string): GrpcMethodPolicy;
 }
 
 /** Bits of a method's shape, known from the service definitions the channel was told. */
@@ -82,6 +82,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** `MethodShape` bits of the method, from the service definitions the channel was told. */
   private readonly shape: number;
+  private readonly policy: GrpcMethodPolicy;
 
   constructor(
     private readonly host: CallHost,
@@ -93,6 +94,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
     private readonly explicitKey: string | undefined,
   ) {
     this.shape = host.methodShapes.get(method) ?? 0;
+    this.policy = host.policyFor(method);
   }
 
   /**
@@ -138,7 +140,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
     const deadlineMs = this.deadline instanceof Date ? this.deadline.getTime() : this.deadline;
     if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(onDeadline, timerDelay(deadlineMs - Date.now()), this);
     try {
-      this.host.lb.dispatch(this, this.host.runOptions(this.method, key));
+      const runOptions = this.policy.runOptions;
+      this.host.lb.dispatch(this, key === undefined ? runOptions : { ...runOptions, key });
     } catch (error) {
       this.failed(error);
     }
@@ -341,6 +344,6 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
 
   /** @internal Whether an idempotent call may be retried after this status. */
   hostRetryable(code: Status): boolean {
-    return this.host.options.retryableCodes.has(code);
+    return this.policy.retryableCodes.has(code);
   }
 }

@@ -11,11 +11,11 @@ import {
 } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
 import { timerDelay } from '../timer-delay.js';
-import type { RunOptions } from '../options.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
 import { BalancedCall, MethodShape, type GrpcBalancer } from './call.js';
 import type { GrpcCall, ParentCall } from './grpc-call.js';
+import type { GrpcMethodPolicy } from './method-policy.js';
 import { resolveGrpcOptions, type GrpcChannelOptions, type ResolvedGrpcOptions } from './options.js';
 import { PodChannels, type PodChannelsStats } from './pod-channels.js';
 
@@ -54,8 +54,8 @@ export class HeadlessChannel implements ChannelInterface {
   private readonly target: string;
   private readonly channelzRef: ChannelzRef;
   private closing: Promise<void> | undefined;
-  /** Balancer options of a call without a shard key, by idempotence: made once, shared. */
-  private readonly keylessRunOptions: readonly [RunOptions, RunOptions];
+  /** The policies of the shorthand options, by idempotence: made once, shared. */
+  private readonly shorthandPolicies: readonly [GrpcMethodPolicy, GrpcMethodPolicy];
   private readonly onChange = (change: PoolChange): void => {
     this.pods.onChange(change);
     this.stateMayHaveChanged();
@@ -84,19 +84,17 @@ export class HeadlessChannel implements ChannelInterface {
     this.pods = new PodChannels(this.options.credentials, optionsFor, this.options.drainTimeoutMs, () => this.stateMayHaveChanged());
     this.target = `headless:///${lb.service}`;
     this.channelzRef = { kind: 'channel' as ChannelzRef['kind'], id: 0, name: this.target };
-    const { retries, attemptTimeoutMs } = this.options;
-    this.keylessRunOptions = [
-      Object.freeze({ idempotent: false, retries, attemptTimeoutMs }),
-      Object.freeze({ idempotent: true, retries, attemptTimeoutMs }),
+    const { retries, attemptTimeoutMs, retryableCodes } = this.options;
+    this.shorthandPolicies = [
+      Object.freeze({ runOptions: Object.freeze({ idempotent: false, retries, attemptTimeoutMs }), retryableCodes }),
+      Object.freeze({ runOptions: Object.freeze({ idempotent: true, retries, attemptTimeoutMs }), retryableCodes }),
     ];
     lb.on('change', this.onChange);
   }
 
-  /** @internal The options of one call's `lb.dispatch()`. */
-  runOptions(method: string, key: string | undefined): RunOptions {
-    const idempotent = this.options.isIdempotent(method);
-    if (key === undefined) return this.keylessRunOptions[idempotent ? 1 : 0];
-    return { key, idempotent, retries: this.options.retries, attemptTimeoutMs: this.options.attemptTimeoutMs };
+  /** @internal What the calls of `method` may do. */
+  policyFor(method: string): GrpcMethodPolicy {
+    return this.shorthandPolicies[this.options.isIdempotent(method) ? 1 : 0];
   }
 
   /**

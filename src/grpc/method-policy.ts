@@ -1,0 +1,13 @@
+import type { RunOptions } from '../options.js';
+
+/**
+ * What the channel does with the calls of one method: made from the channel's shorthand options
+ * (`idempotent`, `retryableCodes`, `retries`, `attemptTimeoutMs`), or from the method's entry of a
+ * service config. Shared by every call of the method.
+ */
+export interface GrpcMethodPolicy {
+  /** The balancer options of a call without a shard key (frozen; a keyed call copies them). */
+  readonly runOptions: Readonly<RunOptions>;
+  /** Status codes after which the method's call may be sent again to another pod. */
+  readonly retryableCodes: ReadonlySet<number>;
+}
