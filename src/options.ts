@@ -84,13 +84,18 @@ export interface BudgetOptions {
   readonly windowMs?: number;
 }
 
-/** Hedging of one idempotent call: a second attempt on another endpoint when the first is slow. */
+/** Hedging of one idempotent call: more attempts on other endpoints while the first is slow. */
 export interface HedgeOptions {
-  /** Send the hedge after this long, ms (also the fallback for `percentile` before any sample). */
+  /** Send a hedge after this long, ms, and the next one this long after it (also the fallback for `percentile` before any sample). */
   readonly delayMs?: number;
-  /** Send the hedge at this latency quantile of the balancer's recent attempts (e.g. 0.95). */
+  /** Send hedges at this latency quantile of the balancer's recent attempts (e.g. 0.95). */
   readonly percentile?: number;
+  /** Attempts at most at once, the first one included: 2 to 5 (grpc's cap). Default 2 (one hedge). */
+  readonly maxAttempts?: number;
 }
+
+/** The most attempts a hedged call makes at once (grpc caps `hedgingPolicy.maxAttempts` at 5 too). */
+export const MAX_HEDGE_ATTEMPTS = 5;
 
 interface CommonOptions {
   /** Picker by name or your own. Default 'round-robin'. */
@@ -226,14 +231,17 @@ export const DEFAULTS = {
   hedgeBudget: { percent: 0.05, minPerSecond: 1, windowMs: 10_000 },
 } as const;
 
-/** Validates hedge options (`{ delayMs }`, `{ percentile }` or both): the same rules for run() and the adapters. */
+/** Validates hedge options (`{ delayMs }`, `{ percentile }` or both, `maxAttempts`): the same rules for run() and the adapters. */
 export function checkHedge(value: unknown, field = 'hedge'): HedgeOptions {
   const hedge = checkObject(value, field);
-  checkKnownKeys(hedge, ['delayMs', 'percentile'], field);
+  checkKnownKeys(hedge, ['delayMs', 'percentile', 'maxAttempts'], field);
   if (hedge.delayMs === undefined && hedge.percentile === undefined)
     throw new InvalidOptionError(field, value, '{ delayMs } or { percentile }');
   return {
     ...(hedge.delayMs === undefined ? {} : { delayMs: checkMilliseconds(hedge.delayMs, `${field}.delayMs`) }),
     ...(hedge.percentile === undefined ? {} : { percentile: checkNumber(hedge.percentile, `${field}.percentile`, { min: 0, max: 1 }) }),
+    ...(hedge.maxAttempts === undefined
+      ? {}
+      : { maxAttempts: checkNumber(hedge.maxAttempts, `${field}.maxAttempts`, { min: 2, max: MAX_HEDGE_ATTEMPTS, integer: true }) }),
   };
 }

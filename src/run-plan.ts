@@ -9,6 +9,8 @@ import { MAX_TIMER_MS } from './timer-delay.js';
 const RUN_KEYS = ['key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries', 'hedge'] as const;
 const RUN_KEY_SET: ReadonlySet<string> = new Set(RUN_KEYS);
 const MIN_HEDGE_DELAY_MS = 1;
+/** A hedge of today's kind: the first attempt and one more. */
+const DEFAULT_HEDGE_ATTEMPTS = 2;
 
 /**
  * Turns the options of `run()` and `dispatch()` into a call's plan: checked (each error names
@@ -34,7 +36,8 @@ export class RunPlanner {
     }
     const plan = this.newPlan(options);
     // A percentile hedge's delay follows the latencies: planned per call.
-    if (frozen && options.hedge === undefined) this.frozenPlans.set(options, plan);
+    if (frozen && (options.hedge === undefined || (Object.isFrozen(options.hedge) && options.hedge.percentile === undefined)))
+      this.frozenPlans.set(options, plan);
     return plan;
   }
 
@@ -44,26 +47,37 @@ export class RunPlanner {
     for (const name in input) if (!RUN_KEY_SET.has(name)) checkKnownKeys(input, RUN_KEYS, 'options');
     const defaults = this.defaults;
     const idempotent = input.idempotent === undefined ? false : checkBoolean(input.idempotent, 'idempotent');
+    const key = input.key === undefined ? undefined : checkString(input.key, 'key');
+    const signal = input.signal === undefined ? undefined : checkSignal(input.signal, 'signal');
+    const timeoutMs = input.timeoutMs === undefined ? undefined : checkMilliseconds(input.timeoutMs, 'timeoutMs');
+    const attemptTimeoutMs =
+      input.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(input.attemptTimeoutMs, 'attemptTimeoutMs');
+    const retries =
+      input.retries === undefined ? defaults.retries : checkNumber(input.retries, 'retries', { min: 0, max: 100, integer: true });
+    const hedge = input.hedge === undefined ? undefined : this.hedgePlan(input.hedge, idempotent);
     return {
-      key: input.key === undefined ? undefined : checkString(input.key, 'key'),
-      signal: input.signal === undefined ? undefined : checkSignal(input.signal, 'signal'),
+      key,
+      signal,
       idempotent,
-      timeoutMs: input.timeoutMs === undefined ? undefined : checkMilliseconds(input.timeoutMs, 'timeoutMs'),
-      attemptTimeoutMs: input.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(input.attemptTimeoutMs, 'attemptTimeoutMs'),
-      retries: input.retries === undefined ? defaults.retries : checkNumber(input.retries, 'retries', { min: 0, max: 100, integer: true }),
+      timeoutMs,
+      attemptTimeoutMs,
+      retries,
       backoffBaseMs: defaults.backoffBaseMs,
       backoffMaxMs: defaults.backoffMaxMs,
-      hedgeDelayMs: input.hedge === undefined ? undefined : this.hedgeDelay(input.hedge, idempotent),
+      hedgeDelayMs: hedge === undefined ? undefined : hedge.hedgeDelayMs,
+      hedgeMaxAttempts: hedge === undefined ? DEFAULT_HEDGE_ATTEMPTS : hedge.hedgeMaxAttempts,
     };
   }
 
-  private hedgeDelay(value: unknown, idempotent: boolean): number | undefined {
+  private hedgePlan(value: unknown, idempotent: boolean): Pick<FailoverPlan, 'hedgeDelayMs' | 'hedgeMaxAttempts'> {
     const hedge = checkHedge(value);
     if (!idempotent)
       throw new InvalidOptionError('hedge', value, 'to be used with idempotent: true only (a hedge sends the request twice)');
-    if (hedge.percentile === undefined) return hedge.delayMs;
+    const hedgeMaxAttempts = hedge.maxAttempts ?? DEFAULT_HEDGE_ATTEMPTS;
+    if (hedge.percentile === undefined) return { hedgeDelayMs: hedge.delayMs, hedgeMaxAttempts };
     const observed = this.latencies.percentile(hedge.percentile);
-    return observed === undefined ? hedge.delayMs : Math.min(MAX_TIMER_MS, Math.max(MIN_HEDGE_DELAY_MS, observed));
+    const hedgeDelayMs = observed === undefined ? hedge.delayMs : Math.min(MAX_TIMER_MS, Math.max(MIN_HEDGE_DELAY_MS, observed));
+    return { hedgeDelayMs, hedgeMaxAttempts };
   }
 }
 

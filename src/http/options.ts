@@ -50,8 +50,9 @@ export interface HttpDispatcherOptions {
   readonly retries?: number;
   /**
    * Hedge idempotent requests without a stream body: a second attempt on another pod when the
-   * first has no response headers after `delayMs` (or the balancer's `percentile` latency);
-   * the first response wins. Hedges draw on the balancer's hedge budget. Default: off.
+   * first has no response headers after `delayMs` (or the balancer's `percentile` latency), and
+   * another each delay up to `maxAttempts` (default 2) in all; the first response wins. Hedges
+   * draw on the balancer's hedge budget. Default: off.
    */
   readonly hedge?: HedgeOptions;
   /** Deadline until response headers arrive, all attempts together, ms. Default: none. */

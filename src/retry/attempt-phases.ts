@@ -10,7 +10,7 @@
  * before it commits tells the balancer `fail`; the balancer retries it only while the call can
  * *replay* its request (`canReplay`: an HTTP body that is a value; the gRPC messages sent so far,
  * still kept). An attempt the call no longer wants (the caller cancelled, the deadline passed, a
- * hedged twin committed, a held response went elsewhere) is dropped: what it says later is ignored.
+ * hedged attempt committed, a held response went elsewhere) is dropped: what it says later is ignored.
  */
 
 /** Where one attempt stands. */

@@ -6,7 +6,7 @@ import { CANCELLED, SUCCEEDED, type AttemptOutcome } from './failover-host.js';
 /**
  * Runs the callback on one endpoint with a signal of its own, and records its outcome once: an
  * attempt that is not the inline first one (an attempt timeout, a hedge, or a retry). The signal
- * aborts when `cancel` does (the call stopped, or the hedged pair ended) or when the attempt
+ * aborts when `cancel` does (the call stopped, or its hedged round ended) or when the attempt
  * times out; the attempt's timer is ref'd (the caller waits on it) and cleared as soon as the
  * attempt settles or is aborted.
  */

@@ -7,11 +7,11 @@ import type { Endpoint } from '../pool/endpoint.js';
 
 /** What the callback of `run()` receives besides the endpoint. */
 export interface AttemptContext {
-  /** Aborted when the call is aborted, its deadline passes, this attempt times out, or a hedged twin won. */
+  /** Aborted when the call is aborted, its deadline passes, this attempt times out, or another attempt of a hedged call ended it. */
   readonly signal: AbortSignal;
   /** 1 for the first attempt, 2 for the first retry, ... */
   readonly attempt: number;
-  /** True for the second, hedged attempt sent while the first was still running. */
+  /** True for a hedged attempt: one sent while an earlier attempt of the call was still running. */
   readonly hedged: boolean;
 }
 
@@ -40,4 +40,12 @@ export interface DispatchedCall<T> {
   succeeded(value: T): void;
   /** The call failed for good, with the error `run()` would reject with. Called once, never from inside `dispatch()`. */
   failed(error: unknown): void;
+  /**
+   * Asked before each hedge of a hedged call: false when the call can send no more attempts at
+   * once (its request is no longer kept whole). Then none follows in that round. Default: yes.
+   */
+  mayHedge?(): boolean;
 }
+
+/** What a hedged round asks of its call before each hedge (a dispatched call's `mayHedge`). */
+export type HedgeGate = Pick<DispatchedCall<unknown>, 'mayHedge'>;

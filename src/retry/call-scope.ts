@@ -1,6 +1,6 @@
 import { DeadlineExceededError } from '../errors.js';
 import type { Endpoint } from '../pool/endpoint.js';
-import type { AttemptContext, AttemptFunction } from './call-contract.js';
+import type { AttemptContext, AttemptFunction, HedgeGate } from './call-contract.js';
 import type { FailoverHost, FailoverPlan } from './failover-host.js';
 import type { LiveCall } from './live-calls.js';
 
@@ -55,7 +55,7 @@ export class CallScope<T> implements LiveCall {
   prevLive: LiveCall | undefined = undefined;
   nextLive: LiveCall | undefined = undefined;
   readonly promise: Promise<T>;
-  /** Attempts started so far (a hedged pair counts once). */
+  /** Attempts started so far (a hedged round counts once). */
   attempts = 0;
   lastError: unknown = undefined;
   /** The promise is settled: nothing more is started. */
@@ -78,6 +78,8 @@ export class CallScope<T> implements LiveCall {
     readonly host: FailoverHost,
     readonly fn: AttemptFunction<T>,
     readonly plan: FailoverPlan,
+    /** Asked before each hedge (a dispatched call's `mayHedge`). */
+    readonly hedgeGate?: HedgeGate,
   ) {
     this.promise = new Promise<T>(takeSettlers);
     this.resolve = takenResolve as (value: T) => void;

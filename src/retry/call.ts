@@ -3,7 +3,7 @@ import { classifyFailure } from '../failure-kind.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import { launch } from './attempt.js';
 import { fullJitterBackoff } from './backoff.js';
-import type { AttemptContext, AttemptFunction } from './call-contract.js';
+import type { AttemptContext, AttemptFunction, HedgeGate } from './call-contract.js';
 import { CallScope, UnabortableContext } from './call-scope.js';
 import { CANCELLED, SUCCEEDED, type FailoverHost, type FailoverPlan } from './failover-host.js';
 import { hedged } from './hedging.js';
@@ -24,10 +24,10 @@ const GIVE_UP = -1;
  * The first attempt runs inline; the retry loop takes over only when it failed. A call that
  * succeeds at once has no async function and no await: two promises are all it costs.
  */
-export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan): Promise<T> {
+export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, hedgeGate?: HedgeGate): Promise<T> {
   if (plan.signal?.aborted === true) return Promise.reject(plan.signal.reason);
   host.callStarted();
-  const call = new CallScope(host, fn, plan);
+  const call = new CallScope(host, fn, plan, hedgeGate);
   startFirst(call);
   return call.promise;
 }

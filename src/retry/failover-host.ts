@@ -18,6 +18,8 @@ export interface FailoverPlan {
   readonly backoffMaxMs: number;
   /** Delay before a hedged attempt, ms, or undefined for no hedging. */
   readonly hedgeDelayMs: number | undefined;
+  /** Attempts of a hedged round at most at once, the first included (2 or more). */
+  readonly hedgeMaxAttempts: number;
 }
 
 /** How an attempt ended, for the endpoint's statistics and health. */

@@ -12,7 +12,7 @@ import type { LiveCall } from './live-calls.js';
  */
 export function dispatchWithFailover<T>(host: FailoverHost, call: DispatchedCall<T>, plan: FailoverPlan): void {
   if (plan.signal !== undefined || plan.timeoutMs !== undefined || plan.attemptTimeoutMs !== undefined || plan.hedgeDelayMs !== undefined) {
-    reportTo(call, runWithFailover(host, promisedAttempts(call), plan));
+    reportTo(call, runWithFailover(host, promisedAttempts(call), plan, call));
     return;
   }
   host.callStarted();

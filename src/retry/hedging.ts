@@ -1,17 +1,23 @@
+import { classifyFailure } from '../failure-kind.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import { launch } from './attempt.js';
 import type { CallScope } from './call-scope.js';
 
-/** Why the slower attempt of a hedged pair is aborted. */
+/** Why the other attempts of a hedged round are aborted. */
 const HEDGE_LOST = Object.freeze(
-  Object.assign(new Error('another attempt of this call succeeded first'), { name: 'AbortError', code: 'ERR_HLB_HEDGE_LOST' }),
+  Object.assign(new Error('another attempt of this call ended it first'), { name: 'AbortError', code: 'ERR_HLB_HEDGE_LOST' }),
 );
 
 /**
- * The primary attempt, plus a twin on another endpoint if the primary is still running after the
- * delay (`plan.hedgeDelayMs`, within the hedge budget): the first success wins and the other is
- * aborted; when both fail, the first failure goes to the retry loop. The hedge timer is ref'd
- * (the caller waits on what it starts) and cleared when the pair settles or the call stops.
+ * A hedged round (gRFC A6's hedging): the primary attempt, then another one on an endpoint this
+ * call has not tried every `plan.hedgeDelayMs` while none has succeeded, up to
+ * `plan.hedgeMaxAttempts` in all, each within the hedge budget. The first success wins and the
+ * others are aborted. A dispatched call may refuse further hedges (`mayHedge`, e.g. a gRPC client
+ * stream past its retry buffer). A failure that a retry could mend (not `fatal`) sends the next hedge at once
+ * while other attempts still run; a fatal one ends the round with it at once (A6: such a status
+ * commits the call), aborting the others. When every attempt failed, the first failure goes to the
+ * retry loop. The hedge timer is ref'd (the caller waits on what it starts) and cleared when the
+ * round ends or the call stops.
  */
 export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: Endpoint, attempt: number): Promise<T> {
   const { host, plan } = call;
@@ -19,7 +25,10 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
   const round = new AbortController();
   return new Promise<T>((resolve, reject) => {
     let pending = 0;
+    let started = 0;
     let done = false;
+    /** False once a hedge could not be sent (budget spent, no endpoint left): none follows. */
+    let hedging = true;
     let firstError: unknown;
     let hedgeTimer: NodeJS.Timeout | undefined;
     const end = (reason: unknown): void => {
@@ -28,7 +37,7 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
       cancel.removeEventListener('abort', onCancel);
       round.abort(reason);
     };
-    // The call stopped: both attempts are aborted and the pair ends now, whatever they do.
+    // The call stopped: every attempt is aborted and the round ends now, whatever they do.
     const onCancel = (): void => {
       if (done) return;
       end(cancel.reason);
@@ -36,41 +45,58 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
     };
     const start = (endpoint: Endpoint, isHedge: boolean): void => {
       pending++;
+      started++;
       launch(call, endpoint, attempt, isHedge, round.signal).then(
         (value) => {
           pending--;
           if (done) return;
-          end(HEDGE_LOST); // the loser, if any, is cancelled
+          end(HEDGE_LOST); // the others, if any, are cancelled
           resolve(value);
         },
         (error: unknown) => {
           pending--;
           if (done) return;
-          firstError ??= error;
-          // Both failed, or the primary failed before the hedge was sent: let the retry logic decide.
-          if (pending === 0) {
+          if (classifyFailure(error) === 'fatal') {
             end(HEDGE_LOST);
-            reject(firstError);
+            reject(error);
+            return;
           }
+          firstError ??= error;
+          if (pending > 0) {
+            sendHedge(); // at once, while the others run
+            return;
+          }
+          // Every attempt failed: the retry logic decides.
+          end(HEDGE_LOST);
+          reject(firstError);
         },
       );
+    };
+    const sendHedge = (): void => {
+      clearTimeout(hedgeTimer);
+      hedgeTimer = undefined;
+      if (done || !hedging || started >= plan.hedgeMaxAttempts) return;
+      if (call.hedgeGate?.mayHedge?.() === false) {
+        hedging = false;
+        return;
+      }
+      let next: Endpoint | undefined;
+      try {
+        next = host.allowHedge() ? host.pickFor(plan.key, tried, attempt, false) : undefined;
+      } catch {
+        next = undefined;
+      }
+      if (next === undefined || tried.has(next)) {
+        hedging = false;
+        return;
+      }
+      tried.add(next);
+      start(next, true);
+      if (started < plan.hedgeMaxAttempts) hedgeTimer = setTimeout(sendHedge, plan.hedgeDelayMs);
     };
     if (cancel.aborted) return onCancel();
     cancel.addEventListener('abort', onCancel, { once: true });
     start(primary, false);
-    hedgeTimer = setTimeout(() => {
-      hedgeTimer = undefined;
-      if (done) return;
-      let twin: Endpoint | undefined;
-      try {
-        twin = host.allowHedge() ? host.pickFor(plan.key, tried, attempt, false) : undefined;
-      } catch {
-        twin = undefined;
-      }
-      if (twin !== undefined && twin !== primary) {
-        tried.add(twin);
-        start(twin, true);
-      }
-    }, plan.hedgeDelayMs);
+    hedgeTimer = setTimeout(sendHedge, plan.hedgeDelayMs);
   });
 }
