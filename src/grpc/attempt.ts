@@ -189,8 +189,9 @@ export class Attempt {
   // ---- request messages ----
 
   enqueue(outgoing: Outgoing): void {
+    if (this.ended || this.phase === AttemptPhase.Dropped) return; // it will write nothing more
     // Nothing waiting (a unary call's one message): written at once, no queue made.
-    if (this.writing === undefined && this.isQueueEmpty && !this.ended && this.phase !== AttemptPhase.Dropped) this.write(outgoing);
+    if (this.writing === undefined && this.isQueueEmpty) this.write(outgoing);
     else (this.queue ??= []).push(outgoing);
     this.pump();
   }

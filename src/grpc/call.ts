@@ -76,13 +76,17 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   private replayable = true;
   private halfClosed = false;
   private readPending = false;
+  /** The attempt the call waits on (the first of a hedged round); hedges sent meanwhile go to `hedges`. */
   private current: Attempt | undefined;
+  private hedges: Attempt[] | undefined;
   private committed: Attempt | undefined;
   private finalStatus: StatusObject | undefined;
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** `MethodShape` bits of the method, from the service definitions the channel was told. */
   private readonly shape: number;
   private readonly policy: GrpcMethodPolicy;
+  /** Attempts listen to the balancer's signal: it aborts them on an attempt timeout or a lost hedge. */
+  private readonly watchSignals: boolean;
 
   constructor(
     private readonly host: CallHost,
@@ -95,6 +99,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   ) {
     this.shape = host.methodShapes.get(method) ?? 0;
     this.policy = host.policyFor(method);
+    const run = this.policy.runOptions;
+    this.watchSignals = host.options.attemptTimeoutMs !== undefined || run.attemptTimeoutMs !== undefined || run.hedge !== undefined;
   }
 
   /**
@@ -159,13 +165,15 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
       this.historyBytes += message.length;
       if (this.historyBytes > this.host.options.retryBufferBytes) {
         this.replayable = false;
-        // The current attempt holds what it has not sent yet; nothing is kept for another one.
+        // The attempts out hold what they have not sent yet; nothing is kept for another one.
         if (this.current !== undefined) this.history = undefined;
       }
     } else if (this.current === undefined) {
       this.keep(outgoing); // for the next (and last) attempt
     }
     this.current?.enqueue(outgoing);
+    const hedges = this.hedges;
+    if (hedges !== undefined) for (const hedge of hedges) hedge.enqueue(outgoing);
   }
 
   private keep(outgoing: Outgoing): void {
@@ -175,7 +183,13 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
 
   halfClose(): void {
     this.halfClosed = true;
-    (this.committed ?? this.current)?.pump();
+    if (this.committed !== undefined) {
+      this.committed.pump();
+      return;
+    }
+    this.current?.pump();
+    const hedges = this.hedges;
+    if (hedges !== undefined) for (const hedge of hedges) hedge.pump();
   }
 
   startRead(): void {
@@ -185,6 +199,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
     }
     this.readPending = true;
     this.current?.startRead();
+    const hedges = this.hedges;
+    if (hedges !== undefined) for (const hedge of hedges) hedge.startRead();
   }
 
   cancelWithStatus(code: Status, details: string): void {
@@ -194,9 +210,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
       this.committed.call.cancelWithStatus(code, details);
       return;
     }
-    const current = this.current;
     this.finish(make(code, details));
-    current?.abandon(code, details);
+    this.abandonAll(code, details);
   }
 
   getPeer(): string {
@@ -227,9 +242,17 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
       this.deadlineTimer = setTimeout(onDeadline, timerDelay(left), this);
       return;
     }
-    const current = this.current;
     this.finish(make(Status.DEADLINE_EXCEEDED, 'Deadline exceeded'));
-    current?.abandon(Status.DEADLINE_EXCEEDED, 'Deadline exceeded');
+    this.abandonAll(Status.DEADLINE_EXCEEDED, 'Deadline exceeded');
+  }
+
+  /** The call ended before any attempt committed: every attempt out is stopped. */
+  private abandonAll(code: Status, details: string): void {
+    const current = this.current;
+    const hedges = this.hedges;
+    this.hedges = undefined;
+    current?.abandon(code, details);
+    if (hedges !== undefined) for (const hedge of hedges) hedge.abandon(code, details);
   }
 
   // ---- attempts (lb.dispatch()'s callbacks) ----
@@ -250,10 +273,17 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
       this.host.pods.acquire(endpoint),
       this.history?.slice(),
       handle,
-      this.host.options.attemptTimeoutMs === undefined ? undefined : handle.signal,
+      this.watchSignals ? handle.signal : undefined,
     );
     if (!this.replayable) this.history = undefined;
-    this.current = attempt;
+    if (handle.hedged && this.current !== undefined) {
+      // Sent while the earlier attempts of its round run: all of them get the messages to come.
+      (this.hedges ??= []).push(attempt);
+    } else {
+      // A new round: the attempts of the last one have all failed or been dropped.
+      this.current = attempt;
+      this.hedges = undefined;
+    }
     // grpc-js may keep and add to the metadata it is given: each retry gets its own copy.
     attempt.start(first ? this.metadata! : this.metadata!.clone(), this.credentials);
     if (this.readPending) attempt.startRead();
@@ -266,12 +296,16 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   failed(error: unknown): void {
     // A cancelled call already reported its status.
     if (this.committed !== undefined || this.finished) return;
-    const current = this.current;
     const status = statusFromError(error);
     const headers = headersFromError(error);
     if (headers !== undefined) this.listener?.onReceiveMetadata(headers);
     this.finish(status);
-    current?.abandon(status.code, status.details); // the deadline passed while it ran
+    this.abandonAll(status.code, status.details); // the deadline passed while they ran
+  }
+
+  /** A hedge may start while the request is kept whole (never a client stream past `retryBufferBytes`). */
+  mayHedge(): boolean {
+    return this.replayable && !this.finished && this.committed === undefined;
   }
 
   /** @internal */ get isHalfClosed(): boolean {
@@ -280,17 +314,21 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
 
   /** @internal The pod answered: pin the call to this attempt. */
   commit(attempt: Attempt): boolean {
-    if (this.finished || attempt !== this.current) return false;
-    if (this.committed === attempt) return true;
+    if (this.committed === attempt) return !this.finished;
+    if (!this.isCurrent(attempt)) return false;
     this.committed = attempt;
+    // The other attempts of a hedged round are cancelled when the balancer aborts their signals
+    // (right after this attempt's success), so that they count as cancelled, not failed.
+    this.hedges = undefined;
     this.history = undefined; // attempts hold copies
     clearTimeout(this.deadlineTimer); // the pod's call has the same deadline
     return true;
   }
 
-  /** @internal Whether the call is still waiting on this attempt (not finished, not superseded). */
+  /** @internal Whether the call is still waiting on this attempt (not finished, not superseded, none committed). */
   isCurrent(attempt: Attempt): boolean {
-    return !this.finished && this.current === attempt && this.committed === undefined;
+    if (this.finished || this.committed !== undefined) return false;
+    return this.current === attempt || (this.hedges !== undefined && this.hedges.includes(attempt));
   }
 
   /** @internal A failed attempt may be sent again only while every message is still kept. */

@@ -84,10 +84,10 @@ export class HeadlessChannel implements ChannelInterface {
     this.pods = new PodChannels(this.options.credentials, optionsFor, this.options.drainTimeoutMs, () => this.stateMayHaveChanged());
     this.target = `headless:///${lb.service}`;
     this.channelzRef = { kind: 'channel' as ChannelzRef['kind'], id: 0, name: this.target };
-    const { retries, attemptTimeoutMs, retryableCodes } = this.options;
+    const { retries, attemptTimeoutMs, retryableCodes, hedge } = this.options;
     this.shorthandPolicies = [
       Object.freeze({ runOptions: Object.freeze({ idempotent: false, retries, attemptTimeoutMs }), retryableCodes }),
-      Object.freeze({ runOptions: Object.freeze({ idempotent: true, retries, attemptTimeoutMs }), retryableCodes }),
+      Object.freeze({ runOptions: Object.freeze({ idempotent: true, retries, attemptTimeoutMs, hedge }), retryableCodes }),
     ];
     lb.on('change', this.onChange);
   }

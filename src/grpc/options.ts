@@ -10,6 +10,7 @@ import {
   checkObject,
   optionalMilliseconds,
 } from '../option-checks.js';
+import { checkHedge, type HedgeOptions } from '../options.js';
 import { parsePort } from '../port.js';
 
 /** What a `key` function sees of a call. */
@@ -59,6 +60,13 @@ export interface GrpcChannelOptions {
   readonly authority?: string;
   /** grpc-js options of each pod channel (keepalive, message sizes, ...). Merged over `POD_CHANNEL_DEFAULTS`. */
   readonly channelOptions?: ChannelOptions;
+  /**
+   * Hedge the calls of the `idempotent` methods (gRFC A6's hedging): another attempt on another
+   * pod after `delayMs` (or the balancer's `percentile` latency) while none has answered, up to
+   * `maxAttempts` (2 to 5, default 2) at once; the first to commit wins, the others are cancelled.
+   * Hedges draw on the balancer's hedge budget. Default: off. See docs/grpc.md.
+   */
+  readonly hedge?: HedgeOptions;
   /** Requests bytes kept per call so it can be re-sent before the first response arrives. Default 262144 (grpc's own default). */
   readonly retryBufferBytes?: number;
   /**
@@ -77,6 +85,8 @@ export interface ResolvedGrpcOptions {
   readonly retryableCodes: ReadonlySet<number>;
   readonly retries: number | undefined;
   readonly attemptTimeoutMs: number | undefined;
+  /** The hedge of idempotent methods (frozen), if any. */
+  readonly hedge: HedgeOptions | undefined;
   readonly authority: string | undefined;
   readonly channelOptions: ChannelOptions;
   readonly retryBufferBytes: number;
@@ -109,6 +119,7 @@ const KEYS = [
   'retryableCodes',
   'retries',
   'attemptTimeoutMs',
+  'hedge',
   'authority',
   'channelOptions',
   'retryBufferBytes',
@@ -147,6 +158,9 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
   const retries = options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: 100, integer: true });
   const attemptTimeoutMs =
     options.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(options.attemptTimeoutMs, 'attemptTimeoutMs', { min: 1 });
+  const hedge = options.hedge === undefined ? undefined : Object.freeze(checkHedge(options.hedge));
+  if (hedge !== undefined && (options.idempotent === undefined || options.idempotent === false))
+    throw new InvalidOptionError('hedge', options.hedge, "idempotent methods to hedge: set 'idempotent' (a hedge sends a call twice)");
   const authority = options.authority === undefined ? undefined : checkAuthority(options.authority);
   const channelOptions =
     options.channelOptions === undefined ? {} : (checkObject(options.channelOptions, 'channelOptions') as ChannelOptions);
@@ -172,6 +186,7 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
     retryableCodes,
     retries,
     attemptTimeoutMs,
+    hedge,
     authority,
     channelOptions: podChannelOptions,
     retryBufferBytes,

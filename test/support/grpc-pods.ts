@@ -78,6 +78,8 @@ export class GrpcPod {
   requests = 0;
   /** Calls being handled now. */
   inflight = 0;
+  /** Calls the client cancelled (the server call saw 'cancelled'). */
+  cancelled = 0;
   behaviour: GrpcPodBehaviour = {};
   state: 'running' | 'crashed' | 'stopped' = 'running';
   private readonly server = new grpc.Server();
@@ -95,6 +97,7 @@ export class GrpcPod {
     this.server.addService(Echo.service, {
       Unary: (call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, callback: grpc.sendUnaryData<EchoReply>) => {
         void this.handle(
+          this.watch(call),
           async () => {
             if (this.behaviour.dropAfterMetadata) {
               call.sendMetadata(new grpc.Metadata());
@@ -110,6 +113,7 @@ export class GrpcPod {
       },
       ServerStream: (call: grpc.ServerWritableStream<EchoRequest, EchoReply>) => {
         void this.handle(
+          this.watch(call),
           async () => {
             const count = call.request.count || 1;
             for (let seq = 0; seq < count && !call.cancelled; seq++) {
@@ -123,6 +127,7 @@ export class GrpcPod {
       },
       ClientStream: (call: grpc.ServerReadableStream<EchoRequest, EchoReply>, callback: grpc.sendUnaryData<EchoReply>) => {
         void this.handle(
+          this.watch(call),
           async () => {
             const texts: string[] = [];
             for await (const request of call as AsyncIterable<EchoRequest>) texts.push(request.text ?? '');
@@ -134,6 +139,7 @@ export class GrpcPod {
       },
       Bidi: (call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) => {
         void this.handle(
+          this.watch(call),
           async () => {
             // Not `for await`: ending the iteration would destroy the duplex, writable side included.
             let seq = 0;
@@ -241,12 +247,23 @@ export class GrpcPod {
     if (ms > 0) await sleep(ms);
   }
 
+  /** Counts the call if the client cancels it before it is answered (grpc-js also says 'cancelled' after an answer). */
+  private watch(call: { once(event: 'cancelled', listener: () => void): unknown }): () => void {
+    let answered = false;
+    call.once('cancelled', () => {
+      if (!answered) this.cancelled++;
+    });
+    return () => {
+      answered = true;
+    };
+  }
+
   private releaseHung(): void {
     for (const release of this.hung) release();
     this.hung.clear();
   }
 
-  private async handle(body: () => Promise<void>, fail: (error: grpc.ServiceError) => void): Promise<void> {
+  private async handle(answered: () => void, body: () => Promise<void>, fail: (error: grpc.ServiceError) => void): Promise<void> {
     this.requests++;
     this.inflight++;
     try {
@@ -263,6 +280,7 @@ export class GrpcPod {
           Object.assign(new Error(String(error)), { code: grpc.status.INTERNAL, details: String(error), metadata: new grpc.Metadata() }),
         );
     } finally {
+      answered();
       this.inflight--;
     }
   }
