@@ -14,10 +14,16 @@
  * 25 short rounds in shuffled order (each pass runs every client once, one at a time); the table
  * shows the median round, the client's CPU time per call, and the median of the throughput
  * ratios to round_robin within each pass.
- * Bounded: about 2 min in all (`--quick`: about 30 s).
+ *
+ * Hedging: three more pods (127.0.85.21–23) of which the first stalls 50 ms on every call;
+ * `createGrpcChannel` (round-robin, idempotent) without hedging, and hedging after 10 ms with the
+ * default hedge budget (5% + 1/s) and with a budget of 50%, and the first three pods (none stalls)
+ * for reference: p50/p99 and hedges per call, 4 calls in flight.
+ * Bounded: about 2.5 min in all (`--quick`: about 40 s; `--hedging`: the hedging table only).
  *
  *   node bench/support/run.mjs grpc            (npm run bench -- grpc)
  *   node bench/support/run.mjs grpc --quick
+ *   node bench/support/run.mjs grpc --hedging
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -42,7 +48,13 @@ import {
 import { fixed, installedVersion, machine, median, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.85.11', '127.0.85.12', '127.0.85.13'];
+/** The hedging table's pods: the first one stalls `STALL_MS` on every call. */
+const STALL_ADDRESSES = ['127.0.85.21', '127.0.85.22', '127.0.85.23'];
+const STALL_MS = 50;
+const HEDGE_DELAY_MS = 10;
+const HEDGE_CONCURRENCY = 4;
 const quick = process.argv.includes('--quick');
+const hedgingOnly = process.argv.includes('--hedging');
 const ROUNDS = quick ? 5 : 25;
 const ROUND_MS = quick ? 300 : 400;
 const WARMUP_MS = 1000; // each client warms up in its own process: its JIT starts cold
@@ -71,11 +83,15 @@ async function servePods(): Promise<void> {
   const Echo = loadEcho();
   let port = 0;
   const servers: grpc.Server[] = [];
-  for (const [i, address] of ADDRESSES.entries()) {
+  for (const [i, address] of [...ADDRESSES, ...STALL_ADDRESSES].entries()) {
     const server = new grpc.Server();
     const reply = { pod: `pod-${i}`, address, text: 'ok', seq: 0 };
+    const stalls = address === STALL_ADDRESSES[0];
     server.addService(Echo.service, {
-      Unary: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => callback(null, reply),
+      Unary: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        if (stalls) setTimeout(callback, STALL_MS, null, reply);
+        else callback(null, reply);
+      },
     });
     port = await new Promise<number>((done, fail) =>
       server.bindAsync(`${address}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
@@ -95,7 +111,7 @@ async function servePods(): Promise<void> {
 interface Contender {
   readonly id: string;
   readonly label: string;
-  make(Echo: EchoConstructor, port: number): { client: EchoClient; close(): Promise<void> };
+  make(Echo: EchoConstructor, port: number): { client: EchoClient; close(): Promise<void>; hedges?: () => number };
 }
 
 const insecure = grpc.credentials.createInsecure();
@@ -119,6 +135,37 @@ function headless(picker: PickerSpec): Contender['make'] {
     };
   };
 }
+
+/** createGrpcChannel over the stalling pods: round-robin, idempotent, hedged after 10 ms when `budgetPercent` is given. */
+function stalling(budgetPercent: number | undefined): Contender['make'] {
+  return (Echo, port) => {
+    const lb: Balancer = createBalancer({
+      endpoints: STALL_ADDRESSES.map((address, i) => ({ address, port, name: `stall-${i}` })),
+      service: 'echo',
+      outlierDetection: false, // the stalling pod answers: it must stay in the pool
+      ...(budgetPercent === undefined ? {} : { hedgeBudget: { percent: budgetPercent, minPerSecond: 1, windowMs: 10_000 } }),
+    });
+    const hedge = budgetPercent === undefined ? {} : { hedge: { delayMs: HEDGE_DELAY_MS } };
+    const channel = createGrpcChannel(lb, { credentials: insecure, idempotent: true, ...hedge });
+    const client = channel.client(Echo);
+    return {
+      client,
+      hedges: () => lb.stats().hedges,
+      close: async () => {
+        client.close();
+        await channel.close();
+        await lb.close();
+      },
+    };
+  };
+}
+
+const HEDGING: readonly Contender[] = [
+  { id: 'fast-rr', label: 'createGrpcChannel, 3 pods, none stalls (reference)', make: headless('round-robin') },
+  { id: 'stall-plain', label: `createGrpcChannel, one pod of 3 stalls ${STALL_MS} ms, no hedging`, make: stalling(undefined) },
+  { id: 'stall-hedge-5', label: `same, hedge after ${HEDGE_DELAY_MS} ms, hedge budget 5% + 1/s (default)`, make: stalling(0.05) },
+  { id: 'stall-hedge-50', label: `same, hedge after ${HEDGE_DELAY_MS} ms, hedge budget 50% + 1/s`, make: stalling(0.5) },
+];
 
 const CONTENDERS: readonly Contender[] = [
   {
@@ -147,27 +194,36 @@ const CONTENDERS: readonly Contender[] = [
 interface GrpcRound extends RoundResult {
   /** Share of the calls that the busiest pod answered (1/3 is an even spread). */
   readonly maxShare: number;
+  /** Hedges sent per call. */
+  readonly hedgesPerCall: number;
 }
 
 /** A contender's process: one client, running the rounds the parent asks for. */
 function runner(id: string, port: number): ContenderRunner<GrpcRound> {
-  const contender = CONTENDERS.find((c) => c.id === id);
+  const contender = [...CONTENDERS, ...HEDGING].find((c) => c.id === id);
   if (contender === undefined) throw new Error(`no contender ${id}`);
-  const { client, close } = contender.make(loadEcho(), port);
+  const { client, close, hedges } = contender.make(loadEcho(), port);
   return {
     async round(ms, concurrency) {
       const byPod = new Map<string, number>();
+      let calls = 0;
       const once = (): Promise<boolean> =>
         new Promise((done) => {
+          calls++;
           client.Unary({ text: 'x' }, (error, reply) => {
             if (error === null) byPod.set(reply!.pod, (byPod.get(reply!.pod) ?? 0) + 1);
             done(error === null);
           });
         });
+      const hedgesBefore = hedges?.() ?? 0;
       const result = await closedLoop(once, concurrency, ms, MAX_CALLS_PER_ROUND);
       let answered = 0;
       for (const n of byPod.values()) answered += n;
-      return { ...result, maxShare: Math.max(0, ...byPod.values()) / Math.max(1, answered) };
+      return {
+        ...result,
+        maxShare: Math.max(0, ...byPod.values()) / Math.max(1, answered),
+        hedgesPerCall: ((hedges?.() ?? 0) - hedgesBefore) / Math.max(1, calls),
+      };
     },
     close,
   };
@@ -187,7 +243,7 @@ async function main(): Promise<void> {
       concurrency: number;
       rows: (RoundResult & { id: string; label: string; maxShare: number; vsRoundRobin: number; addedP50: number })[];
     }[] = [];
-    for (const concurrency of [16, 1]) {
+    for (const concurrency of hedgingOnly ? [] : [16, 1]) {
       const results = await isolatedRounds<GrpcRound>(
         CONTENDERS.map((c) => c.id),
         info.port,
@@ -236,9 +292,10 @@ async function main(): Promise<void> {
       );
       console.log('');
     }
+    const hedging = await hedgingTable(info.port);
     const row = (concurrency: number, id: string) => sections.find((s) => s.concurrency === concurrency)!.rows.find((r) => r.id === id)!;
     const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
-    for (const id of ['headless-rr', 'headless-lr', 'headless-ll']) {
+    for (const id of hedgingOnly ? [] : ['headless-rr', 'headless-lr', 'headless-ll']) {
       const ratio = row(16, id).vsRoundRobin;
       const added = row(1, id).addedP50;
       // "No worse than round_robin" within 3%: one run's spread of the per-pass ratio on this machine.
@@ -249,12 +306,35 @@ async function main(): Promise<void> {
     mkdirSync('bench/results', { recursive: true });
     writeFileSync(
       'bench/results/grpc.json',
-      `${JSON.stringify({ machine: machine(), pinning, grpcJs, rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`,
+      `${JSON.stringify({ machine: machine(), pinning, grpcJs, rounds: ROUNDS, roundMs: ROUND_MS, sections, hedging }, null, 2)}\n`,
     );
   } finally {
     child.stdin?.end();
     child.kill();
   }
+}
+
+/** The hedging table: p50/p99 against a stalling pod, with and without hedging. */
+async function hedgingTable(port: number): Promise<(RoundResult & { id: string; label: string; hedgesPerCall: number })[]> {
+  const results = await isolatedRounds<GrpcRound>(
+    HEDGING.map((c) => c.id),
+    port,
+    TIMING,
+    HEDGE_CONCURRENCY,
+  );
+  const rows = HEDGING.map((c) => {
+    const rounds = results.get(c.id)!;
+    return { id: c.id, label: c.label, ...medianRound(rounds), hedgesPerCall: median(rounds.map((r) => r.hedgesPerCall)) };
+  });
+  console.log(`## Hedging: one pod of 3 stalls ${STALL_MS} ms, ${HEDGE_CONCURRENCY} calls in flight\n`);
+  console.log(
+    table(
+      ['client', 'calls/s', 'p50 µs', 'p99 µs', 'hedges per call', 'errors'],
+      rows.map((r) => [r.label, fixed(r.rps, 0), fixed(r.p50, 0), fixed(r.p99, 0), fixed(r.hedgesPerCall, 3), String(r.errors)]),
+    ),
+  );
+  console.log('');
+  return rows;
 }
 
 await main();
