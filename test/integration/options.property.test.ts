@@ -163,12 +163,14 @@ const RUN_PATHS = paths([
   'hedge',
   'hedge.delayMs',
   'hedge.percentile',
+  'hedge.maxAttempts',
 ]);
 const READY_PATHS = paths(['options', 'timeoutMs', 'signal']);
 const POOL_MS = ['connectTimeout', 'headersTimeout', 'bodyTimeout', 'keepAliveTimeout', 'keepAliveMaxTimeout', 'clientTtl'];
 const HTTP_PATHS = paths([
   ...['options', 'keyHeader', 'key', 'failureStatusCodes', 'failureStatusCodes[]', 'idempotentMethods', 'idempotentMethods[]', 'retries'],
-  ...['hedge', 'hedge.delayMs', 'hedge.percentile', 'timeoutMs', 'attemptTimeoutMs', 'servername', 'drainTimeoutMs', 'idleTimeoutMs'],
+  ...['hedge', 'hedge.delayMs', 'hedge.percentile', 'hedge.maxAttempts', 'timeoutMs', 'attemptTimeoutMs', 'servername'],
+  ...['drainTimeoutMs', 'idleTimeoutMs'],
   ...['pool', 'pool.connect.timeout', ...POOL_MS.map((k) => `pool.${k}`)],
 ]);
 const CHANNEL_MS = ['grpc.keepalive_time_ms', 'grpc.max_reconnect_backoff_ms', 'grpc.client_idle_timeout_ms'];
@@ -185,6 +187,7 @@ const GRPC_PATHS = paths([
     'retries',
     'attemptTimeoutMs',
   ],
+  ...['hedge', 'hedge.delayMs', 'hedge.percentile', 'hedge.maxAttempts'],
   ...['authority', 'channelOptions', ...CHANNEL_MS.map((k) => `channelOptions.${k}`), 'retryBufferBytes', 'drainTimeoutMs'],
 ]);
 
@@ -419,7 +422,10 @@ describe('random option objects: accepted and working, or refused naming the fie
           timeoutMs: k.ms(1000),
           attemptTimeoutMs: k.ms(1000),
           retries: k.int(0, 100),
-          hedge: k.mostly(k.object({ delayMs: k.ms(), percentile: k.fraction() }), fc.constantFrom<unknown>({}, 5)),
+          hedge: k.mostly(
+            k.object({ delayMs: k.ms(), percentile: k.fraction(), maxAttempts: k.int(2, 5) }),
+            fc.constantFrom<unknown>({}, 5),
+          ),
         }),
       );
       await fc.assert(
@@ -489,7 +495,7 @@ describe('random option objects: accepted and working, or refused naming the fie
           failureStatusCodes: mostly(fc.array(fc.integer({ min: 500, max: 599 }), { maxLength: 3 }), fc.constant([99])),
           idempotentMethods: mostly(fc.constantFrom(['GET'], ['get', 'PUT']), fc.constant(['NOT A METHOD'])),
           retries: int(0, 100),
-          hedge: mostly(object({ delayMs: ms(), percentile: fraction() })),
+          hedge: mostly(object({ delayMs: ms(), percentile: fraction(), maxAttempts: int(2, 5) })),
           timeoutMs: ms(1000),
           attemptTimeoutMs: ms(1000),
           servername: mostly(fc.constant('web.default.svc.cluster.local'), fc.constantFrom<unknown>('10.0.0.1', 'bad_name!')),
@@ -523,7 +529,7 @@ describe('random option objects: accepted and working, or refused naming the fie
 
     it('createGrpcChannel: refused by name, or a call goes through', async () => {
       const insecure = grpc.credentials.createInsecure();
-      const options = bothMoods(({ mostly, object, ms, int }) =>
+      const options = bothMoods(({ mostly, object, ms, int, fraction }) =>
         object({
           credentials: mostly(fc.constant(insecure), fc.constantFrom<unknown>({}, 'insecure')),
           keyMetadata: mostly(fc.constant('x-shard-key'), fc.constantFrom<unknown>('x-key-bin', 'bad key')),
@@ -542,6 +548,7 @@ describe('random option objects: accepted and working, or refused naming the fie
           retryableCodes: mostly(fc.array(fc.integer({ min: 1, max: 16 }), { maxLength: 3 }), fc.constant([0])),
           retries: int(0, 100),
           attemptTimeoutMs: ms(1000),
+          hedge: mostly(object({ delayMs: ms(1000), percentile: fraction(), maxAttempts: int(2, 5) }), fc.constantFrom<unknown>({}, 5)),
           authority: mostly(
             fc.constantFrom('echo.default.svc.cluster.local:9090', 'echo'),
             fc.constantFrom<unknown>('svc:0x35', 'svc:99999', 'a b'),

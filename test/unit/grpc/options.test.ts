@@ -42,6 +42,20 @@ describe('resolveGrpcOptions', () => {
     expect(resolveGrpcOptions({ credentials, channelOptions: { 'grpc.service_config': '{}' } }).podCallsSingleAttempt).toBe(false);
   });
 
+  it('hedge: idempotent methods only, maxAttempts 2 to 5, named in the error', () => {
+    expect(invalid({ hedge: { delayMs: 10 } })).toMatchObject({ field: 'hedge' });
+    expect(invalid({ idempotent: false, hedge: { delayMs: 10 } })).toMatchObject({ field: 'hedge' });
+    expect(invalid({ idempotent: true, hedge: {} })).toMatchObject({ field: 'hedge' });
+    expect(invalid({ idempotent: true, hedge: { delayMs: 10, every: 3 } }).field).toBe('hedge.every');
+    for (const bad of [1, 6, 2.5, '3'])
+      expect(invalid({ idempotent: true, hedge: { delayMs: 10, maxAttempts: bad } }).field).toBe('hedge.maxAttempts');
+    expect(invalid({ idempotent: true, hedge: { delayMs: -1 } }).field).toBe('hedge.delayMs');
+    const resolved = resolveGrpcOptions({ credentials, idempotent: ['/pkg.Svc/Get'], hedge: { delayMs: 10, maxAttempts: 5 } });
+    expect(resolved.hedge).toEqual({ delayMs: 10, maxAttempts: 5 });
+    expect(Object.isFrozen(resolved.hedge)).toBe(true);
+    expect(resolveGrpcOptions({ credentials, idempotent: true, hedge: { percentile: 0.9 } }).hedge).toEqual({ percentile: 0.9 });
+  });
+
   it.each(['svc:0x35', 'svc:5e1', 'svc:99999', 'svc:0', 'svc:', 'svc: 80', '[::1]:0x35', 'a:b:c'])(
     'refuses the authority %s',
     (authority) => {
