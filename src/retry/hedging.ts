@@ -13,10 +13,11 @@ const HEDGE_LOST = Object.freeze(
  * call has not tried every `plan.hedgeDelayMs` while none has succeeded, up to
  * `plan.hedgeMaxAttempts` in all, each within the hedge budget. The first success wins and the
  * others are aborted. A dispatched call may refuse further hedges (`mayHedge`, e.g. a gRPC client
- * stream past its retry buffer). A failure that a retry could mend (not `fatal`) sends the next hedge at once
- * while other attempts still run; a fatal one ends the round with it at once (A6: such a status
- * commits the call), aborting the others. When every attempt failed, the first failure goes to the
- * retry loop. The hedge timer is ref'd (the caller waits on what it starts) and cleared when the
+ * stream past its retry buffer). A failure that a retry could mend (not `fatal`) sends the next
+ * hedge at once while other attempts still run, or whenever the call has no retries (`retries: 0`,
+ * as A6's hedged methods); a fatal one ends the round with it at once (A6: such a status commits
+ * the call), aborting the others. When every attempt failed, the first failure goes to the retry
+ * loop. The hedge timer is ref'd (the caller waits on what it starts) and cleared when the
  * round ends or the call stops.
  */
 export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: Endpoint, attempt: number): Promise<T> {
@@ -62,10 +63,10 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
             return;
           }
           firstError ??= error;
-          if (pending > 0) {
-            sendHedge(); // at once, while the others run
-            return;
-          }
+          // The next hedge at once: while the others run, or always when the call has no retries
+          // of its own (A6: a hedged method's attempts are all hedges).
+          if (pending > 0 || plan.retries === 0) sendHedge();
+          if (pending > 0) return;
           // Every attempt failed: the retry logic decides.
           end(HEDGE_LOST);
           reject(firstError);

@@ -154,6 +154,31 @@ describe('hedging with maxAttempts', () => {
     expect(lb.stats()).toMatchObject({ hedges: 1, retries: 1 });
   });
 
+  it('with retries: 0, a failure with nothing else running sends the next hedge at once (A6), up to maxAttempts', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const lb = balancer(5);
+    const { sent, settle, fn } = scripted();
+    const result = lb.run(fn, { idempotent: true, retries: 0, hedge: { delayMs: 100, maxAttempts: 3 } });
+    const outcome = result.then(
+      () => 'resolved',
+      (error: unknown) => error,
+    );
+    await flush();
+    settle.get(0)!.reject(reset()); // before the delay: a hedge now instead of a retry
+    await flush();
+    expect(sent).toHaveLength(2);
+    expect(sent[1]).toMatchObject({ attempt: 1, hedged: true });
+    settle.get(1)!.reject(reset());
+    await flush();
+    expect(sent).toHaveLength(3);
+    const last = reset();
+    settle.get(2)!.reject(last);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(sent).toHaveLength(3); // maxAttempts: the call fails with the first failure
+    expect(await outcome).toBeInstanceOf(Error);
+    expect(lb.stats()).toMatchObject({ hedges: 2, retries: 0 });
+  });
+
   it('stops hedging when the hedge budget is spent, and says so once per refused hedge', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     // A reserve of exactly one hedge per window, nothing from traffic.
