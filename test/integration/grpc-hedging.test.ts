@@ -152,7 +152,7 @@ describe('hedged unary calls', () => {
     );
     let exhausted = 0;
     lb.on('hedge-budget-exhausted', () => exhausted++);
-    for (const pod of svc.pods) pod.setBehaviour({ delayMs: STALL_MS }); // every call is due a hedge
+    for (const pod of svc.pods) pod.setBehaviour({ delayMs: STALL_MS * 6 }); // every call is due a hedge, even on a busy machine
     const { replies, errors } = await unaryLoad(client, 12, 3);
     expect(errors).toEqual([]);
     expect(replies).toHaveLength(12);
