@@ -106,7 +106,7 @@ export class Attempt {
   private heldMetadata: Metadata | undefined;
   private heldMessage: Buffer | undefined;
   private onWritten: WriteCallback | undefined;
-  /** The attempt timed out (`attemptTimeoutMs`): cancel it; the balancer decides about a retry. */
+  /** The balancer aborted the attempt (`attemptTimeoutMs`, or another attempt of its hedged round won): cancel it. */
   private onAbort: (() => void) | undefined;
 
   constructor(
@@ -116,7 +116,7 @@ export class Attempt {
     private queue: Outgoing[] | undefined,
     /** The balancer's side of this attempt: told once, when the attempt commits or fails. */
     private readonly handle: AttemptHandle<void>,
-    /** Only set when attempts have their own timeout: the deadline and cancellation are handled without it. */
+    /** Only set when the balancer may abort the attempt (its own timeout, a lost hedge): the deadline and cancellation are handled without it. */
     private readonly signal: AbortSignal | undefined,
   ) {
     this.readyAtStart = pod.state === connectivityState.READY;

@@ -62,7 +62,9 @@ function onDeadline(call: BalancedCall): void {
  * grpc-js deadline, plus a timer here for the time between attempts.
  * Before that, request messages are kept (up to `retryBufferBytes`) so that a failed attempt can
  * be sent again elsewhere: always when it provably never reached the pod, and for idempotent
- * methods also after a retryable status.
+ * methods also after a retryable status. A hedged method's call runs the attempts of a round at
+ * once: each gets the request messages, the first to commit wins, and the balancer aborts the
+ * others (their pods see CANCELLED).
  */
 export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwner {
   private readonly callNumber = nextCallNumber++;
