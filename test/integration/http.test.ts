@@ -458,6 +458,24 @@ describe('createDispatcher over plain HTTP pods', () => {
     expect(lb.stats().hedges).toBe(hedges);
   });
 
+  it('hedges up to maxAttempts: two pods stall, the third answers every request, the stalled attempts are cancelled', async () => {
+    const { pods, lb, dispatcher, origin } = await staticSetup(['127.0.80.93', '127.0.80.94', '127.0.80.95'], {
+      kill: true,
+      balancer: { hedgeBudget: { percent: 1, minPerSecond: 100 } },
+      dispatcher: { hedge: { delayMs: 30, maxAttempts: 3 } },
+    });
+    pods[0]!.delayMs = 400;
+    pods[1]!.delayMs = 400;
+    for (let i = 0; i < 6; i++) expect((await body(await request(`${origin}/echo`, { dispatcher }))).pod).toBe('web-2');
+    const hedges = lb.stats().hedges;
+    // Each request: one attempt, plus a hedge per stalled pod it met before the third.
+    expect(pods[0]!.hits + pods[1]!.hits + pods[2]!.hits).toBe(6 + hedges);
+    expect(pods[2]!.hits).toBe(6);
+    expect(hedges).toBeGreaterThanOrEqual(4); // at least the 4 requests that started on a stalled pod
+    await waitFor(() => pods[0]!.abandoned + pods[1]!.abandoned >= pods[0]!.hits + pods[1]!.hits, { what: 'the losers cancelled' });
+    await delay(400); // the stalled pods' timers run out
+  });
+
   it('honours the deadline and the caller abort; neither counts against the pod', async () => {
     const { lb, dispatcher, origin } = await staticSetup(['127.0.80.81'], { kill: true, dispatcher: { timeoutMs: 150 } });
     const started = Date.now();
