@@ -157,6 +157,10 @@ class TracedCall<T> implements DispatchedCall<T> {
     this.call.end(error);
     this.inner.failed(error);
   }
+
+  mayHedge(): boolean {
+    return this.inner.mayHedge?.() !== false;
+  }
 }
 
 class TracedHandle<T> implements AttemptHandle<T> {

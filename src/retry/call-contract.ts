@@ -43,6 +43,7 @@ export interface DispatchedCall<T> {
   /**
    * Asked before each hedge of a hedged call: false when the call can send no more attempts at
    * once (its request is no longer kept whole). Then none follows in that round. Default: yes.
+   * A wrapper of a call (headless-lb/otel's) must pass it on.
    */
   mayHedge?(): boolean;
 }

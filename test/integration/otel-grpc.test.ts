@@ -90,6 +90,51 @@ describe('gRPC adapter', () => {
     expect(sumWhere(m.get('headless_lb.calls'), { 'server.address': svc.fqdn })).toBe(2);
     otel.dispose();
   });
+
+  it('traced hedged calls: one attempt span per attempt, the loser cancelled; a client stream past the buffer is not hedged', async () => {
+    const svc = await env.cluster.createService({ name: 'otel-grpc-hedge', replicas: 2 });
+    const lb = env.balancer({
+      service: svc.fqdn,
+      portName: 'grpc',
+      outlierDetection: false,
+      hedgeBudget: { percent: 1, minPerSecond: 100 },
+    });
+    const otel = instrumentBalancer(lb, { meterProvider: sdk.meterProvider, tracerProvider: sdk.tracerProvider });
+    const channel = createGrpcChannel(lb, {
+      credentials: grpc.credentials.createInsecure(),
+      idempotent: true,
+      hedge: { delayMs: 10 },
+      retryBufferBytes: 100,
+    });
+    const client = channel.client(Echo);
+    env.onClose(async () => {
+      client.close();
+      await channel.close();
+    });
+    await lb.ready();
+    for (const pod of svc.pods) pod.setBehaviour({ delayMs: 200 }); // any first attempt is due a hedge
+    sdk.spanExporter.reset();
+    await unary(client);
+    expect(lb.stats().hedges).toBe(1);
+    await waitFor(() => sdk.spans().some((span) => span.name === CALL_SPAN), { what: 'the call span' });
+    const outcomes = sdk
+      .spans()
+      .filter((span) => span.name === ATTEMPT_SPAN)
+      .map((span) => span.attributes['headless_lb.attempt.outcome'])
+      .sort();
+    expect(outcomes).toEqual(['cancelled', 'success']);
+    // Past the retry buffer: the channel refuses the hedge through the tracer's wrapper too.
+    const reply = await new Promise<{ seq: number }>((resolve, reject) => {
+      const call = client.ClientStream(new grpc.Metadata(), { deadline: Date.now() + 5000 }, (error, value) =>
+        error ? reject(error) : resolve(value!),
+      );
+      for (let i = 0; i < 10; i++) call.write({ text: `message ${i}`.padEnd(40, '.') });
+      call.end();
+    });
+    expect(reply.seq).toBe(10);
+    expect(lb.stats().hedges).toBe(1);
+    otel.dispose();
+  });
 });
 
 interface SpanLine {
