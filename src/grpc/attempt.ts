@@ -319,6 +319,11 @@ export class Attempt {
     return this.owner.podCallsSingleAttempt && this.call.getPeer() === this.pod.channel.getTarget();
   }
 
+  /** The pod's connection was READY when the attempt started and has been lost since (it may have reconnected). */
+  private connectionLost(): boolean {
+    return this.readyAtStart && (this.pod.state !== connectivityState.READY || this.pod.readyEpoch !== this.epochAtStart);
+  }
+
   /** What a failure before any answer proves, for the balancer's retry rules. */
   private classify(status: StatusObject): Error {
     const error = new GrpcStatusError(status, this.pod.host, this.heldMetadata);
@@ -326,7 +331,11 @@ export class Attempt {
     if (status.code === Status.UNAVAILABLE && this.neverSent()) {
       return new NotSentError(`${this.owner.method} never reached ${this.pod.host}: no connection (${status.details})`, { cause: error });
     }
-    if (this.owner.hostRetryable(status.code)) {
+    // INTERNAL as the connection went away: grpc-js's status for a stream the server reset with
+    // INTERNAL_ERROR, as nghttp2 servers do to every stream of a connection that resets streams
+    // faster than their rapid-reset limit (hedging cancels streams). A dropped connection, then.
+    const code = status.code === Status.INTERNAL && this.connectionLost() ? Status.UNAVAILABLE : status.code;
+    if (this.owner.hostRetryable(code)) {
       return new RetryableError(
         `${this.owner.method} failed on ${this.pod.host} with ${Status[status.code] ?? status.code}: ${status.details}`,
         { cause: error },

@@ -211,6 +211,25 @@ describe('hedged unary calls', () => {
   });
 });
 
+describe("cancelled hedges and the server's rapid-reset limit", () => {
+  it('a pod that closes its connection for too many cancelled streams fails no hedged call', async () => {
+    // nghttp2 (Node's http2) closes a connection with INTERNAL_ERROR once its client has reset more
+    // than 1000 streams at over 33/s: every loser here is cancelled on the same pod, fast.
+    const { svc, lb, client } = await connect(
+      2,
+      { idempotent: true, hedge: { delayMs: 0 } },
+      { hedgeBudget: { percent: 1, minPerSecond: 1000 } },
+      true,
+    );
+    svc.pods[0]!.setBehaviour({ hang: true });
+    const { replies, errors } = await unaryLoad(client, 1300, 16);
+    expect(errors).toEqual([]);
+    expect(replies).toHaveLength(1300);
+    expect(replies.every((r) => r.pod === svc.pods[1]!.name)).toBe(true);
+    expect(lb.stats().hedges).toBe(1300);
+  });
+});
+
 describe('hedged streams', () => {
   it('server streaming: the first pod to answer commits, the stream comes whole from it, the stalled one is cancelled', async () => {
     const { svc, lb, client } = await connect(
