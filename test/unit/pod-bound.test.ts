@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createGrpcChannel } from '../../src/grpc/index.js';
 import { createDispatcher } from '../../src/http/index.js';
 import { createBalancer, InvalidOptionError, type Balancer, type BalancerOptions, type Endpoint } from '../../src/index.js';
+import { PodChannels } from '../../src/grpc/pod-channels.js';
 import { BoundedPods, checkMaxPods, defaultMaxPods, MAX_PODS_LIMIT } from '../../src/pod-bound.js';
 import { staticEndpoints } from './support.js';
 
@@ -114,5 +115,40 @@ describe('maxPods', () => {
     expect(() => createGrpcChannel(subsetted, { credentials, maxPods: 2.5 })).toThrow(/Invalid option maxPods: 2.5/);
     await Promise.all([dispatcher.close(), bounded.close(), channel.close(), unbounded.close()]);
     expect(subsetted.stats().endpoints.every((e) => e.pools === 0)).toBe(true);
+  });
+});
+
+describe('an evicted gRPC pod channel', () => {
+  // Channels to a port nothing listens on, never asked to connect: no socket is opened.
+  it('closes when its calls end, with no time limit; with the drain timeout once its pod leaves', async () => {
+    const [a, b, c] = balancer({}, 3).endpoints() as [Endpoint, Endpoint, Endpoint];
+    const channels = new PodChannels(
+      grpc.credentials.createInsecure(),
+      () => ({}),
+      50,
+      1,
+      () => {},
+    );
+    const first = channels.acquire(a);
+    first.callStarted(); // a call in flight on it
+    expect(channels.acquire(b)).not.toBe(first); // one more pod: the first is evicted
+    expect(channels.stats()).toMatchObject({ channels: 1, maxPods: 1, evictions: 1, draining: 1, active: 1 });
+    expect(a.openPools).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 120)); // longer than the drain timeout: still open
+    expect(first.isClosed).toBe(false);
+    channels.onChange({ added: [], removed: [a], updated: [], readdressed: [], endpoints: [b] });
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(first.isClosed).toBe(true);
+    expect(channels.stats()).toMatchObject({ channels: 1, draining: 0 });
+    expect(a.openPools).toBe(0);
+
+    // An evicted channel whose calls end closes at once.
+    const third = channels.acquire(c); // evicts b's, idle
+    expect(b.openPools).toBe(0); // closed at once
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(channels.stats()).toMatchObject({ evictions: 2, draining: 0 });
+    expect(third.isClosed).toBe(false);
+    await channels.close();
+    expect(a.openPools + b.openPools + c.openPools).toBe(0);
   });
 });
