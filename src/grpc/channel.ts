@@ -10,6 +10,7 @@ import {
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
+import { defaultMaxPods } from '../pod-bound.js';
 import { timerDelay } from '../timer-delay.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
@@ -17,7 +18,6 @@ import { BalancedCall, MethodShape, type GrpcBalancer } from './call.js';
 import type { GrpcCall, ParentCall } from './grpc-call.js';
 import type { GrpcMethodPolicy } from './method-policy.js';
 import { resolveGrpcOptions, type GrpcChannelOptions, type ResolvedGrpcOptions } from './options.js';
-import { defaultMaxPods } from '../pod-bound.js';
 import { PodChannels, type PodChannelsStats } from './pod-channels.js';
 
 type ChannelzRef = ReturnType<ChannelInterface['getChannelzRef']>;
