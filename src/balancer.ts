@@ -143,6 +143,8 @@ export interface EndpointStats {
   readonly ejectedForMs: number;
   /** Slow start: the share of its picks the endpoint is admitted for now, 0..1 (1 when not ramping). */
   readonly slowStartWeight: number;
+  /** HTTP pools and gRPC pod channels open to this pod, over every dispatcher and channel of this balancer. */
+  readonly pools: number;
 }
 
 export interface BalancerStats {
@@ -431,6 +433,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         ejections: e.ejections,
         ejectedForMs: e.state === 'ejected' ? Math.max(0, e.health.ejectedUntil - now) : 0,
         slowStartWeight: this.slowStart?.weight(e, now) ?? 1,
+        pools: e.openPools,
       })),
       discovery: this.discoveryStats,
       subset:

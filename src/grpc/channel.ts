@@ -10,6 +10,7 @@ import {
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
+import { defaultMaxPods } from '../pod-bound.js';
 import { timerDelay } from '../timer-delay.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
@@ -81,7 +82,13 @@ export class HeadlessChannel implements ChannelInterface {
         ...channelOptions,
       };
     };
-    this.pods = new PodChannels(this.options.credentials, optionsFor, this.options.drainTimeoutMs, () => this.stateMayHaveChanged());
+    this.pods = new PodChannels(
+      this.options.credentials,
+      optionsFor,
+      this.options.drainTimeoutMs,
+      this.options.maxPods ?? defaultMaxPods(lb),
+      () => this.stateMayHaveChanged(),
+    );
     this.target = `headless:///${lb.service}`;
     this.channelzRef = { kind: 'channel' as ChannelzRef['kind'], id: 0, name: this.target };
     const { retries, attemptTimeoutMs, retryableCodes } = this.options;
@@ -183,11 +190,12 @@ export class HeadlessChannel implements ChannelInterface {
 
   /**
    * READY when any pod channel is READY; else CONNECTING when one connects; TRANSIENT_FAILURE when
-   * all have failed; IDLE otherwise. `tryToConnect` connects to every pod of the pool.
+   * all have failed; IDLE otherwise. `tryToConnect` connects to every pod of the pool (to the
+   * subset's members when subsetting is on), up to `maxPods`.
    */
   getConnectivityState(tryToConnect: boolean): connectivityState {
     if (tryToConnect && this.closing === undefined) {
-      for (const endpoint of this.lb.endpoints()) this.pods.acquire(endpoint).channel.getConnectivityState(true);
+      for (const endpoint of podsToConnect(this.lb, this.pods.maxPods)) this.pods.acquire(endpoint).channel.getConnectivityState(true);
     }
     return this.computeState();
   }
@@ -248,6 +256,16 @@ export class HeadlessChannel implements ChannelInterface {
       watcher.callback();
     }
   }
+}
+
+/** The pods `tryToConnect` connects to: the subset's members when subsetting is on, else every pod; at most `max`. */
+function podsToConnect(lb: GrpcBalancer, max: number): readonly Endpoint[] {
+  const endpoints = lb.endpoints();
+  // A Balancer has stats(); the type an adapter takes does not require it.
+  const stats = (lb as { stats?: () => { subset?: { members: readonly string[] } } }).stats;
+  const members = typeof stats === 'function' ? stats.call(lb).subset?.members : undefined;
+  const wanted = members === undefined ? endpoints : endpoints.filter((e) => members.includes(e.id));
+  return wanted.length > max ? wanted.slice(0, max) : wanted;
 }
 
 /** The host of `host[:port]` or `[v6]:port`. */

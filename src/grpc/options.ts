@@ -10,6 +10,7 @@ import {
   checkObject,
   optionalMilliseconds,
 } from '../option-checks.js';
+import { checkMaxPods } from '../pod-bound.js';
 import { parsePort } from '../port.js';
 
 /** What a `key` function sees of a call. */
@@ -66,6 +67,13 @@ export interface GrpcChannelOptions {
    * before it is closed anyway, ms. Default 30000 (Kubernetes' default grace period).
    */
   readonly drainTimeoutMs?: number;
+  /**
+   * The most pods the channel keeps pod channels open to: when a call needs one more, the least
+   * recently used pod's channel is closed once its calls end, and made again when needed. An
+   * integer from 1, or Infinity. Default: twice the balancer's `subset.size` when subsetting is on
+   * (room for ejected members' stand-ins and keyed calls), else Infinity.
+   */
+  readonly maxPods?: number;
 }
 
 /** Options after validation and defaults. */
@@ -81,6 +89,8 @@ export interface ResolvedGrpcOptions {
   readonly channelOptions: ChannelOptions;
   readonly retryBufferBytes: number;
   readonly drainTimeoutMs: number;
+  /** undefined: the default, which depends on the balancer. */
+  readonly maxPods: number | undefined;
   /** False when the pod channels have a service config: grpc-js retry policies could hide an attempt that had a stream. */
   readonly podCallsSingleAttempt: boolean;
 }
@@ -113,6 +123,7 @@ const KEYS = [
   'channelOptions',
   'retryBufferBytes',
   'drainTimeoutMs',
+  'maxPods',
 ] as const;
 
 const METADATA_KEY = /^[0-9a-z_.-]+$/;
@@ -163,6 +174,7 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
       ? GRPC_DEFAULTS.retryBufferBytes
       : checkNumber(options.retryBufferBytes, 'retryBufferBytes', { min: 0, integer: true });
   const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', GRPC_DEFAULTS.drainTimeoutMs);
+  const maxPods = options.maxPods === undefined ? undefined : checkMaxPods(options.maxPods, 'maxPods');
 
   return {
     credentials: options.credentials,
@@ -176,6 +188,7 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
     channelOptions: podChannelOptions,
     retryBufferBytes,
     drainTimeoutMs,
+    maxPods,
     podCallsSingleAttempt: channelOptions['grpc.service_config'] === undefined,
   };
 }

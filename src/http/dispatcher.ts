@@ -6,6 +6,7 @@ import { HttpCall, type CallHost, type HttpBalancer } from './call.js';
 import { toDownstream } from './downstream.js';
 import { resolveHttpOptions, type HttpDispatcherOptions, type ResolvedHttpOptions } from './options.js';
 import { Origins } from './origin.js';
+import { defaultMaxPods } from '../pod-bound.js';
 import { PodPools, type PodPoolsStats } from './pools.js';
 
 export type { HttpBalancer } from './call.js';
@@ -49,6 +50,7 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
       this.options.pool,
       this.options.drainTimeoutMs,
       this.options.idleTimeoutMs,
+      this.options.maxPods ?? defaultMaxPods(lb),
       (event, origin, targets, error) => {
         if (event === 'connect') this.emit('connect', origin, [this, ...targets]);
         else if (event === 'disconnect') this.emit('disconnect', origin, [this, ...targets], error as errors.UndiciError);
@@ -79,7 +81,7 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
     return this.destroyedFlag;
   }
 
-  /** Pools, draining pools and requests in flight. */
+  /** Pools and the pods they go to, the bound and its evictions, draining pools, requests in flight. */
   stats(): HeadlessDispatcherStats {
     return { ...this.pools.stats(), closed: this.closedFlag, destroyed: this.destroyedFlag };
   }

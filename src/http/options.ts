@@ -10,6 +10,7 @@ import {
   optionalMilliseconds,
 } from '../option-checks.js';
 import { checkHedge, type HedgeOptions } from '../options.js';
+import { checkMaxPods } from '../pod-bound.js';
 
 /** What a `key` function sees of a request. */
 export interface HttpRequestInfo {
@@ -72,6 +73,13 @@ export interface HttpDispatcherOptions {
   readonly drainTimeoutMs?: number;
   /** A pod's pool unused this long is closed; the next request re-creates it, ms. 0 keeps pools forever. Default 60000. */
   readonly idleTimeoutMs?: number;
+  /**
+   * The most pods the dispatcher keeps pools open to: when a request needs one more, the least
+   * recently used pod's pool is closed (its requests in flight finish) and made again when needed.
+   * An integer from 1, or Infinity. Default: twice the balancer's `subset.size` when subsetting is
+   * on (room for ejected members' stand-ins and keyed requests), else Infinity.
+   */
+  readonly maxPods?: number;
 }
 
 /** Options after validation and defaults. */
@@ -88,6 +96,8 @@ export interface ResolvedHttpOptions {
   readonly pool: PodPoolOptions;
   readonly drainTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** undefined: the default, which depends on the balancer. */
+  readonly maxPods: number | undefined;
 }
 
 export const HTTP_DEFAULTS = {
@@ -110,6 +120,7 @@ const KEYS = [
   'pool',
   'drainTimeoutMs',
   'idleTimeoutMs',
+  'maxPods',
 ] as const;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -153,6 +164,7 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
   const pool = options.pool === undefined ? {} : checkPoolOptions(options.pool);
   const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', HTTP_DEFAULTS.drainTimeoutMs);
   const idleTimeoutMs = optionalMilliseconds(options.idleTimeoutMs, 'idleTimeoutMs', HTTP_DEFAULTS.idleTimeoutMs);
+  const maxPods = options.maxPods === undefined ? undefined : checkMaxPods(options.maxPods, 'maxPods');
 
   return {
     keyHeader,
@@ -167,6 +179,7 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
     pool,
     drainTimeoutMs,
     idleTimeoutMs,
+    maxPods,
   };
 }
 
