@@ -14,7 +14,7 @@ import { sleep } from './wait.js';
  * stop is grpc-js's own (GOAWAY, in-flight calls finish).
  */
 
-export const ECHO_PROTO = fileURLToPath(new URL('../fixtures/echo.proto', import.meta.url));
+export const ECHO_PROTO = fileURLToPath(new URL('../../proto/echo.proto', import.meta.url));
 
 export interface EchoRequest {
   text?: string;
@@ -30,7 +30,7 @@ export interface EchoReply {
 
 type Callback<T> = (error: grpc.ServiceError | null, value?: T) => void;
 
-/** The generated-style client of test/fixtures/echo.proto. */
+/** The generated-style client of proto/echo.proto. */
 export interface EchoClient extends grpc.Client {
   Unary(request: EchoRequest, callback: Callback<EchoReply>): grpc.ClientUnaryCall;
   Unary(request: EchoRequest, metadata: grpc.Metadata, callback: Callback<EchoReply>): grpc.ClientUnaryCall;
