@@ -94,14 +94,14 @@ export const ECHO_SERVICE_NAME = 'hlb.test.Echo';
 
 /**
  * The package's proto/ folder sits next to dist/ (installed) and src/ (this repository), and
- * this module may be bundled into dist/ or dist/testing/: look upwards for it.
+ * this module may be bundled into dist/, dist/testing/ or a test's own bundle: look upwards.
  */
 export function protoFiles(): ProtoFiles {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let level = 0; level < 4; level++, dir = dirname(dir)) {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
     const root = join(dir, 'proto');
-    const echo = join(root, 'echo.proto');
-    if (existsSync(echo)) return { root, echo, health: join(root, 'grpc', 'health', 'v1', 'health.proto') };
+    const files = { root, echo: join(root, 'echo.proto'), health: join(root, 'grpc', 'health', 'v1', 'health.proto') };
+    if (existsSync(files.echo) && existsSync(files.health)) return files;
+    if (dirname(dir) === dir) break;
   }
   throw new Error(`headless-lb/testing: proto/echo.proto not found above ${fileURLToPath(import.meta.url)}`);
 }
