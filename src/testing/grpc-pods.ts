@@ -1,7 +1,7 @@
 import net from 'node:net';
 import type * as Grpc from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
-import { checkMilliseconds, optionalMilliseconds } from '../option-checks.js';
+import { checkBoolean, checkKnownKeys, checkMilliseconds, checkObject, optionalMilliseconds } from '../option-checks.js';
 import {
   ECHO_SERVICE_NAME,
   loadGrpcRuntime,
@@ -383,11 +383,15 @@ export class GrpcPod {
 
 /** Starts a gRPC pod; loads @grpc/grpc-js and @grpc/proto-loader on first use. */
 export async function startGrpcPod(options: StartGrpcPodOptions): Promise<GrpcPod> {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object');
+  checkKnownKeys(checkObject(options, 'options'), ['name', 'port', 'address', 'behaviour', 'tls'], '');
   if (typeof options.name !== 'string' || options.name === '') throw new InvalidOptionError('name', options.name, 'a non-empty string');
   const port = options.port ?? 50051;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidOptionError('port', port, 'an integer from 0 to 65535');
   const behaviour = validateGrpcBehaviour(options.behaviour ?? {});
+  const tls = options.tls === undefined ? undefined : checkObject(options.tls, 'tls');
+  for (const field of ['key', 'cert'] as const)
+    if (tls !== undefined && typeof tls[field] !== 'string' && !Buffer.isBuffer(tls[field]))
+      throw new InvalidOptionError(`tls.${field}`, tls[field], 'a PEM string or Buffer');
   const runtime = await loadGrpcRuntime();
   const { grpc } = runtime;
   if (typeof grpc.Server.prototype.createConnectionInjector !== 'function')
@@ -398,7 +402,7 @@ export async function startGrpcPod(options: StartGrpcPodOptions): Promise<GrpcPo
       : grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(options.tls.key), cert_chain: Buffer.from(options.tls.cert) }]);
   const { server, address } = await listenOnLoopback(
     () => net.createServer({ noDelay: true }),
-    options.address ?? (() => defaultBlock.next()),
+    options.address === undefined ? () => defaultBlock.next() : options.address,
     port,
   );
   return new GrpcPod(runtime, options.name, address, server, behaviour, credentials);
@@ -408,10 +412,15 @@ function isKnownService(service: string | undefined): boolean {
   return service === undefined || service === '' || service === ECHO_SERVICE_NAME;
 }
 
+const BEHAVIOUR_KEYS = ['delayMs', 'hang', 'reset', 'status', 'details', 'health'] as const;
+
 function validateGrpcBehaviour(behaviour: GrpcPodBehaviour): GrpcPodBehaviour {
-  if (typeof behaviour !== 'object' || behaviour === null) throw new InvalidOptionError('behaviour', behaviour, 'an object');
-  const { delayMs, status, details, health } = behaviour;
+  const checked = checkObject(behaviour, 'behaviour');
+  checkKnownKeys(checked, BEHAVIOUR_KEYS, 'behaviour');
+  const { delayMs, hang, reset, status, details, health } = behaviour;
   if (delayMs !== undefined) checkMilliseconds(delayMs, 'behaviour.delayMs');
+  if (hang !== undefined) checkBoolean(hang, 'behaviour.hang');
+  if (reset !== undefined) checkBoolean(reset, 'behaviour.reset');
   if (status !== undefined && (!Number.isInteger(status) || status < 1 || status > 16))
     throw new InvalidOptionError('behaviour.status', status, 'a gRPC status code from 1 to 16');
   if (details !== undefined && typeof details !== 'string') throw new InvalidOptionError('behaviour.details', details, 'a string');

@@ -213,7 +213,11 @@ export async function startPod(options: StartPodOptions): Promise<Pod> {
   const port = options.port ?? 8080;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidOptionError('port', port, 'an integer from 1 to 65535');
   const behaviour = validateBehaviour(options.behaviour ?? {});
-  const { server, address } = await listenOnLoopback(() => http.createServer(), options.address ?? (() => defaultBlock.next()), port);
+  const { server, address } = await listenOnLoopback(
+    () => http.createServer(),
+    options.address === undefined ? () => defaultBlock.next() : options.address,
+    port,
+  );
   return new Pod(options.name, address, port, server, behaviour);
 }
 
