@@ -6,7 +6,7 @@
  *   - grpc-js `round_robin` over `ipv4:` the 3 addresses  — the target to match;
  *   - `createGrpcChannel` over the 3 pods (round-robin, least-request and least-latency).
  *
- * Every client is the same generated client (test/fixtures/echo.proto, @grpc/proto-loader) making
+ * Every client is the same generated client (proto/echo.proto, @grpc/proto-loader) making
  * unary calls in a closed loop: 16 in flight for the throughput table, 1 for the latency table.
  * The pods (3 grpc-js servers on 127.0.85.11–13, one port) run in a child process pinned to CPU 1;
  * each client runs in a process of its own (its own heap and garbage collection, as in an
@@ -61,7 +61,7 @@ type EchoConstructor = (new (address: string, credentials: grpc.ChannelCredentia
 
 function loadEcho(): EchoConstructor {
   // Relative to the repository root (the runner's working directory): this file runs bundled from .tmp/.
-  const definition = protoLoader.loadSync(resolve('test/fixtures/echo.proto'), { defaults: true });
+  const definition = protoLoader.loadSync(resolve('proto/echo.proto'), { defaults: true });
   return (grpc.loadPackageDefinition(definition) as unknown as { hlb: { test: { Echo: EchoConstructor } } }).hlb.test.Echo;
 }
 
