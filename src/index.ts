@@ -22,6 +22,7 @@ export type {
   AddressDiscoveryOptions,
   BalancerOptions,
   BudgetOptions,
+  BackoffOptions,
   HedgeOptions,
   LatencyOptions,
   OutlierDetectionOptions,

@@ -163,6 +163,10 @@ const RUN_PATHS = paths([
   'hedge',
   'hedge.delayMs',
   'hedge.percentile',
+  'backoff',
+  'backoff.initialMs',
+  'backoff.maxMs',
+  'backoff.multiplier',
 ]);
 const READY_PATHS = paths(['options', 'timeoutMs', 'signal']);
 const CLOSE_PATHS = paths(['options', 'drainMs']);
@@ -421,6 +425,7 @@ describe('random option objects: accepted and working, or refused naming the fie
           attemptTimeoutMs: k.ms(1000),
           retries: k.int(0, 100),
           hedge: k.mostly(k.object({ delayMs: k.ms(), percentile: k.fraction() }), fc.constantFrom<unknown>({}, 5)),
+          backoff: k.mostly(k.object({ initialMs: k.ms(), maxMs: k.ms(), multiplier: k.fraction(0.1, 1000) })),
         }),
       );
       await fc.assert(
