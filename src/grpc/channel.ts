@@ -16,9 +16,11 @@ import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
 import { BalancedCall, MethodShape, type GrpcBalancer } from './call.js';
 import type { GrpcCall, ParentCall } from './grpc-call.js';
+import { MethodPolicies } from './method-policies.js';
 import type { GrpcMethodPolicy } from './method-policy.js';
 import { resolveGrpcOptions, type GrpcChannelOptions, type ResolvedGrpcOptions } from './options.js';
 import { PodChannels, type PodChannelsStats } from './pod-channels.js';
+import { RetryThrottle } from './retry-throttle.js';
 
 type ChannelzRef = ReturnType<ChannelInterface['getChannelzRef']>;
 
@@ -57,6 +59,10 @@ export class HeadlessChannel implements ChannelInterface {
   private closing: Promise<void> | undefined;
   /** The policies of the shorthand options, by idempotence: made once, shared. */
   private readonly shorthandPolicies: readonly [GrpcMethodPolicy, GrpcMethodPolicy];
+  /** The service config's policies, if one was given. */
+  private readonly methodPolicies: MethodPolicies | undefined;
+  /** @internal The service config's retry throttling (gRFC A6), one bucket for the channel. */
+  readonly throttle: RetryThrottle | undefined;
   private readonly onChange = (change: PoolChange): void => {
     this.pods.onChange(change);
     this.stateMayHaveChanged();
@@ -96,11 +102,16 @@ export class HeadlessChannel implements ChannelInterface {
       Object.freeze({ runOptions: Object.freeze({ idempotent: false, retries, attemptTimeoutMs }), retryableCodes }),
       Object.freeze({ runOptions: Object.freeze({ idempotent: true, retries, attemptTimeoutMs }), retryableCodes }),
     ];
+    const serviceConfig = this.options.serviceConfig;
+    this.methodPolicies = serviceConfig === undefined ? undefined : new MethodPolicies(serviceConfig, this.shorthandPolicies);
+    const throttling = serviceConfig?.retryThrottling;
+    this.throttle = throttling === undefined ? undefined : new RetryThrottle(throttling);
     lb.on('change', this.onChange);
   }
 
   /** @internal What the calls of `method` may do. */
   policyFor(method: string): GrpcMethodPolicy {
+    if (this.methodPolicies !== undefined) return this.methodPolicies.policyFor(method, this.options.isIdempotent);
     return this.shorthandPolicies[this.options.isIdempotent(method) ? 1 : 0];
   }
 
@@ -162,6 +173,14 @@ export class HeadlessChannel implements ChannelInterface {
     if (!(typeof deadline === 'number' || deadline instanceof Date))
       throw new TypeError('Channel#createCall: deadline must be a number or Date');
     if (this.closing !== undefined) throw new Error('Channel has been shut down');
+    if (this.methodPolicies !== undefined) {
+      // The service config's timeout shortens the caller's deadline, never lengthens it (as grpc-js does).
+      const timeoutMs = this.policyFor(method).timeoutMs;
+      if (timeoutMs !== undefined) {
+        const configDeadline = Date.now() + timeoutMs;
+        if (configDeadline < (deadline instanceof Date ? deadline.getTime() : deadline)) deadline = configDeadline;
+      }
+    }
     return new BalancedCall(this, method, deadline, host, parentCall, propagateFlags, this.keys.getStore());
   }
 

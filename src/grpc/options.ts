@@ -12,6 +12,7 @@ import {
 } from '../option-checks.js';
 import { checkMaxPods } from '../pod-bound.js';
 import { parsePort } from '../port.js';
+import { parseServiceConfig, type GrpcServiceConfig, type ServiceConfig } from './service-config.js';
 
 /** What a `key` function sees of a call. */
 export interface GrpcCallInfo {
@@ -74,6 +75,15 @@ export interface GrpcChannelOptions {
    * (room for ejected members' stand-ins and keyed calls), else Infinity.
    */
   readonly maxPods?: number;
+  /**
+   * A gRPC service config (gRFC A6), as an object or as the JSON you give grpc-js as
+   * `grpc.service_config`: per method (exact, service-wide, or default entry), a `retryPolicy` or
+   * `hedgingPolicy`, a `timeout` and `waitForReady`; and `retryThrottling`. What an entry sets wins
+   * over the shorthand options for the methods it matches (docs/grpc.md). Load-balancing fields are
+   * accepted and ignored: the balancer's picker chooses. Not the pod channels' own config (that is
+   * `channelOptions['grpc.service_config']`).
+   */
+  readonly serviceConfig?: GrpcServiceConfig | string;
 }
 
 /** Options after validation and defaults. */
@@ -91,6 +101,7 @@ export interface ResolvedGrpcOptions {
   readonly drainTimeoutMs: number;
   /** undefined: the default, which depends on the balancer. */
   readonly maxPods: number | undefined;
+  readonly serviceConfig: ServiceConfig | undefined;
   /** False when the pod channels have a service config: grpc-js retry policies could hide an attempt that had a stream. */
   readonly podCallsSingleAttempt: boolean;
 }
@@ -124,6 +135,7 @@ const KEYS = [
   'retryBufferBytes',
   'drainTimeoutMs',
   'maxPods',
+  'serviceConfig',
 ] as const;
 
 const METADATA_KEY = /^[0-9a-z_.-]+$/;
@@ -175,6 +187,7 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
       : checkNumber(options.retryBufferBytes, 'retryBufferBytes', { min: 0, integer: true });
   const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', GRPC_DEFAULTS.drainTimeoutMs);
   const maxPods = options.maxPods === undefined ? undefined : checkMaxPods(options.maxPods, 'maxPods');
+  const serviceConfig = options.serviceConfig === undefined ? undefined : parseServiceConfig(options.serviceConfig);
 
   return {
     credentials: options.credentials,
@@ -189,6 +202,7 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
     retryBufferBytes,
     drainTimeoutMs,
     maxPods,
+    serviceConfig,
     podCallsSingleAttempt: channelOptions['grpc.service_config'] === undefined,
   };
 }
