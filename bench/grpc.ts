@@ -4,7 +4,9 @@
  *
  *   - grpc-js, 1 pod (`ipv4:` one address, pick_first)   — the floor: no balancing at all;
  *   - grpc-js `round_robin` over `ipv4:` the 3 addresses  — the target to match;
- *   - `createGrpcChannel` over the 3 pods (round-robin, least-request and least-latency).
+ *   - `createGrpcChannel` over the 3 pods (round-robin, least-request and least-latency);
+ *   - `createGrpcChannel`, round-robin, with a service config (`serviceConfig`: a retry policy, a
+ *     timeout and retry throttling for the method called): what matching and its policy cost.
  *
  * Every client is the same generated client (proto/echo.proto, @grpc/proto-loader) making
  * unary calls in a closed loop: 16 in flight for the throughput table, 1 for the latency table.
@@ -100,14 +102,33 @@ interface Contender {
 
 const insecure = grpc.credentials.createInsecure();
 
-function headless(picker: PickerSpec): Contender['make'] {
+/** A service config as users write one: the called method retried on UNAVAILABLE, with a timeout; throttling. */
+const SERVICE_CONFIG = JSON.stringify({
+  methodConfig: [
+    {
+      name: [{ service: 'hlb.test.Echo', method: 'Unary' }],
+      timeout: '10s',
+      retryPolicy: {
+        maxAttempts: 3,
+        initialBackoff: '0.01s',
+        maxBackoff: '0.1s',
+        backoffMultiplier: 2,
+        retryableStatusCodes: ['UNAVAILABLE'],
+      },
+    },
+    { name: [{}], timeout: '30s' },
+  ],
+  retryThrottling: { maxTokens: 100, tokenRatio: 0.1 },
+});
+
+function headless(picker: PickerSpec, serviceConfig?: string): Contender['make'] {
   return (Echo, port) => {
     const lb: Balancer = createBalancer({
       endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `pod-${i}` })),
       picker,
       service: 'echo',
     });
-    const channel = createGrpcChannel(lb, { credentials: insecure });
+    const channel = createGrpcChannel(lb, { credentials: insecure, ...(serviceConfig === undefined ? {} : { serviceConfig }) });
     const client = channel.client(Echo);
     return {
       client,
@@ -142,6 +163,11 @@ const CONTENDERS: readonly Contender[] = [
   { id: 'headless-rr', label: 'createGrpcChannel, 3 pods, round-robin', make: headless('round-robin') },
   { id: 'headless-lr', label: 'createGrpcChannel, 3 pods, least-request', make: headless('least-request') },
   { id: 'headless-ll', label: 'createGrpcChannel, 3 pods, least-latency', make: headless('least-latency') },
+  {
+    id: 'headless-rr-config',
+    label: 'createGrpcChannel, 3 pods, round-robin, service config',
+    make: headless('round-robin', SERVICE_CONFIG),
+  },
 ];
 
 interface GrpcRound extends RoundResult {
@@ -186,6 +212,7 @@ async function main(): Promise<void> {
     const sections: {
       concurrency: number;
       rows: (RoundResult & { id: string; label: string; maxShare: number; vsRoundRobin: number; addedP50: number })[];
+      results: ReadonlyMap<string, readonly GrpcRound[]>;
     }[] = [];
     for (const concurrency of [16, 1]) {
       const results = await isolatedRounds<GrpcRound>(
@@ -206,7 +233,7 @@ async function main(): Promise<void> {
           addedP50,
         };
       });
-      sections.push({ concurrency, rows });
+      sections.push({ concurrency, rows, results });
       console.log(`## ${concurrency} call${concurrency === 1 ? '' : 's'} in flight\n`);
       console.log(
         table(
@@ -246,10 +273,17 @@ async function main(): Promise<void> {
         `Targets, ${row(16, id).label}: throughput ≥ 97% of grpc-js round_robin at 16 in flight: ${fixed(ratio * 100, 1)}% ${verdict(ratio >= 0.97)}; added p50 ≤ 50 µs at 1 in flight: ${fixed(added, 1)} µs ${verdict(added <= 50)}`,
       );
     }
+    for (const concurrency of [16, 1]) {
+      const section = sections.find((s) => s.concurrency === concurrency)!;
+      const ratio = versus(section.results, 'headless-rr-config', 'headless-rr');
+      console.log(
+        `Service config vs none (round-robin, ${concurrency} in flight, same pass): ${fixed(ratio.ratio * 100, 1)}% of the calls/s, p50 ${ratio.addedP50 >= 0 ? '+' : ''}${fixed(ratio.addedP50, 1)} µs`,
+      );
+    }
     mkdirSync('bench/results', { recursive: true });
     writeFileSync(
       'bench/results/grpc.json',
-      `${JSON.stringify({ machine: machine(), pinning, grpcJs, rounds: ROUNDS, roundMs: ROUND_MS, sections }, null, 2)}\n`,
+      `${JSON.stringify({ machine: machine(), pinning, grpcJs, rounds: ROUNDS, roundMs: ROUND_MS, sections: sections.map(({ concurrency, rows }) => ({ concurrency, rows })) }, null, 2)}\n`,
     );
   } finally {
     child.stdin?.end();

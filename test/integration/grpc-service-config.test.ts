@@ -241,6 +241,12 @@ describe('timeout and waitForReady', () => {
     expect(fast.ok ? 0 : fast.error.code).toBe(grpc.status.UNAVAILABLE);
     expect(performance.now() - started).toBeLessThan(1000);
 
+    // The call's own option wins over the config's (A6).
+    started = performance.now();
+    const optedOut = await unary(waiting.client, { text: 'x' }, { deadlineMs: 3000, metadata: new grpc.Metadata({ waitForReady: false }) });
+    expect(optedOut.ok ? 0 : optedOut.error.code).toBe(grpc.status.UNAVAILABLE);
+    expect(performance.now() - started).toBeLessThan(1000);
+
     started = performance.now();
     const expired = await unary(waiting.client, { text: 'x' }, { deadlineMs: 400 });
     expect(expired.ok ? 0 : expired.error.code).toBe(grpc.status.DEADLINE_EXCEEDED);
