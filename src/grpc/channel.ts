@@ -173,7 +173,7 @@ export class HeadlessChannel implements ChannelInterface {
     if (!(typeof deadline === 'number' || deadline instanceof Date))
       throw new TypeError('Channel#createCall: deadline must be a number or Date');
     if (this.closing !== undefined) throw new Error('Channel has been shut down');
-    if (this.methodPolicies !== undefined) {
+    if (this.methodPolicies?.hasTimeouts === true) {
       // The service config's timeout shortens the caller's deadline, never lengthens it (as grpc-js does).
       const timeoutMs = this.policyFor(method).timeoutMs;
       if (timeoutMs !== undefined) {

@@ -16,6 +16,11 @@ export class MethodPolicies {
   private readonly matches = new Map<string, MethodConfig | null>();
   /** Per entry: [not idempotent, idempotent] (the same policy twice when the entry has its own retries). */
   private readonly byEntry = new Map<MethodConfig, readonly [GrpcMethodPolicy, GrpcMethodPolicy]>();
+  /** The last method asked about and its policies: a client mostly calls the same few methods. */
+  private lastMethod: string | undefined;
+  private lastPolicies: readonly [GrpcMethodPolicy, GrpcMethodPolicy] | undefined;
+  /** Some entry sets a timeout: calls need their deadline computed. */
+  readonly hasTimeouts: boolean;
 
   constructor(
     private readonly config: ServiceConfig,
@@ -23,15 +28,21 @@ export class MethodPolicies {
     private readonly shorthands: readonly [GrpcMethodPolicy, GrpcMethodPolicy],
   ) {
     for (const entry of config.methodConfigs) this.byEntry.set(entry, policiesOf(entry, shorthands));
+    this.hasTimeouts = config.methodConfigs.some((entry) => entry.timeoutMs !== undefined);
   }
 
   policyFor(method: string, idempotent: (method: string) => boolean): GrpcMethodPolicy {
-    let entry = this.matches.get(method);
-    if (entry === undefined) {
-      entry = methodConfigFor(this.config, method) ?? null;
-      if (this.matches.size < MAX_REMEMBERED_METHODS) this.matches.set(method, entry);
+    let policies = this.lastPolicies;
+    if (method !== this.lastMethod || policies === undefined) {
+      let entry = this.matches.get(method);
+      if (entry === undefined) {
+        entry = methodConfigFor(this.config, method) ?? null;
+        if (this.matches.size < MAX_REMEMBERED_METHODS) this.matches.set(method, entry);
+      }
+      policies = entry === null ? this.shorthands : this.byEntry.get(entry)!;
+      this.lastMethod = method;
+      this.lastPolicies = policies;
     }
-    const policies = entry === null ? this.shorthands : this.byEntry.get(entry)!;
     // The shorthand's idempotence is asked per call, as without a service config (it may be a function).
     return policies[0] === policies[1] ? policies[0] : policies[idempotent(method) ? 1 : 0];
   }
