@@ -5,8 +5,9 @@
  *   - grpc-js, 1 pod (`ipv4:` one address, pick_first)   — the floor: no balancing at all;
  *   - grpc-js `round_robin` over `ipv4:` the 3 addresses  — the target to match;
  *   - `createGrpcChannel` over the 3 pods (round-robin, least-request and least-latency);
- *   - `createGrpcChannel`, round-robin, with a service config (`serviceConfig`: a retry policy, a
- *     timeout and retry throttling for the method called): what matching and its policy cost.
+ *   - `createGrpcChannel`, round-robin, with a service config (`serviceConfig`): a retry policy
+ *     and retry throttling for the method called (what matching and its policy cost), and the
+ *     same with a 10 s timeout (which gives every call a deadline, as a caller's own would).
  *
  * Every client is the same generated client (proto/echo.proto, @grpc/proto-loader) making
  * unary calls in a closed loop: 16 in flight for the throughput table, 1 for the latency table.
@@ -102,24 +103,23 @@ interface Contender {
 
 const insecure = grpc.credentials.createInsecure();
 
-/** A service config as users write one: the called method retried on UNAVAILABLE, with a timeout; throttling. */
-const SERVICE_CONFIG = JSON.stringify({
-  methodConfig: [
-    {
-      name: [{ service: 'hlb.test.Echo', method: 'Unary' }],
-      timeout: '10s',
-      retryPolicy: {
-        maxAttempts: 3,
-        initialBackoff: '0.01s',
-        maxBackoff: '0.1s',
-        backoffMultiplier: 2,
-        retryableStatusCodes: ['UNAVAILABLE'],
-      },
-    },
-    { name: [{}], timeout: '30s' },
-  ],
-  retryThrottling: { maxTokens: 100, tokenRatio: 0.1 },
-});
+/** Service configs as users write them: the called method retried on UNAVAILABLE; throttling; with or without a timeout. */
+function serviceConfig(timeout: boolean): string {
+  const retryPolicy = {
+    maxAttempts: 3,
+    initialBackoff: '0.01s',
+    maxBackoff: '0.1s',
+    backoffMultiplier: 2,
+    retryableStatusCodes: ['UNAVAILABLE'],
+  };
+  return JSON.stringify({
+    methodConfig: [
+      { name: [{ service: 'hlb.test.Echo', method: 'Unary' }], retryPolicy, ...(timeout ? { timeout: '10s' } : {}) },
+      { name: [{}], ...(timeout ? { timeout: '30s' } : {}) },
+    ],
+    retryThrottling: { maxTokens: 100, tokenRatio: 0.1 },
+  });
+}
 
 function headless(picker: PickerSpec, serviceConfig?: string): Contender['make'] {
   return (Echo, port) => {
@@ -166,7 +166,12 @@ const CONTENDERS: readonly Contender[] = [
   {
     id: 'headless-rr-config',
     label: 'createGrpcChannel, 3 pods, round-robin, service config',
-    make: headless('round-robin', SERVICE_CONFIG),
+    make: headless('round-robin', serviceConfig(false)),
+  },
+  {
+    id: 'headless-rr-timeout',
+    label: 'createGrpcChannel, 3 pods, round-robin, service config with timeouts',
+    make: headless('round-robin', serviceConfig(true)),
   },
 ];
 
@@ -275,10 +280,15 @@ async function main(): Promise<void> {
     }
     for (const concurrency of [16, 1]) {
       const section = sections.find((s) => s.concurrency === concurrency)!;
-      const ratio = versus(section.results, 'headless-rr-config', 'headless-rr');
-      console.log(
-        `Service config vs none (round-robin, ${concurrency} in flight, same pass): ${fixed(ratio.ratio * 100, 1)}% of the calls/s, p50 ${ratio.addedP50 >= 0 ? '+' : ''}${fixed(ratio.addedP50, 1)} µs`,
-      );
+      for (const [id, what] of [
+        ['headless-rr-config', 'Service config'],
+        ['headless-rr-timeout', 'Service config with timeouts'],
+      ] as const) {
+        const ratio = versus(section.results, id, 'headless-rr');
+        console.log(
+          `${what} vs none (round-robin, ${concurrency} in flight, same pass): ${fixed(ratio.ratio * 100, 1)}% of the calls/s, p50 ${ratio.addedP50 >= 0 ? '+' : ''}${fixed(ratio.addedP50, 1)} µs`,
+        );
+      }
     }
     mkdirSync('bench/results', { recursive: true });
     writeFileSync(
