@@ -173,6 +173,22 @@ describe('retry policy', () => {
   });
 });
 
+describe('the retry budget', () => {
+  it("still applies: a spent budget stops a retry policy's retries", async () => {
+    const svc = await env.cluster.createService({ name: 'budget', replicas: 2 });
+    const { lb, client } = connect(
+      svc.fqdn,
+      { serviceConfig: { methodConfig: [{ name: [UNARY], retryPolicy: RETRY_UNAVAILABLE }] } },
+      { outlierDetection: false, retryBudget: { percent: 0, minPerSecond: 0 } },
+    );
+    await lb.ready();
+    for (const pod of svc.pods) pod.setBehaviour({ status: grpc.status.UNAVAILABLE });
+    const result = await unary(client, { text: 'x' });
+    expect(result.ok ? 0 : result.error.code).toBe(grpc.status.UNAVAILABLE);
+    expect(requests(svc)).toBe(1);
+  });
+});
+
 describe('bad service configs', () => {
   it.each([
     [
