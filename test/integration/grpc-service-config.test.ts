@@ -325,4 +325,35 @@ describe('the same retry decisions as grpc-js', () => {
     expect(rows.filter((r) => r.grpcJs === 3)).toHaveLength(retried);
     expect(rows.filter((r) => r.grpcJs === 1)).toHaveLength(16 - retried);
   });
+  it('retryThrottling: the same attempts per call as grpc-js while the tokens run out and refill', async () => {
+    const svc = await env.cluster.createService({ name: 'table-throttle', replicas: 3 });
+    const json = JSON.stringify({
+      methodConfig: [{ name: [UNARY], retryPolicy: { ...RETRY_UNAVAILABLE, maxAttempts: 3 } }],
+      retryThrottling: { maxTokens: 7, tokenRatio: 1 },
+    });
+    const plain = new Echo(`ipv4:${svc.pods.map((pod) => `${pod.address}:${svc.port}`).join(',')}`, insecure, {
+      'grpc.service_config': json,
+    }) as EchoClient;
+    env.onClose(() => plain.close());
+    const { lb, client } = connect(svc.fqdn, { serviceConfig: json }, { outlierDetection: false, retryBudget: false });
+    await lb.ready();
+    // Failing calls, then successes that refill, then failing calls again.
+    const script = ['fail', 'fail', 'fail', 'fail', 'ok', 'ok', 'ok', 'ok', 'ok', 'fail', 'fail', 'fail'] as const;
+    const attempts = async (target: EchoClient): Promise<number[]> => {
+      const counts: number[] = [];
+      for (const step of script) {
+        for (const pod of svc.pods) pod.setBehaviour(step === 'fail' ? { status: grpc.status.UNAVAILABLE } : {});
+        const before = requests(svc);
+        await unary(target, { text: 'x' }, { deadlineMs: 5000 });
+        counts.push(requests(svc) - before);
+      }
+      return counts;
+    };
+    const grpcJs = await attempts(plain);
+    const headless = await attempts(client);
+    console.log(`attempts per call, grpc-js: ${grpcJs.join(' ')}; headless-lb: ${headless.join(' ')}`);
+    expect(headless).toEqual(grpcJs);
+    // 7 tokens, retries above 3.5: 6, 5 retried, 4 last attempt; 3, 2, 1 not retried; 5 OKs: 6; 5, 4 retried, 3 last; 2 not.
+    expect(grpcJs).toEqual([3, 1, 1, 1, 1, 1, 1, 1, 1, 3, 1, 1]);
+  });
 });
