@@ -21,6 +21,7 @@
  *
  *   node bench/support/run.mjs grpc            (npm run bench -- grpc)
  *   node bench/support/run.mjs grpc --quick
+ *   node bench/support/run.mjs grpc --only headless-rr,headless-rr-config   (and round_robin, always)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -51,6 +52,10 @@ const ROUND_MS = quick ? 300 : 400;
 const WARMUP_MS = 1000; // each client warms up in its own process: its JIT starts cold
 const TIMING: RoundTiming = { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS };
 const MAX_CALLS_PER_ROUND = 400_000;
+const onlyFlag = process.argv.indexOf('--only');
+/** `--only a,b`: these contenders and the baseline, for a closer look at a few. */
+const ONLY: ReadonlySet<string> | undefined =
+  onlyFlag < 0 ? undefined : new Set(['round-robin', ...(process.argv[onlyFlag + 1] ?? '').split(',')]);
 
 interface EchoReply {
   pod: string;
@@ -207,6 +212,7 @@ function runner(id: string, port: number): ContenderRunner<GrpcRound> {
 async function main(): Promise<void> {
   if (await playedChildRole(servePods, runner)) return;
   const { info, child, pinning } = await startPods<{ port: number }>(pinClient());
+  const running = ONLY === undefined ? CONTENDERS : CONTENDERS.filter((c) => ONLY.has(c.id));
   const grpcJs = installedVersion('@grpc/grpc-js');
   try {
     console.log(
@@ -221,12 +227,12 @@ async function main(): Promise<void> {
     }[] = [];
     for (const concurrency of [16, 1]) {
       const results = await isolatedRounds<GrpcRound>(
-        CONTENDERS.map((c) => c.id),
+        running.map((c) => c.id),
         info.port,
         TIMING,
         concurrency,
       );
-      const rows = CONTENDERS.map((c) => {
+      const rows = running.map((c) => {
         const rounds = results.get(c.id)!;
         const { ratio, addedP50 } = versus(results, c.id, 'round-robin');
         return {
@@ -270,7 +276,8 @@ async function main(): Promise<void> {
     }
     const row = (concurrency: number, id: string) => sections.find((s) => s.concurrency === concurrency)!.rows.find((r) => r.id === id)!;
     const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
-    for (const id of ['headless-rr', 'headless-lr', 'headless-ll']) {
+    const ran = (id: string): boolean => running.some((c) => c.id === id);
+    for (const id of ['headless-rr', 'headless-lr', 'headless-ll'].filter(ran)) {
       const ratio = row(16, id).vsRoundRobin;
       const added = row(1, id).addedP50;
       // "No worse than round_robin" within 3%: one run's spread of the per-pass ratio on this machine.
@@ -284,6 +291,7 @@ async function main(): Promise<void> {
         ['headless-rr-config', 'Service config'],
         ['headless-rr-timeout', 'Service config with timeouts'],
       ] as const) {
+        if (!ran(id) || !ran('headless-rr')) continue;
         const ratio = versus(section.results, id, 'headless-rr');
         console.log(
           `${what} vs none (round-robin, ${concurrency} in flight, same pass): ${fixed(ratio.ratio * 100, 1)}% of the calls/s, p50 ${ratio.addedP50 >= 0 ? '+' : ''}${fixed(ratio.addedP50, 1)} µs`,
