@@ -190,6 +190,9 @@ export interface StaticOptions extends CommonOptions {
  */
 export type BalancerOptions = AddressDiscoveryOptions | SrvDiscoveryOptions | StaticOptions;
 
+/** The most retries a call may have (`retries`, `retry.retries`, the adapters' `retries`). */
+export const MAX_RETRIES = 100;
+
 /** Options of one `run()` call. Its millisecond options take 0 … 2^31−1. */
 export interface RunOptions {
   /** Shard key, for key-aware pickers. */

@@ -1,7 +1,7 @@
 import type { BalancerConfig } from './config.js';
 import { InvalidOptionError } from './errors.js';
 import { checkBoolean, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, checkSignal } from './option-checks.js';
-import { checkHedge, DEFAULTS, type RunOptions } from './options.js';
+import { checkHedge, DEFAULTS, MAX_RETRIES, type RunOptions } from './options.js';
 import type { FailoverPlan } from './retry/failover-host.js';
 import type { LatencyHistogram } from './retry/latency-histogram.js';
 import { MAX_TIMER_MS } from './timer-delay.js';
@@ -53,7 +53,8 @@ export class RunPlanner {
       idempotent,
       timeoutMs: input.timeoutMs === undefined ? undefined : checkMilliseconds(input.timeoutMs, 'timeoutMs'),
       attemptTimeoutMs: input.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(input.attemptTimeoutMs, 'attemptTimeoutMs'),
-      retries: input.retries === undefined ? defaults.retries : checkNumber(input.retries, 'retries', { min: 0, max: 100, integer: true }),
+      retries:
+        input.retries === undefined ? defaults.retries : checkNumber(input.retries, 'retries', { min: 0, max: MAX_RETRIES, integer: true }),
       ...this.backoff(input.backoff),
       hedgeDelayMs: input.hedge === undefined ? undefined : this.hedgeDelay(input.hedge, idempotent),
     };

@@ -8,6 +8,7 @@ import { resolveHttpOptions, type HttpDispatcherOptions, type ResolvedHttpOption
 import { Origins } from './origin.js';
 import { defaultMaxPods } from '../pod-bound.js';
 import { PodPools, type PodPoolsStats } from './pools.js';
+import type { RequestOverrides } from './request-options.js';
 
 export type { HttpBalancer } from './call.js';
 
@@ -66,10 +67,24 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
   }
 
   /** @internal The options of one request's `lb.dispatch()`. */
-  runOptions(key: string | undefined, idempotent: boolean, hedge: boolean): RunOptions {
+  runOptions(key: string | undefined, idempotent: boolean, hedge: boolean, overrides: RequestOverrides | undefined): RunOptions {
+    if (overrides !== undefined) return this.overriddenRunOptions(key, idempotent, hedge, overrides);
     if (key === undefined && !hedge) return this.keylessRunOptions[idempotent ? 1 : 0];
     const { retries, timeoutMs, attemptTimeoutMs } = this.options;
     return { key, idempotent, hedge: hedge ? this.options.hedge : undefined, retries, timeoutMs, attemptTimeoutMs };
+  }
+
+  /** A request with a policy of its own: the dispatcher's, field by field, where the request sets nothing. */
+  private overriddenRunOptions(key: string | undefined, idempotent: boolean, hedge: boolean, overrides: RequestOverrides): RunOptions {
+    const options = this.options;
+    return {
+      key,
+      idempotent,
+      hedge: hedge ? overrides.hedge || options.hedge : undefined,
+      retries: overrides.retries ?? options.retries,
+      timeoutMs: overrides.timeoutMs ?? options.timeoutMs,
+      attemptTimeoutMs: overrides.attemptTimeoutMs ?? options.attemptTimeoutMs,
+    };
   }
 
   /** `true` once `close()` or `destroy()` was called. */
