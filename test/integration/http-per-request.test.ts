@@ -1,10 +1,12 @@
 import http from 'node:http';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { request, type Dispatcher } from 'undici';
+import { interceptors, request, type Dispatcher } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { DeadlineExceededError, InvalidOptionError, type Balancer } from '../../src/index.js';
 import { createDispatcher, type HeadlessDispatcher } from '../../src/http/index.js';
 import type { PodBehaviour, Service } from '../../src/testing/index.js';
+import { root, runExample } from '../support/examples.js';
 import { startKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
 
 /**
@@ -81,6 +83,9 @@ describe('per-request options on test-kit pods behind Knot DNS', () => {
     expect(await counted(() => viaDispatcher({ headlessLb: { retries: 1 } }))).toBe(2);
     expect(await counted(() => viaFetch({ headers: { 'x-headless-lb': 'retries=0' } }))).toBe(1);
     expect(await counted(() => viaFetch({ headers: { 'x-headless-lb': 'retries=1' } }))).toBe(2);
+    // undici's interceptors pass the option on (they copy the dispatch options with a spread)
+    const composed = dispatcher.compose(interceptors.redirect({ maxRedirections: 1 }), interceptors.dump());
+    expect(await counted(() => request(url, { dispatcher: composed, headlessLb: { retries: 0 } }))).toBe(1);
   });
 
   it('idempotent: a POST marked idempotent is retried, one not marked is not', async () => {
@@ -205,4 +210,12 @@ describe('the x-headless-lb header never reaches a pod', () => {
       await off.close();
     }
   });
+});
+
+describe('examples/http-per-request.mjs', () => {
+  it('exits 0 by itself: every check in it holds (undici 7; undici 8 in http-undici8.test.ts)', async () => {
+    const { code, output } = await runExample('http-per-request.mjs', join(root, '.tmp', 'examples', 'http-per-request'));
+    expect(code, output).toBe(0);
+    expect(output).toMatch(/per-request options: all honoured/);
+  }, 30_000);
 });
