@@ -117,40 +117,36 @@ export function takeHeader(
   lowerName: string,
 ): { value: string | undefined; rest: string[] } | undefined {
   if (headers === null || headers === undefined || typeof headers !== 'object') return undefined;
-  let flat: unknown[];
+  const taken = { value: undefined as string | undefined, rest: [] as string[] };
   if (Array.isArray(headers)) {
     if (!hasName(headers, lowerName)) return undefined;
-    flat = headers;
+    for (let i = 0; i + 1 < headers.length; i += 2) sortHeader(taken, String(headers[i]), headers[i + 1], lowerName);
   } else if (isPairIterable(headers)) {
     // An iterable may be readable only once: flattened whatever it holds.
-    flat = [];
     for (const pair of headers) {
       // Let undici report a malformed entry as it would without us.
       if (!Array.isArray(pair) || pair.length !== 2) return undefined;
-      flat.push(pair[0], pair[1]);
+      sortHeader(taken, String(pair[0]), pair[1], lowerName);
     }
   } else {
     const record = headers as Record<string, unknown>;
     let present = false;
     for (const name in record) if (isName(name, lowerName)) present = true;
     if (!present) return undefined;
-    flat = [];
-    for (const name of Object.keys(record)) flat.push(name, record[name]);
+    for (const name of Object.keys(record)) sortHeader(taken, name, record[name], lowerName);
   }
-  const found: string[] = [];
-  const rest: string[] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) {
-    const name = String(flat[i]);
-    const value = flat[i + 1];
-    if (isName(name, lowerName)) {
-      const one = asString(value);
-      if (one !== undefined) found.push(one);
-    } else if (value !== undefined) {
-      if (Array.isArray(value)) for (const v of value as unknown[]) rest.push(name, v === null ? '' : String(v));
-      else rest.push(name, value === null ? '' : String(value));
-    }
+  return taken;
+}
+
+/** One header: into the taken value (joined with ', ') or the rest. */
+function sortHeader(taken: { value: string | undefined; rest: string[] }, name: string, value: unknown, lowerName: string): void {
+  if (isName(name, lowerName)) {
+    const one = asString(value);
+    if (one !== undefined) taken.value = taken.value === undefined ? one : `${taken.value}, ${one}`;
+  } else if (value !== undefined) {
+    if (Array.isArray(value)) for (const v of value as unknown[]) taken.rest.push(name, v === null ? '' : String(v));
+    else taken.rest.push(name, value === null ? '' : String(value));
   }
-  return { value: found.length === 0 ? undefined : found.join(', '), rest };
 }
 
 function hasName(flat: readonly unknown[], lowerName: string): boolean {

@@ -40,8 +40,6 @@ const GRAMMAR_KEYS: Readonly<Record<string, PerRequestHeaderKey>> = {
 const MEMBER = /^([a-z][a-z0-9-]*)(?:=(.*))?$/;
 const INTEGER = /^[0-9]{1,10}$/;
 const DECIMAL = /^[0-9](?:\.[0-9]{1,3})?$/;
-/** HTTP's optional whitespace, and only it. */
-const OWS = /^[ \t]+|[ \t]+$/g;
 
 /**
  * Parses the header's value: a comma-separated list of `key` or `key=value` members, a strict
@@ -60,13 +58,17 @@ const OWS = /^[ \t]+|[ \t]+$/g;
 export function parseOverrideHeader(value: string, allowed: ReadonlySet<PerRequestHeaderKey>): RequestOverrides {
   if (value.length > MAX_HEADER_LENGTH)
     throw new InvalidOptionError(OVERRIDE_HEADER, `${value.slice(0, 64)}…`, `at most ${MAX_HEADER_LENGTH} characters`);
-  const overrides = emptyOverrides(`${OVERRIDE_HEADER}: hedge`);
+  const overrides = emptyOverrides(HEDGE_FIELD);
   const seen = new Set<string>();
   let hedgeOff = false;
   let delayMs: number | undefined;
   let percentile: number | undefined;
-  for (const raw of value.split(',')) {
-    const member = MEMBER.exec(raw.replace(OWS, ''));
+  let start = 0;
+  while (start <= value.length) {
+    let end = value.indexOf(',', start);
+    if (end === -1) end = value.length;
+    const member = MEMBER.exec(withoutOws(value, start, end));
+    start = end + 1;
     if (member === null)
       throw new InvalidOptionError(
         OVERRIDE_HEADER,
@@ -75,45 +77,44 @@ export function parseOverrideHeader(value: string, allowed: ReadonlySet<PerReque
       );
     const key = member[1]!;
     const text = member[2];
-    const field = `${OVERRIDE_HEADER}: ${key}`;
     const gate = GRAMMAR_KEYS[key];
-    if (gate === undefined) throw new InvalidOptionError(field, text ?? true, `a known key: ${Object.keys(GRAMMAR_KEYS).join(', ')}`);
+    if (gate === undefined) throw new InvalidOptionError(field(key), text ?? true, `a known key: ${Object.keys(GRAMMAR_KEYS).join(', ')}`);
     if (!allowed.has(gate))
-      throw new InvalidOptionError(field, text ?? true, `a key the dispatcher's perRequestHeader allows (${[...allowed].join(', ')})`);
-    if (seen.has(key)) throw new InvalidOptionError(field, text ?? true, 'each key once');
+      throw new InvalidOptionError(field(key), text ?? true, `a key the dispatcher's perRequestHeader allows (${[...allowed].join(', ')})`);
+    if (seen.has(key)) throw new InvalidOptionError(field(key), text ?? true, 'each key once');
     seen.add(key);
     switch (key) {
       case 'idempotent':
-        overrides.idempotent = flag(text, field);
+        overrides.idempotent = flag(text, key);
         break;
       case 'retries':
-        overrides.retries = integer(text, field, MAX_RETRIES);
+        overrides.retries = integer(text, key, MAX_RETRIES);
         break;
       case 'timeout-ms':
-        overrides.timeoutMs = integer(text, field, MAX_TIMER_MS);
+        overrides.timeoutMs = integer(text, key, MAX_TIMER_MS);
         break;
       case 'attempt-timeout-ms':
-        overrides.attemptTimeoutMs = integer(text, field, MAX_TIMER_MS);
+        overrides.attemptTimeoutMs = integer(text, key, MAX_TIMER_MS);
         break;
       case 'hedge':
         if (text !== '?0')
-          throw new InvalidOptionError(field, text ?? true, '?0 (no hedge); hedge with hedge-delay-ms or hedge-percentile');
+          throw new InvalidOptionError(field(key), text ?? true, '?0 (no hedge); hedge with hedge-delay-ms or hedge-percentile');
         hedgeOff = true;
         break;
       case 'hedge-delay-ms':
-        delayMs = integer(text, field, MAX_TIMER_MS);
-        overrides.hedgeField = field;
+        delayMs = integer(text, key, MAX_TIMER_MS);
+        overrides.hedgeField = field(key);
         break;
       default: // hedge-percentile
         if (text === undefined || !DECIMAL.test(text) || Number(text) > 1)
-          throw new InvalidOptionError(field, text, 'a quantile from 0 to 1 with up to 3 decimals, such as 0.95');
+          throw new InvalidOptionError(field(key), text, 'a quantile from 0 to 1 with up to 3 decimals, such as 0.95');
         percentile = Number(text);
-        overrides.hedgeField = field;
+        overrides.hedgeField = field(key);
         break;
     }
   }
   if (hedgeOff && (delayMs !== undefined || percentile !== undefined))
-    throw new InvalidOptionError(`${OVERRIDE_HEADER}: hedge`, '?0', 'not together with hedge-delay-ms or hedge-percentile');
+    throw new InvalidOptionError(HEDGE_FIELD, '?0', 'not together with hedge-delay-ms or hedge-percentile');
   if (hedgeOff) overrides.hedge = false;
   else if (delayMs !== undefined || percentile !== undefined)
     overrides.hedge = {
@@ -123,15 +124,33 @@ export function parseOverrideHeader(value: string, allowed: ReadonlySet<PerReque
   return overrides;
 }
 
-function flag(text: string | undefined, field: string): boolean {
-  if (text === undefined || text === '?1') return true;
-  if (text === '?0') return false;
-  throw new InvalidOptionError(field, text, 'no value or ?1 (true), or ?0 (false)');
+const HEDGE_FIELD = `${OVERRIDE_HEADER}: hedge`;
+
+/** How an error names a key (made only when needed). */
+function field(key: string): string {
+  return `${OVERRIDE_HEADER}: ${key}`;
 }
 
-function integer(text: string | undefined, field: string, max: number): number {
+/** `value[start, end)` without HTTP's optional whitespace (spaces and tabs) around it, and only it. */
+function withoutOws(value: string, start: number, end: number): string {
+  while (start < end && isOws(value.charCodeAt(start))) start++;
+  while (end > start && isOws(value.charCodeAt(end - 1))) end--;
+  return start === 0 && end === value.length ? value : value.slice(start, end);
+}
+
+function isOws(code: number): boolean {
+  return code === 0x20 || code === 0x09;
+}
+
+function flag(text: string | undefined, key: string): boolean {
+  if (text === undefined || text === '?1') return true;
+  if (text === '?0') return false;
+  throw new InvalidOptionError(field(key), text, 'no value or ?1 (true), or ?0 (false)');
+}
+
+function integer(text: string | undefined, key: string, max: number): number {
   const n = text !== undefined && INTEGER.test(text) ? Number(text) : NaN;
-  if (!(n <= max)) throw new InvalidOptionError(field, text, `an integer from 0 to ${max}`);
+  if (!(n <= max)) throw new InvalidOptionError(field(key), text, `an integer from 0 to ${max}`);
   return n;
 }
 
