@@ -9,7 +9,7 @@ const entry = {
 };
 
 // Peer dependencies stay imports: the user's copy must be the one used.
-const external = ['undici', '@grpc/grpc-js', '@opentelemetry/api'];
+const external = ['undici', '@grpc/grpc-js', '@grpc/proto-loader', '@opentelemetry/api'];
 
 export default defineConfig([
   {
@@ -35,5 +35,7 @@ export default defineConfig([
     // p-retry is ESM-only; bundling it keeps `require('headless-lb')` free of require(esm)
     // warnings on Node 20.
     noExternal: ['p-retry', 'is-network-error'],
+    // import.meta.url from __filename: the test kit finds its .proto files next to dist/.
+    shims: true,
   },
 ]);

@@ -4,9 +4,12 @@
  *
  *   - grpc-js, 1 pod (`ipv4:` one address, pick_first)   — the floor: no balancing at all;
  *   - grpc-js `round_robin` over `ipv4:` the 3 addresses  — the target to match;
- *   - `createGrpcChannel` over the 3 pods (round-robin, least-request and least-latency).
+ *   - `createGrpcChannel` over the 3 pods (round-robin, least-request and least-latency);
+ *   - `createGrpcChannel`, round-robin, with a service config (`serviceConfig`): a retry policy
+ *     and retry throttling for the method called (what matching and its policy cost), and the
+ *     same with a 10 s timeout (which gives every call a deadline, as a caller's own would).
  *
- * Every client is the same generated client (test/fixtures/echo.proto, @grpc/proto-loader) making
+ * Every client is the same generated client (proto/echo.proto, @grpc/proto-loader) making
  * unary calls in a closed loop: 16 in flight for the throughput table, 1 for the latency table.
  * The pods (3 grpc-js servers on 127.0.85.11–13, one port) run in a child process pinned to CPU 1;
  * each client runs in a process of its own (its own heap and garbage collection, as in an
@@ -23,6 +26,7 @@
  *
  *   node bench/support/run.mjs grpc            (npm run bench -- grpc)
  *   node bench/support/run.mjs grpc --quick
+ *   node bench/support/run.mjs grpc --only headless-rr,headless-rr-config   (and round_robin, always)
  *   node bench/support/run.mjs grpc --hedging
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -60,6 +64,10 @@ const ROUND_MS = quick ? 300 : 400;
 const WARMUP_MS = 1000; // each client warms up in its own process: its JIT starts cold
 const TIMING: RoundTiming = { rounds: ROUNDS, warmupMs: WARMUP_MS, roundMs: ROUND_MS };
 const MAX_CALLS_PER_ROUND = 400_000;
+const onlyFlag = process.argv.indexOf('--only');
+/** `--only a,b`: these contenders and the baseline, for a closer look at a few. */
+const ONLY: ReadonlySet<string> | undefined =
+  onlyFlag < 0 ? undefined : new Set(['round-robin', ...(process.argv[onlyFlag + 1] ?? '').split(',')]);
 
 interface EchoReply {
   pod: string;
@@ -73,7 +81,7 @@ type EchoConstructor = (new (address: string, credentials: grpc.ChannelCredentia
 
 function loadEcho(): EchoConstructor {
   // Relative to the repository root (the runner's working directory): this file runs bundled from .tmp/.
-  const definition = protoLoader.loadSync(resolve('test/fixtures/echo.proto'), { defaults: true });
+  const definition = protoLoader.loadSync(resolve('proto/echo.proto'), { defaults: true });
   return (grpc.loadPackageDefinition(definition) as unknown as { hlb: { test: { Echo: EchoConstructor } } }).hlb.test.Echo;
 }
 
@@ -116,14 +124,32 @@ interface Contender {
 
 const insecure = grpc.credentials.createInsecure();
 
-function headless(picker: PickerSpec): Contender['make'] {
+/** Service configs as users write them: the called method retried on UNAVAILABLE; throttling; with or without a timeout. */
+function serviceConfig(timeout: boolean): string {
+  const retryPolicy = {
+    maxAttempts: 3,
+    initialBackoff: '0.01s',
+    maxBackoff: '0.1s',
+    backoffMultiplier: 2,
+    retryableStatusCodes: ['UNAVAILABLE'],
+  };
+  return JSON.stringify({
+    methodConfig: [
+      { name: [{ service: 'hlb.test.Echo', method: 'Unary' }], retryPolicy, ...(timeout ? { timeout: '10s' } : {}) },
+      { name: [{}], ...(timeout ? { timeout: '30s' } : {}) },
+    ],
+    retryThrottling: { maxTokens: 100, tokenRatio: 0.1 },
+  });
+}
+
+function headless(picker: PickerSpec, serviceConfig?: string): Contender['make'] {
   return (Echo, port) => {
     const lb: Balancer = createBalancer({
       endpoints: ADDRESSES.map((address, i) => ({ address, port, name: `pod-${i}` })),
       picker,
       service: 'echo',
     });
-    const channel = createGrpcChannel(lb, { credentials: insecure });
+    const channel = createGrpcChannel(lb, { credentials: insecure, ...(serviceConfig === undefined ? {} : { serviceConfig }) });
     const client = channel.client(Echo);
     return {
       client,
@@ -189,6 +215,16 @@ const CONTENDERS: readonly Contender[] = [
   { id: 'headless-rr', label: 'createGrpcChannel, 3 pods, round-robin', make: headless('round-robin') },
   { id: 'headless-lr', label: 'createGrpcChannel, 3 pods, least-request', make: headless('least-request') },
   { id: 'headless-ll', label: 'createGrpcChannel, 3 pods, least-latency', make: headless('least-latency') },
+  {
+    id: 'headless-rr-config',
+    label: 'createGrpcChannel, 3 pods, round-robin, service config',
+    make: headless('round-robin', serviceConfig(false)),
+  },
+  {
+    id: 'headless-rr-timeout',
+    label: 'createGrpcChannel, 3 pods, round-robin, service config with timeouts',
+    make: headless('round-robin', serviceConfig(true)),
+  },
 ];
 
 interface GrpcRound extends RoundResult {
@@ -232,6 +268,7 @@ function runner(id: string, port: number): ContenderRunner<GrpcRound> {
 async function main(): Promise<void> {
   if (await playedChildRole(servePods, runner)) return;
   const { info, child, pinning } = await startPods<{ port: number }>(pinClient());
+  const running = ONLY === undefined ? CONTENDERS : CONTENDERS.filter((c) => ONLY.has(c.id));
   const grpcJs = installedVersion('@grpc/grpc-js');
   try {
     console.log(
@@ -242,15 +279,16 @@ async function main(): Promise<void> {
     const sections: {
       concurrency: number;
       rows: (RoundResult & { id: string; label: string; maxShare: number; vsRoundRobin: number; addedP50: number })[];
+      results: ReadonlyMap<string, readonly GrpcRound[]>;
     }[] = [];
     for (const concurrency of hedgingOnly ? [] : [16, 1]) {
       const results = await isolatedRounds<GrpcRound>(
-        CONTENDERS.map((c) => c.id),
+        running.map((c) => c.id),
         info.port,
         TIMING,
         concurrency,
       );
-      const rows = CONTENDERS.map((c) => {
+      const rows = running.map((c) => {
         const rounds = results.get(c.id)!;
         const { ratio, addedP50 } = versus(results, c.id, 'round-robin');
         return {
@@ -262,7 +300,7 @@ async function main(): Promise<void> {
           addedP50,
         };
       });
-      sections.push({ concurrency, rows });
+      sections.push({ concurrency, rows, results });
       console.log(`## ${concurrency} call${concurrency === 1 ? '' : 's'} in flight\n`);
       console.log(
         table(
@@ -292,10 +330,11 @@ async function main(): Promise<void> {
       );
       console.log('');
     }
-    const hedging = await hedgingTable(info.port);
+    const hedging = ONLY === undefined ? await hedgingTable(info.port) : undefined;
     const row = (concurrency: number, id: string) => sections.find((s) => s.concurrency === concurrency)!.rows.find((r) => r.id === id)!;
     const verdict = (ok: boolean): string => (ok ? 'PASS' : 'FAIL');
-    for (const id of hedgingOnly ? [] : ['headless-rr', 'headless-lr', 'headless-ll']) {
+    const ran = (id: string): boolean => !hedgingOnly && running.some((c) => c.id === id);
+    for (const id of ['headless-rr', 'headless-lr', 'headless-ll'].filter(ran)) {
       const ratio = row(16, id).vsRoundRobin;
       const added = row(1, id).addedP50;
       // "No worse than round_robin" within 3%: one run's spread of the per-pass ratio on this machine.
@@ -303,10 +342,23 @@ async function main(): Promise<void> {
         `Targets, ${row(16, id).label}: throughput ≥ 97% of grpc-js round_robin at 16 in flight: ${fixed(ratio * 100, 1)}% ${verdict(ratio >= 0.97)}; added p50 ≤ 50 µs at 1 in flight: ${fixed(added, 1)} µs ${verdict(added <= 50)}`,
       );
     }
+    for (const concurrency of [16, 1]) {
+      const section = sections.find((s) => s.concurrency === concurrency)!;
+      for (const [id, what] of [
+        ['headless-rr-config', 'Service config'],
+        ['headless-rr-timeout', 'Service config with timeouts'],
+      ] as const) {
+        if (!ran(id) || !ran('headless-rr')) continue;
+        const ratio = versus(section.results, id, 'headless-rr');
+        console.log(
+          `${what} vs none (round-robin, ${concurrency} in flight, same pass): ${fixed(ratio.ratio * 100, 1)}% of the calls/s, p50 ${ratio.addedP50 >= 0 ? '+' : ''}${fixed(ratio.addedP50, 1)} µs`,
+        );
+      }
+    }
     mkdirSync('bench/results', { recursive: true });
     writeFileSync(
       'bench/results/grpc.json',
-      `${JSON.stringify({ machine: machine(), pinning, grpcJs, rounds: ROUNDS, roundMs: ROUND_MS, sections, hedging }, null, 2)}\n`,
+      `${JSON.stringify({ machine: machine(), pinning, grpcJs, rounds: ROUNDS, roundMs: ROUND_MS, sections: sections.map(({ concurrency, rows }) => ({ concurrency, rows })), hedging }, null, 2)}\n`,
     );
   } finally {
     child.stdin?.end();

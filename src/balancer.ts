@@ -3,6 +3,7 @@ import { resolveConfig, type BalancerConfig } from './config.js';
 import { callTracerOf, channels, type AttemptEndMessage, type AttemptStartMessage } from './diagnostics.js';
 import type { SkippedRecord, SkipReason } from './discovery/lookup-report.js';
 import type { DiscoveryUpdate } from './discovery/source.js';
+import { Drain } from './drain.js';
 import { BalancerClosedError, InvalidOptionError, NoEndpointsError, type ResolutionError } from './errors.js';
 import { classifyFailure } from './failure-kind.js';
 import { checkKnownKeys, checkMilliseconds, checkObject, checkSignal } from './option-checks.js';
@@ -39,6 +40,19 @@ export interface RecordsSkippedEvent {
   readonly records: readonly SkippedRecord[];
 }
 
+/** `close({ drainMs })` started with calls in flight: they may finish until `drainMs` has passed. */
+export interface DrainingEvent {
+  readonly drainMs: number;
+  /** Calls in flight when the drain started. */
+  readonly calls: number;
+}
+
+/** The balancer released everything. */
+export interface CloseEvent {
+  /** Calls that close() ended with BalancerClosedError (waiting for the first lookup, or still in flight when the drain ended). */
+  readonly stopped: number;
+}
+
 export interface EjectEvent {
   readonly endpoint: Endpoint;
   readonly reason: EjectionReason;
@@ -73,9 +87,22 @@ export interface BalancerEvents {
   'hedge-budget-exhausted': [];
   /** Any background error (today: the same failures as 'resolve-error'). Never thrown. */
   error: [error: Error];
-  /** The balancer was closed. */
-  close: [];
+  /** `close({ drainMs })` is waiting for calls in flight; new calls are refused. Followed by 'close'. */
+  draining: [event: DrainingEvent];
+  /** The balancer was closed: no call is left, nor any timer or socket. */
+  close: [event: CloseEvent];
 }
+
+export interface CloseOptions {
+  /**
+   * How long calls in flight may go on, ms (0 … 2³¹−1). Default 0: they end at once with
+   * BalancerClosedError. New calls are refused either way.
+   */
+  readonly drainMs?: number;
+}
+
+/** 'open'; 'draining': close({ drainMs }) waits for calls in flight and refuses new ones; 'closed'. */
+export type BalancerState = 'open' | 'draining' | 'closed';
 
 export interface ReadyOptions {
   /** Reject after this long, ms. Default 10000. */
@@ -116,10 +143,15 @@ export interface EndpointStats {
   readonly ejectedForMs: number;
   /** Slow start: the share of its picks the endpoint is admitted for now, 0..1 (1 when not ramping). */
   readonly slowStartWeight: number;
+  /** HTTP pools and gRPC pod channels open to this pod, over every dispatcher and channel of this balancer. */
+  readonly pools: number;
 }
 
 export interface BalancerStats {
   readonly service: string;
+  readonly state: BalancerState;
+  /** Calls not ended yet (not counting calls waiting for the first lookup). */
+  readonly inflight: number;
   readonly picker: string;
   readonly size: number;
   readonly healthy: number;
@@ -161,7 +193,13 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   private readonly planner: RunPlanner;
   /** Endpoints a request may go to now: the healthy ones, or all of them in panic mode. */
   private readonly candidates: Candidates;
+  /** close() was called: new calls are refused. */
   private closed = false;
+  /** Everything is released: no call, no timer (at once, or when the drain ends). */
+  private released = false;
+  /** close()'s promise, shared by later calls of close(). */
+  private closing: Promise<void> | undefined;
+  private drain: Drain | undefined;
   private emptyReason = 'no lookup has completed yet';
   private firstLookupDone = false;
   /** Calls waiting for the first lookup: woken without an error when it is done, with one on close(). */
@@ -250,6 +288,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         clearTimeout(timer);
         this.off('change', onChange);
         this.off('close', onClose);
+        this.off('draining', onClose);
         signal?.removeEventListener('abort', onAbort);
       };
       const onChange = (change: PoolChange): void => {
@@ -274,6 +313,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
       signal?.addEventListener('abort', onAbort, { once: true });
       this.on('change', onChange);
       this.on('close', onClose);
+      this.on('draining', onClose);
     });
   }
 
@@ -371,6 +411,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
     const subset = this.config.subset;
     return {
       service: this.service,
+      state: this.state,
+      inflight: this.liveCalls.size,
       picker: this.picker.name,
       size: this.pool.size,
       healthy: this.candidates.healthy,
@@ -391,6 +433,7 @@ export class Balancer extends EventEmitter<BalancerEvents> {
         ejections: e.ejections,
         ejectedForMs: e.state === 'ejected' ? Math.max(0, e.health.ejectedUntil - now) : 0,
         slowStartWeight: this.slowStart?.weight(e, now) ?? 1,
+        pools: e.openPools,
       })),
       discovery: this.discoveryStats,
       subset:
@@ -401,30 +444,68 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   }
 
   /**
-   * Stops discovery and timers, and ends every pending call with BalancerClosedError: `ready()`,
-   * calls waiting for the first lookup, sleeping in a backoff, or with an attempt in flight (whose
-   * signal is aborted with that error). New calls are refused.
+   * Refuses new calls (`run()`, `dispatch()`, `pick()`, `ready()`, `refresh()`) with
+   * BalancerClosedError from now on, stops discovery, and ends `ready()` and the calls still
+   * waiting for the first lookup. Calls in flight go on, retries and hedges included, for up to
+   * `drainMs` (default 0); those still running then end with BalancerClosedError (their attempts'
+   * signals aborted with it). Resolves once no call, timer or socket is left.
+   *
+   * Every call returns the same promise. A later `close({ drainMs })` can only end the drain
+   * sooner (`drainMs: 0`: now); a later `close()` without options, as `await using` makes, joins it.
    */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  close(options?: CloseOptions): Promise<void> {
+    let drainMs: number | undefined;
+    try {
+      drainMs = closeDrainMs(options);
+    } catch (error) {
+      return Promise.reject(error); // bad options reject, as ready()'s do, and close nothing
+    }
+    if (this.closing === undefined) this.closing = this.closeWithin(drainMs ?? 0);
+    else if (drainMs !== undefined) this.drain?.shorten(drainMs);
+    return this.closing;
+  }
+
+  private async closeWithin(drainMs: number): Promise<void> {
     this.closed = true;
+    // A process that is going away needs no fresh answers: the drain's calls use the pool as it is.
     this.config.discovery.close();
+    let stopped = this.firstLookupWaiters.size;
     for (const wake of [...this.firstLookupWaiters]) wake(new BalancerClosedError());
     this.firstLookupWaiters.clear();
+    let thrown: { error: unknown } | undefined;
+    if (drainMs > 0 && !this.liveCalls.empty) {
+      const drained = new Promise<void>((resolve) => (this.drain = new Drain(this.liveCalls, drainMs, this.config.clock, resolve)));
+      try {
+        this.emit('draining', { drainMs, calls: this.liveCalls.size });
+      } catch (error) {
+        thrown = { error }; // a listener's error rejects close(), after the release
+      }
+      await drained;
+      this.drain = undefined;
+    }
+    this.released = true;
+    stopped += this.liveCalls.size;
     try {
       this.liveCalls.stopAll(() => new BalancerClosedError());
     } finally {
-      this.emit('close');
+      this.emit('close', { stopped });
       this.removeAllListeners();
     }
+    if (thrown !== undefined) throw thrown.error;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
 
+  /** `true` once close() was called: new calls are refused (see `state` for a drain in progress). */
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  get state(): BalancerState {
+    if (!this.closed) return 'open';
+    return this.released ? 'closed' : 'draining';
   }
 
   private readonly failoverHost: FailoverHost = {
@@ -499,7 +580,8 @@ export class Balancer extends EventEmitter<BalancerEvents> {
   }
 
   private pickFor(key: string | undefined, tried: Set<Endpoint> | undefined, attempt: number, newRound = true): Endpoint {
-    if (this.closed) throw new BalancerClosedError();
+    // While draining, the calls in flight still pick (retries, hedges); pick() itself is refused.
+    if (this.released) throw new BalancerClosedError();
     // Subsetting covers requests without a key; a key reaches its owner in the whole pool.
     const candidates = key === undefined ? this.candidates.keyless() : this.candidates.current();
     if (candidates.length === 0) throw this.noEndpoints(this.emptyReason);
@@ -623,6 +705,14 @@ function countSetAside(stats: DiscoveryStats, update: DiscoveryUpdate): Discover
 /** Creates a balancer and starts discovery. */
 export function createBalancer(options: BalancerOptions): Balancer {
   return new Balancer(options);
+}
+
+/** close()'s drainMs, undefined when not given. */
+function closeDrainMs(options: CloseOptions | undefined): number | undefined {
+  if (options === undefined) return undefined;
+  const input = checkObject(options, 'options');
+  checkKnownKeys(input, ['drainMs'], 'options');
+  return input.drainMs === undefined ? undefined : checkMilliseconds(input.drainMs, 'drainMs');
 }
 
 function failSoon(call: DispatchedCall<unknown>, error: unknown): void {

@@ -2,8 +2,12 @@
 export { Balancer, createBalancer } from './balancer.js';
 export type {
   BalancerEvents,
+  BalancerState,
   BalancerStats,
+  CloseEvent,
+  CloseOptions,
   DiscoveryStats,
+  DrainingEvent,
   EjectEvent,
   EndpointStats,
   ReadyOptions,
@@ -18,6 +22,7 @@ export type {
   AddressDiscoveryOptions,
   BalancerOptions,
   BudgetOptions,
+  BackoffOptions,
   HedgeOptions,
   LatencyOptions,
   OutlierDetectionOptions,

@@ -84,6 +84,16 @@ export interface BudgetOptions {
   readonly windowMs?: number;
 }
 
+/** The backoff of one call's retries (full jitter): uniform in [0, min(maxMs, initialMs · multiplier^(n−1))) before the n-th. */
+export interface BackoffOptions {
+  /** Ceiling of the first retry's delay, ms. Default: the balancer's `retry.backoffBaseMs` (25). */
+  readonly initialMs?: number;
+  /** Cap of the ceiling, ms. Default: the balancer's `retry.backoffMaxMs` (250). */
+  readonly maxMs?: number;
+  /** Growth of the ceiling per retry, > 0 (up to 1000). Default 2. */
+  readonly multiplier?: number;
+}
+
 /** Hedging of one idempotent call: more attempts on other endpoints while the first is slow. */
 export interface HedgeOptions {
   /** Send a hedge after this long, ms, and the next one this long after it (also the fallback for `percentile` before any sample). */
@@ -185,6 +195,9 @@ export interface StaticOptions extends CommonOptions {
  */
 export type BalancerOptions = AddressDiscoveryOptions | SrvDiscoveryOptions | StaticOptions;
 
+/** The most retries a call may have (`retries`, `retry.retries`, the adapters' `retries`). */
+export const MAX_RETRIES = 100;
+
 /** Options of one `run()` call. Its millisecond options take 0 … 2^31−1. */
 export interface RunOptions {
   /** Shard key, for key-aware pickers. */
@@ -201,6 +214,8 @@ export interface RunOptions {
   readonly retries?: number;
   /** Hedge this call (requires `idempotent: true`). */
   readonly hedge?: HedgeOptions;
+  /** Backoff of this call's retries. Default: the balancer's `retry` settings, doubling. */
+  readonly backoff?: BackoffOptions;
 }
 
 export const DEFAULTS = {
@@ -208,6 +223,7 @@ export const DEFAULTS = {
   refresh: { minMs: 1000, maxMs: 30_000, jitter: 0.1 },
   latency: { decayMs: 10_000, defaultRttMs: 30, averageMs: 1000 },
   retry: { retries: 2, backoffBaseMs: 25, backoffMaxMs: 250 },
+  backoffMultiplier: 2,
   dnsTimeoutMs: 1000,
   dnsAttempts: 2,
   emptyGraceMs: 0,

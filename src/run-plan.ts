@@ -1,12 +1,15 @@
 import type { BalancerConfig } from './config.js';
 import { InvalidOptionError } from './errors.js';
 import { checkBoolean, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, checkSignal } from './option-checks.js';
-import { checkHedge, type RunOptions } from './options.js';
+import { checkHedge, DEFAULTS, MAX_RETRIES, type RunOptions } from './options.js';
 import type { FailoverPlan } from './retry/failover-host.js';
 import type { LatencyHistogram } from './retry/latency-histogram.js';
 import { MAX_TIMER_MS } from './timer-delay.js';
 
-const RUN_KEYS = ['key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries', 'hedge'] as const;
+const RUN_KEYS = ['key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries', 'hedge', 'backoff'] as const;
+const BACKOFF_KEYS = ['initialMs', 'maxMs', 'multiplier'] as const;
+/** A larger growth reaches any cap at the first retry: nothing to gain, and it keeps the arithmetic tame. */
+const MAX_BACKOFF_MULTIPLIER = 1000;
 const RUN_KEY_SET: ReadonlySet<string> = new Set(RUN_KEYS);
 const MIN_HEDGE_DELAY_MS = 1;
 /** A hedge of today's kind: the first attempt and one more. */
@@ -29,7 +32,7 @@ export class RunPlanner {
   plan(options: RunOptions): FailoverPlan {
     // Frozen options cannot change: their plan is made once (the adapters pass the same few objects
     // on every call; a plan per call was 100 bytes of garbage that lived as long as the call).
-    const frozen = Object.isFrozen(options);
+    const frozen = Object.isFrozen(options) && (options.backoff === undefined || Object.isFrozen(options.backoff));
     if (frozen) {
       const cached = this.frozenPlans.get(options);
       if (cached !== undefined) return cached;
@@ -53,7 +56,8 @@ export class RunPlanner {
     const attemptTimeoutMs =
       input.attemptTimeoutMs === undefined ? undefined : checkMilliseconds(input.attemptTimeoutMs, 'attemptTimeoutMs');
     const retries =
-      input.retries === undefined ? defaults.retries : checkNumber(input.retries, 'retries', { min: 0, max: 100, integer: true });
+      input.retries === undefined ? defaults.retries : checkNumber(input.retries, 'retries', { min: 0, max: MAX_RETRIES, integer: true });
+    const backoff = this.backoff(input.backoff);
     const hedge = input.hedge === undefined ? undefined : this.hedgePlan(input.hedge, idempotent);
     return {
       key,
@@ -62,10 +66,27 @@ export class RunPlanner {
       timeoutMs,
       attemptTimeoutMs,
       retries,
-      backoffBaseMs: defaults.backoffBaseMs,
-      backoffMaxMs: defaults.backoffMaxMs,
+      backoffBaseMs: backoff.backoffBaseMs,
+      backoffMaxMs: backoff.backoffMaxMs,
+      backoffMultiplier: backoff.backoffMultiplier,
       hedgeDelayMs: hedge === undefined ? undefined : hedge.hedgeDelayMs,
       hedgeMaxAttempts: hedge === undefined ? DEFAULT_HEDGE_ATTEMPTS : hedge.hedgeMaxAttempts,
+    };
+  }
+
+  private backoff(value: unknown): Pick<FailoverPlan, 'backoffBaseMs' | 'backoffMaxMs' | 'backoffMultiplier'> {
+    const defaults = this.defaults;
+    if (value === undefined)
+      return { backoffBaseMs: defaults.backoffBaseMs, backoffMaxMs: defaults.backoffMaxMs, backoffMultiplier: DEFAULTS.backoffMultiplier };
+    const backoff = checkObject(value, 'backoff');
+    checkKnownKeys(backoff, BACKOFF_KEYS, 'backoff');
+    const multiplier = backoff.multiplier;
+    if (multiplier !== undefined && !(typeof multiplier === 'number' && multiplier > 0 && multiplier <= MAX_BACKOFF_MULTIPLIER))
+      throw new InvalidOptionError('backoff.multiplier', multiplier, `a number greater than 0, up to ${MAX_BACKOFF_MULTIPLIER}`);
+    return {
+      backoffBaseMs: backoff.initialMs === undefined ? defaults.backoffBaseMs : checkMilliseconds(backoff.initialMs, 'backoff.initialMs'),
+      backoffMaxMs: backoff.maxMs === undefined ? defaults.backoffMaxMs : checkMilliseconds(backoff.maxMs, 'backoff.maxMs'),
+      backoffMultiplier: multiplier ?? DEFAULTS.backoffMultiplier,
     };
   }
 

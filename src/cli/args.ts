@@ -40,6 +40,8 @@ const WATCH_FLAGS = {
   probe: { type: 'string' },
   interval: { type: 'string' },
   'slow-start': { type: 'string' },
+  'subset-size': { type: 'string' },
+  'client-id': { type: 'string' },
 } as const;
 
 /** Option fields of createBalancer, by the flag that sets them: its errors name the flag. */
@@ -55,6 +57,8 @@ const FLAG_OF_FIELD: Record<string, string> = {
   dnsTimeoutMs: '--dns-timeout',
   picker: '--picker',
   slowStart: '--slow-start',
+  subset: '--subset-size',
+  'subset.clientId': '--client-id',
 };
 
 /** Parses argv after the command name, or returns 'help' for --help. */
@@ -72,6 +76,12 @@ export function parseWatchArgs(argv: readonly string[]): WatchArgs | 'help' {
   const intervalMs = values.interval === undefined ? 1000 : integer('--interval', values.interval, 100, 3_600_000);
   const extra: Partial<Record<string, unknown>> = { picker };
   if (values['slow-start'] !== undefined) extra.slowStart = { windowMs: integer('--slow-start', values['slow-start'], 0, 3_600_000) };
+  if (values['subset-size'] !== undefined) {
+    const size = integer('--subset-size', values['subset-size'], 1, 10_000);
+    extra.subset = values['client-id'] === undefined ? { size } : { size, clientId: values['client-id'] };
+  } else if (values['client-id'] !== undefined) {
+    throw new UsageError('--client-id', values['client-id'], 'only with --subset-size');
+  }
   return { ...lookupArgs(values, positionals, extra), picker: picker as PickerName, probe: parseProbe(values.probe), intervalMs };
 }
 
@@ -83,7 +93,7 @@ export function balancerFor(args: LookupArgs): Balancer {
     if (!(error instanceof InvalidOptionError)) throw error;
     const key = /^[A-Za-z]+/.exec(error.field)?.[0] ?? error.field;
     const expected = /\(expected (.*)\)$/.exec(error.message)?.[1] ?? 'a valid value';
-    throw new UsageError(FLAG_OF_FIELD[key] ?? error.field, error.value, expected);
+    throw new UsageError(FLAG_OF_FIELD[error.field] ?? FLAG_OF_FIELD[key] ?? error.field, error.value, expected);
   }
 }
 

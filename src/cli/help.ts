@@ -49,6 +49,9 @@ What to send:
   --picker NAME           round-robin (default), random, least-request, least-latency,
                           weighted-round-robin, shard-key
   --slow-start MS         ramp new and returning endpoints up over MS (default off)
+  --subset-size N         subsetting as a client with this subset size would do: the view
+                          marks the members (column SUBSET), and probes go to them only
+  --client-id ID          the client id of the subset (default: HOSTNAME, else a random id)
   --interval MS           probe and refresh interval (default 1000; the view redraws at
                           least once a second)
 

@@ -38,13 +38,24 @@ export function renderFrame(session: WatchSession, style: Style, rows: number | 
     );
   }
   const panic = stats.panic ? style.red('PANIC (all endpoints used)') : 'no panic';
+  const subset =
+    stats.subset === undefined ? '' : `  subset ${stats.subset.members.length}/${stats.subset.size} as ${stats.subset.clientId}`;
   lines.push(
-    `${style.cyan('Pool')}  ${stats.size} endpoint${stats.size === 1 ? '' : 's'}  ${stats.healthy === stats.size ? style.green(`${stats.healthy} healthy`) : style.yellow(`${stats.healthy} healthy`)}  ${panic}  calls ${stats.calls}  retries ${stats.retries}`,
+    `${style.cyan('Pool')}  ${stats.size} endpoint${stats.size === 1 ? '' : 's'}  ${stats.healthy === stats.size ? style.green(`${stats.healthy} healthy`) : style.yellow(`${stats.healthy} healthy`)}  ${panic}${subset}  calls ${stats.calls}  retries ${stats.retries}`,
   );
   lines.push('');
 
-  const header = ['POD', 'ADDRESS', 'PORT', 'W/PRI', 'STATE', ...(args.probe === undefined ? [] : ['P50', 'P99', 'OK', 'PROBES'])];
-  const table = stats.endpoints.map((e) => endpointRow(session, e, now, style));
+  const members = stats.subset === undefined ? undefined : new Set(stats.subset.members);
+  const header = [
+    'POD',
+    'ADDRESS',
+    'PORT',
+    'W/PRI',
+    'STATE',
+    ...(members === undefined ? [] : ['SUBSET']),
+    ...(args.probe === undefined ? [] : ['P50', 'P99', 'OK', 'PROBES']),
+  ];
+  const table = stats.endpoints.map((e) => endpointRow(session, e, now, style, members));
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => plainLength(row[i] ?? ''))) + 2);
   lines.push(style.dim(columns(header, widths)));
   if (table.length === 0) lines.push(style.dim('(no endpoints)'));
@@ -60,13 +71,20 @@ export function renderFrame(session: WatchSession, style: Style, rows: number | 
   return lines;
 }
 
-function endpointRow(session: WatchSession, e: EndpointStats, now: number, style: Style): string[] {
+function endpointRow(
+  session: WatchSession,
+  e: EndpointStats,
+  now: number,
+  style: Style,
+  members: ReadonlySet<string> | undefined,
+): string[] {
   let state: string;
   if (e.state === 'ejected') state = style.red(`ejected ${duration(e.ejectedForMs)} left`);
   else if (e.state === 'probation') state = style.yellow('probation');
   else if (e.slowStartWeight < 1) state = style.yellow(`slow start ${Math.round(e.slowStartWeight * 100)}%`);
   else state = style.green('healthy');
   const row = [podLabel(e), e.address, String(e.port), `${e.weight}/${priorityOf(session, e.id)}`, state];
+  if (members !== undefined) row.push(members.has(e.id) ? style.green('member') : style.dim('-'));
   if (session.args.probe !== undefined) {
     const probe = session.probeSummary(e.id, now);
     const rate = probe?.successRate;
@@ -121,6 +139,7 @@ export function snapshot(session: WatchSession): Record<string, unknown> {
       lastError: stats.discovery.lastError?.message ?? null,
     },
     pool: { size: stats.size, healthy: stats.healthy, panic: stats.panic },
+    subset: stats.subset === undefined ? null : { size: stats.subset.size, clientId: stats.subset.clientId, members: stats.subset.members },
     endpoints: stats.endpoints.map((e) => {
       const probe = session.probeSummary(e.id, now);
       return {
@@ -130,6 +149,7 @@ export function snapshot(session: WatchSession): Record<string, unknown> {
         state: e.state,
         ejectedForMs: Math.round(e.ejectedForMs),
         slowStartWeight: e.slowStartWeight,
+        inSubset: stats.subset === undefined ? null : stats.subset.members.includes(e.id),
         probe:
           probe === undefined
             ? null

@@ -15,7 +15,9 @@ import type { AuthContext, GrpcCall, MessageContext, ParentCall } from './grpc-c
 import type { GrpcMethodPolicy } from './method-policy.js';
 import type { ResolvedGrpcOptions } from './options.js';
 import type { PodChannels } from './pod-channels.js';
+import type { RetryThrottle } from './retry-throttle.js';
 import { GrpcStatusError, headersFromError, make, statusFromError } from './status.js';
+import { noPodReachable, ReadyWait } from './wait-for-ready.js';
 
 /** What the channel needs of a balancer. */
 export type GrpcBalancer = Pick<Balancer, 'dispatch' | 'on' | 'off' | 'endpoints' | 'service'>;
@@ -29,6 +31,8 @@ export interface CallHost {
   readonly methodShapes: ReadonlyMap<string, number>;
   /** What the calls of a method may do (retries, retryable codes, ...). */
   policyFor(method: string): GrpcMethodPolicy;
+  /** The service config's retry throttling (gRFC A6), if any. */
+  readonly throttle: RetryThrottle | undefined;
 }
 
 /** Bits of a method's shape, known from the service definitions the channel was told. */
@@ -89,6 +93,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   private readonly policy: GrpcMethodPolicy;
   /** Attempts listen to the balancer's signal: it aborts them on an attempt timeout or a lost hedge. */
   private readonly watchSignals: boolean;
+  /** A `waitForReady` call that found no pod reachable, waiting for one. */
+  private readyWait: ReadyWait | undefined;
 
   constructor(
     private readonly host: CallHost,
@@ -134,6 +140,18 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
       process.nextTick(deliverStatus, listener, this.finalStatus);
       return;
     }
+    // The deadline is kept here rather than as the balancer's `timeoutMs`: each attempt is a
+    // grpc-js call with the same absolute deadline, so only the time outside attempts (the first
+    // DNS lookup, a backoff) needs a timer, and a call without an abort source takes the
+    // balancer's fast path (no promise).
+    const deadlineMs = this.deadline instanceof Date ? this.deadline.getTime() : this.deadline;
+    if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(onDeadline, timerDelay(deadlineMs - Date.now()), this);
+    this.dispatch();
+  }
+
+  /** Hands the call to the balancer: again after a wait for a reachable pod (`waitForReady`). */
+  private dispatch(): void {
+    const metadata = this.metadata!;
     let key: string | undefined;
     try {
       key = this.keyOf(metadata);
@@ -141,12 +159,6 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
       this.finish(make(Status.INTERNAL, `headless-lb: ${(error as Error).message}`));
       return;
     }
-    // The deadline is kept here rather than as the balancer's `timeoutMs`: each attempt is a
-    // grpc-js call with the same absolute deadline, so only the time outside attempts (the first
-    // DNS lookup, a backoff) needs a timer, and a call without an abort source takes the
-    // balancer's fast path (no promise).
-    const deadlineMs = this.deadline instanceof Date ? this.deadline.getTime() : this.deadline;
-    if (Number.isFinite(deadlineMs)) this.deadlineTimer = setTimeout(onDeadline, timerDelay(deadlineMs - Date.now()), this);
     try {
       const runOptions = this.policy.runOptions;
       this.host.lb.dispatch(this, key === undefined ? runOptions : { ...runOptions, key });
@@ -298,6 +310,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   failed(error: unknown): void {
     // A cancelled call already reported its status.
     if (this.committed !== undefined || this.finished) return;
+    if (this.policy.waitForReady === true && this.waitForPod(error)) return;
     const status = statusFromError(error);
     const headers = headersFromError(error);
     if (headers !== undefined) this.listener?.onReceiveMetadata(headers);
@@ -308,6 +321,16 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   /** A hedge may start while the request is kept whole (never a client stream past `retryBufferBytes`). */
   mayHedge(): boolean {
     return this.replayable && !this.finished && this.committed === undefined;
+  }
+
+  /** Waits for a reachable pod when none was (`waitForReady`), unless the call's metadata says not to. */
+  private waitForPod(error: unknown): boolean {
+    if (!noPodReachable(error) || !this.replayable || this.metadata?.getOptions().waitForReady === false) return false;
+    this.readyWait = new ReadyWait(this.host.lb, () => {
+      this.readyWait = undefined;
+      if (!this.finished) this.dispatch();
+    });
+    return true;
   }
 
   /** @internal */ get isHalfClosed(): boolean {
@@ -356,6 +379,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
     this.finalStatus = status;
     this.history = undefined; // attempts hold copies
     clearTimeout(this.deadlineTimer);
+    this.readyWait?.cancel();
+    if (fromPod && status.code === Status.OK) this.host.throttle?.succeeded();
     const listener = this.listener;
     if (listener === undefined) return;
     if (fromPod) listener.onReceiveStatus(status);
@@ -384,6 +409,10 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
 
   /** @internal Whether an idempotent call may be retried after this status. */
   hostRetryable(code: Status): boolean {
-    return this.policy.retryableCodes.has(code);
+    const policy = this.policy;
+    if (!policy.retryableCodes.has(code)) return false;
+    // gRFC A6's throttling: each retryable failure of a method that may be retried takes a token.
+    const throttle = this.host.throttle;
+    return throttle === undefined || policy.runOptions.idempotent !== true || throttle.failed();
   }
 }

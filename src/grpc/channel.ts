@@ -10,14 +10,17 @@ import {
   type ServiceDefinition,
 } from '@grpc/grpc-js';
 import { InvalidOptionError } from '../errors.js';
+import { defaultMaxPods } from '../pod-bound.js';
 import { timerDelay } from '../timer-delay.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
 import { BalancedCall, MethodShape, type GrpcBalancer } from './call.js';
 import type { GrpcCall, ParentCall } from './grpc-call.js';
+import { MethodPolicies } from './method-policies.js';
 import type { GrpcMethodPolicy } from './method-policy.js';
 import { resolveGrpcOptions, type GrpcChannelOptions, type ResolvedGrpcOptions } from './options.js';
 import { PodChannels, type PodChannelsStats } from './pod-channels.js';
+import { RetryThrottle } from './retry-throttle.js';
 
 type ChannelzRef = ReturnType<ChannelInterface['getChannelzRef']>;
 
@@ -56,6 +59,10 @@ export class HeadlessChannel implements ChannelInterface {
   private closing: Promise<void> | undefined;
   /** The policies of the shorthand options, by idempotence: made once, shared. */
   private readonly shorthandPolicies: readonly [GrpcMethodPolicy, GrpcMethodPolicy];
+  /** The service config's policies, if one was given. */
+  private readonly methodPolicies: MethodPolicies | undefined;
+  /** @internal The service config's retry throttling (gRFC A6), one bucket for the channel. */
+  readonly throttle: RetryThrottle | undefined;
   private readonly onChange = (change: PoolChange): void => {
     this.pods.onChange(change);
     this.stateMayHaveChanged();
@@ -81,7 +88,13 @@ export class HeadlessChannel implements ChannelInterface {
         ...channelOptions,
       };
     };
-    this.pods = new PodChannels(this.options.credentials, optionsFor, this.options.drainTimeoutMs, () => this.stateMayHaveChanged());
+    this.pods = new PodChannels(
+      this.options.credentials,
+      optionsFor,
+      this.options.drainTimeoutMs,
+      this.options.maxPods ?? defaultMaxPods(lb),
+      () => this.stateMayHaveChanged(),
+    );
     this.target = `headless:///${lb.service}`;
     this.channelzRef = { kind: 'channel' as ChannelzRef['kind'], id: 0, name: this.target };
     const { retries, attemptTimeoutMs, retryableCodes, hedge } = this.options;
@@ -89,11 +102,16 @@ export class HeadlessChannel implements ChannelInterface {
       Object.freeze({ runOptions: Object.freeze({ idempotent: false, retries, attemptTimeoutMs }), retryableCodes }),
       Object.freeze({ runOptions: Object.freeze({ idempotent: true, retries, attemptTimeoutMs, hedge }), retryableCodes }),
     ];
+    const serviceConfig = this.options.serviceConfig;
+    this.methodPolicies = serviceConfig === undefined ? undefined : new MethodPolicies(serviceConfig, this.shorthandPolicies);
+    const throttling = serviceConfig?.retryThrottling;
+    this.throttle = throttling === undefined ? undefined : new RetryThrottle(throttling);
     lb.on('change', this.onChange);
   }
 
   /** @internal What the calls of `method` may do. */
   policyFor(method: string): GrpcMethodPolicy {
+    if (this.methodPolicies !== undefined) return this.methodPolicies.policyFor(method, this.options.isIdempotent);
     return this.shorthandPolicies[this.options.isIdempotent(method) ? 1 : 0];
   }
 
@@ -155,6 +173,14 @@ export class HeadlessChannel implements ChannelInterface {
     if (!(typeof deadline === 'number' || deadline instanceof Date))
       throw new TypeError('Channel#createCall: deadline must be a number or Date');
     if (this.closing !== undefined) throw new Error('Channel has been shut down');
+    if (this.methodPolicies?.hasTimeouts === true) {
+      // The service config's timeout shortens the caller's deadline, never lengthens it (as grpc-js does).
+      const timeoutMs = this.policyFor(method).timeoutMs;
+      if (timeoutMs !== undefined) {
+        const configDeadline = Date.now() + timeoutMs;
+        if (configDeadline < (deadline instanceof Date ? deadline.getTime() : deadline)) deadline = configDeadline;
+      }
+    }
     return new BalancedCall(this, method, deadline, host, parentCall, propagateFlags, this.keys.getStore());
   }
 
@@ -183,11 +209,12 @@ export class HeadlessChannel implements ChannelInterface {
 
   /**
    * READY when any pod channel is READY; else CONNECTING when one connects; TRANSIENT_FAILURE when
-   * all have failed; IDLE otherwise. `tryToConnect` connects to every pod of the pool.
+   * all have failed; IDLE otherwise. `tryToConnect` connects to every pod of the pool (to the
+   * subset's members when subsetting is on), up to `maxPods`.
    */
   getConnectivityState(tryToConnect: boolean): connectivityState {
     if (tryToConnect && this.closing === undefined) {
-      for (const endpoint of this.lb.endpoints()) this.pods.acquire(endpoint).channel.getConnectivityState(true);
+      for (const endpoint of podsToConnect(this.lb, this.pods.maxPods)) this.pods.acquire(endpoint).channel.getConnectivityState(true);
     }
     return this.computeState();
   }
@@ -248,6 +275,16 @@ export class HeadlessChannel implements ChannelInterface {
       watcher.callback();
     }
   }
+}
+
+/** The pods `tryToConnect` connects to: the subset's members when subsetting is on, else every pod; at most `max`. */
+function podsToConnect(lb: GrpcBalancer, max: number): readonly Endpoint[] {
+  const endpoints = lb.endpoints();
+  // A Balancer has stats(); the type an adapter takes does not require it.
+  const stats = (lb as { stats?: () => { subset?: { members: readonly string[] } } }).stats;
+  const members = typeof stats === 'function' ? stats.call(lb).subset?.members : undefined;
+  const wanted = members === undefined ? endpoints : endpoints.filter((e) => members.includes(e.id));
+  return wanted.length > max ? wanted.slice(0, max) : wanted;
 }
 
 /** The host of `host[:port]` or `[v6]:port`. */

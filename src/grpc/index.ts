@@ -8,5 +8,6 @@ export type { GrpcClientConstructor, HeadlessChannelStats } from './channel.js';
 export type { GrpcBalancer } from './call.js';
 export type { GrpcCallInfo, GrpcChannelOptions, GrpcIdempotentOption } from './options.js';
 export { GRPC_DEFAULTS, POD_CHANNEL_DEFAULTS } from './options.js';
+export type { GrpcMethodConfig, GrpcServiceConfig, GrpcStatusCodeName } from './service-config.js';
 export { registerHeadlessResolver } from './resolver.js';
 export type { HeadlessResolverDiscovery, HeadlessResolverOptions } from './resolver.js';

@@ -10,4 +10,8 @@ export interface GrpcMethodPolicy {
   readonly runOptions: Readonly<RunOptions>;
   /** Status codes after which the method's call may be sent again to another pod. */
   readonly retryableCodes: ReadonlySet<number>;
+  /** The service config's `timeout`: the call's deadline is at most this far away, ms. */
+  readonly timeoutMs?: number;
+  /** The service config's `waitForReady`: with no pod reachable, wait for one (until the deadline) rather than fail. */
+  readonly waitForReady?: boolean;
 }

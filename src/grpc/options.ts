@@ -11,7 +11,9 @@ import {
   optionalMilliseconds,
 } from '../option-checks.js';
 import { checkHedge, type HedgeOptions } from '../options.js';
+import { checkMaxPods } from '../pod-bound.js';
 import { parsePort } from '../port.js';
+import { parseServiceConfig, type GrpcServiceConfig, type ServiceConfig } from './service-config.js';
 
 /** What a `key` function sees of a call. */
 export interface GrpcCallInfo {
@@ -74,6 +76,22 @@ export interface GrpcChannelOptions {
    * before it is closed anyway, ms. Default 30000 (Kubernetes' default grace period).
    */
   readonly drainTimeoutMs?: number;
+  /**
+   * The most pods the channel keeps pod channels open to: when a call needs one more, the least
+   * recently used pod's channel is closed once its calls end, and made again when needed. An
+   * integer from 1, or Infinity. Default: twice the balancer's `subset.size` when subsetting is on
+   * (room for ejected members' stand-ins and keyed calls), else Infinity.
+   */
+  readonly maxPods?: number;
+  /**
+   * A gRPC service config (gRFC A6), as an object or as the JSON you give grpc-js as
+   * `grpc.service_config`: per method (exact, service-wide, or default entry), a `retryPolicy` or
+   * `hedgingPolicy`, a `timeout` and `waitForReady`; and `retryThrottling`. What an entry sets wins
+   * over the shorthand options for the methods it matches (docs/grpc.md). Load-balancing fields are
+   * accepted and ignored: the balancer's picker chooses. Not the pod channels' own config (that is
+   * `channelOptions['grpc.service_config']`).
+   */
+  readonly serviceConfig?: GrpcServiceConfig | string;
 }
 
 /** Options after validation and defaults. */
@@ -91,6 +109,9 @@ export interface ResolvedGrpcOptions {
   readonly channelOptions: ChannelOptions;
   readonly retryBufferBytes: number;
   readonly drainTimeoutMs: number;
+  /** undefined: the default, which depends on the balancer. */
+  readonly maxPods: number | undefined;
+  readonly serviceConfig: ServiceConfig | undefined;
   /** False when the pod channels have a service config: grpc-js retry policies could hide an attempt that had a stream. */
   readonly podCallsSingleAttempt: boolean;
 }
@@ -124,6 +145,8 @@ const KEYS = [
   'channelOptions',
   'retryBufferBytes',
   'drainTimeoutMs',
+  'maxPods',
+  'serviceConfig',
 ] as const;
 
 const METADATA_KEY = /^[0-9a-z_.-]+$/;
@@ -177,6 +200,8 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
       ? GRPC_DEFAULTS.retryBufferBytes
       : checkNumber(options.retryBufferBytes, 'retryBufferBytes', { min: 0, integer: true });
   const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', GRPC_DEFAULTS.drainTimeoutMs);
+  const maxPods = options.maxPods === undefined ? undefined : checkMaxPods(options.maxPods, 'maxPods');
+  const serviceConfig = options.serviceConfig === undefined ? undefined : parseServiceConfig(options.serviceConfig);
 
   return {
     credentials: options.credentials,
@@ -191,6 +216,8 @@ export function resolveGrpcOptions(input: GrpcChannelOptions): ResolvedGrpcOptio
     channelOptions: podChannelOptions,
     retryBufferBytes,
     drainTimeoutMs,
+    maxPods,
+    serviceConfig,
     podCallsSingleAttempt: channelOptions['grpc.service_config'] === undefined,
   };
 }

@@ -1,6 +1,7 @@
 import { Channel, connectivityState, type ChannelCredentials, type ChannelOptions } from '@grpc/grpc-js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
+import { BoundedPods } from '../pod-bound.js';
 
 /**
  * One grpc-js channel to one pod (`ipv4:10.1.2.3:9090`, pick_first over that single address),
@@ -23,6 +24,7 @@ export class PodChannel {
    */
   readyEpoch = 0;
   private onIdle: (() => void) | undefined;
+  private drainTimer: NodeJS.Timeout | undefined;
   private closed = false;
 
   constructor(
@@ -34,6 +36,7 @@ export class PodChannel {
     this.host = endpoint.host;
     const target = endpoint.family === 6 ? `ipv6:[${endpoint.address}]:${endpoint.port}` : `ipv4:${endpoint.address}:${endpoint.port}`;
     this.channel = new Channel(target, credentials, options);
+    endpoint.openPools++;
     this.state = this.channel.getConnectivityState(false);
     this.watch();
   }
@@ -64,27 +67,34 @@ export class PodChannel {
     if (this.active === 0) this.onIdle?.();
   }
 
-  /** Closes the channel once its calls have ended, or after `timeoutMs` whatever they do. */
+  /** Closes the channel once its calls have ended, or after `timeoutMs` (may be Infinity) whatever they do. */
   drain(timeoutMs: number): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise<void>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
       const done = (): void => {
-        clearTimeout(timer);
+        clearTimeout(this.drainTimer);
         this.onIdle = undefined;
         this.close();
         resolve();
       };
       if (this.active === 0) return done();
       this.onIdle = done;
-      timer = setTimeout(done, timeoutMs);
-      timer.unref();
+      this.limitDrain(timeoutMs);
     });
+  }
+
+  /** A drain without a time limit (an evicted channel's) gets one: its pod has gone, or the balanced channel closes. */
+  limitDrain(timeoutMs: number): void {
+    const done = this.onIdle;
+    if (done === undefined || this.drainTimer !== undefined || timeoutMs === Number.POSITIVE_INFINITY) return;
+    this.drainTimer = setTimeout(done, timeoutMs);
+    this.drainTimer.unref();
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.endpoint.openPools--;
     this.channel.close();
   }
 
@@ -94,20 +104,25 @@ export class PodChannel {
 }
 
 export interface PodChannelsStats {
-  /** Channels serving current endpoints. */
+  /** Channels serving current endpoints (one per pod): at most `maxPods`. */
   readonly channels: number;
-  /** Channels of departed (or readdressed) endpoints, finishing their calls. */
+  /** The most pods the channel keeps pod channels open to (`maxPods`; Infinity: no bound). */
+  readonly maxPods: number;
+  /** Pod channels closed to make room for another pod's, since the start. */
+  readonly evictions: number;
+  /** Channels of departed (or readdressed) endpoints and evicted channels, finishing their calls. */
   readonly draining: number;
   /** Calls in flight over all channels. */
   readonly active: number;
 }
 
 /**
- * The pod channels of one balanced channel: created on first use, one per endpoint, drained
- * (closed after their calls end) when their endpoint leaves the pool or changes address.
+ * The pod channels of one balanced channel: created on first use, one per endpoint, for at most
+ * `maxPods` pods (the least recently used one's is closed once its calls end, to make room),
+ * drained (closed after their calls end) when their endpoint leaves the pool or changes address.
  */
 export class PodChannels {
-  private readonly live = new Map<Endpoint, PodChannel>();
+  private readonly live: BoundedPods<PodChannel>;
   private readonly draining = new Map<PodChannel, Promise<void>>();
   /** Endpoints that left the pool: a call picked just before may still ask for their channel. */
   private readonly departed = new WeakSet<Endpoint>();
@@ -117,22 +132,30 @@ export class PodChannels {
     private readonly credentials: ChannelCredentials,
     private readonly options: (endpoint: Endpoint) => ChannelOptions,
     private readonly drainTimeoutMs: number,
+    maxPods: number,
     private readonly onStateChange: () => void,
-  ) {}
+  ) {
+    // An evicted pod is still in the Service: its calls finish however long they take.
+    this.live = new BoundedPods<PodChannel>(maxPods, (entry) => this.drain(entry, Number.POSITIVE_INFINITY));
+  }
 
   /** The channel of this endpoint at its current address; made on first use. */
   acquire(endpoint: Endpoint): PodChannel {
     const existing = this.live.get(endpoint);
     if (existing !== undefined && existing.host === endpoint.host) return existing;
-    if (existing !== undefined) this.drain(existing);
+    if (existing !== undefined) {
+      this.live.delete(endpoint);
+      this.drain(existing, this.drainTimeoutMs);
+    }
     const created = new PodChannel(endpoint, this.credentials, this.options(endpoint), this.onStateChange);
     if (this.departed.has(endpoint)) {
       // Not kept: closed once the call that asked for it ends.
       created.callStarted();
-      this.drain(created);
+      this.drain(created, this.drainTimeoutMs);
       process.nextTick(endCall, created);
       return created;
     }
+    // The new channel is the most recent: an eviction this causes never closes the channel it returns.
     this.live.set(endpoint, created);
     return created;
   }
@@ -142,24 +165,39 @@ export class PodChannels {
     return this.live.size;
   }
 
+  /** The most pods with a live channel. */
+  get maxPods(): number {
+    return this.live.max;
+  }
+
+  /** Whether this endpoint has a live channel (its recency unchanged). */
+  has(endpoint: Endpoint): boolean {
+    return this.live.has(endpoint);
+  }
+
   /** Live channels (for the aggregate connectivity state). */
-  channels(): IterableIterator<PodChannel> {
+  channels(): Generator<PodChannel> {
     return this.live.values();
   }
 
   onChange(change: PoolChange): void {
     for (const endpoint of change.removed) {
       this.departed.add(endpoint);
-      const entry = this.live.get(endpoint);
-      if (entry === undefined) continue;
-      this.live.delete(endpoint);
-      this.drain(entry);
+      const entry = this.live.peek(endpoint);
+      if (entry !== undefined) {
+        this.live.delete(endpoint);
+        this.drain(entry, this.drainTimeoutMs);
+      }
+      // A channel evicted earlier and still finishing calls: the pod has gone, so it gets the drain timeout too.
+      for (const draining of this.draining.keys()) {
+        if (draining.endpoint === endpoint) draining.limitDrain(this.drainTimeoutMs);
+      }
     }
     for (const endpoint of change.readdressed) {
-      const entry = this.live.get(endpoint);
+      const entry = this.live.peek(endpoint);
       if (entry === undefined || entry.host === endpoint.host) continue;
       this.live.delete(endpoint);
-      this.drain(entry);
+      this.drain(entry, this.drainTimeoutMs);
     }
   }
 
@@ -167,14 +205,21 @@ export class PodChannels {
     let active = 0;
     for (const entry of this.live.values()) active += entry.active;
     for (const entry of this.draining.keys()) active += entry.active;
-    return { channels: this.live.size, draining: this.draining.size, active };
+    return {
+      channels: this.live.size,
+      maxPods: this.live.max,
+      evictions: this.live.evictions,
+      draining: this.draining.size,
+      active,
+    };
   }
 
   /** Drains every channel: calls in flight finish (up to the drain timeout). */
   async close(): Promise<void> {
     this.closed = true;
-    for (const entry of this.live.values()) this.drain(entry);
+    for (const entry of this.live.values()) this.drain(entry, this.drainTimeoutMs);
     this.live.clear();
+    for (const entry of this.draining.keys()) entry.limitDrain(this.drainTimeoutMs);
     await Promise.all(this.draining.values());
   }
 
@@ -182,9 +227,9 @@ export class PodChannels {
     return this.closed;
   }
 
-  private drain(entry: PodChannel): void {
+  private drain(entry: PodChannel, timeoutMs: number): void {
     if (this.draining.has(entry) || entry.isClosed) return;
-    const done = entry.drain(this.drainTimeoutMs).finally(() => {
+    const done = entry.drain(timeoutMs).finally(() => {
       this.draining.delete(entry);
       this.onStateChange();
     });

@@ -2,7 +2,7 @@ import { experimental, Metadata, status as Status, type ChannelOptions } from '@
 import { createBalancer, type Balancer } from '../balancer.js';
 import { resolveConfig } from '../config.js';
 import { HeadlessLbError, InvalidOptionError } from '../errors.js';
-import type { AddressDiscoveryOptions } from '../options.js';
+import type { AddressDiscoveryOptions, SubsetOptions } from '../options.js';
 import { checkKnownKeys, checkObject } from '../option-checks.js';
 import type { Endpoint } from '../pool/endpoint.js';
 
@@ -21,6 +21,11 @@ export interface HeadlessResolverOptions {
   readonly scheme?: string;
   /** DNS settings (servers, search list, refresh clamp, ...). Default: as `createBalancer`. */
   readonly discovery?: HeadlessResolverDiscovery;
+  /**
+   * Deterministic subsetting, as `createBalancer`'s: grpc-js gets this client's `size` pods instead
+   * of the whole pool (every channel of the scheme in this process the same ones). Default: off.
+   */
+  readonly subset?: SubsetOptions;
 }
 
 const DISCOVERY_KEYS = [
@@ -60,7 +65,7 @@ function parseTarget(target: GrpcUri): { service: string; port: number } | { ser
  * record TTL runs out (clamped, with jitter), and when the policy asks (a connection left READY).
  * Uses grpc-js's `experimental` resolver API in its 1.14 form (the listener is a function).
  */
-function resolverClass(discovery: HeadlessResolverDiscovery): ResolverConstructor {
+function resolverClass(discovery: HeadlessResolverDiscovery, subset: SubsetOptions | undefined): ResolverConstructor {
   return class HeadlessResolver implements experimental.Resolver {
     private lb: Balancer | undefined;
     private lastRequested = Number.NEGATIVE_INFINITY;
@@ -98,10 +103,16 @@ function resolverClass(discovery: HeadlessResolverDiscovery): ResolverConstructo
     }
 
     private start(): void {
-      const lb = createBalancer({ ...discovery, ...this.parsed, outlierDetection: false, retryBudget: false } as AddressDiscoveryOptions);
+      const lb = createBalancer({
+        ...discovery,
+        ...this.parsed,
+        subset,
+        outlierDetection: false,
+        retryBudget: false,
+      } as AddressDiscoveryOptions);
       this.lb = lb;
       lb.on('change', ({ endpoints }) => {
-        if (this.lb === lb && endpoints.length > 0) this.report(endpoints);
+        if (this.lb === lb && endpoints.length > 0) this.report(subset === undefined ? endpoints : members(lb));
       });
       lb.on('empty', ({ reason }) => {
         if (this.lb === lb) this.fail(`no ready pods: ${reason}`);
@@ -129,6 +140,12 @@ function resolverClass(discovery: HeadlessResolverDiscovery): ResolverConstructo
   };
 }
 
+/** The subset's members now (no outlier detection here: they change only with the pool). */
+function members(lb: Balancer): readonly Endpoint[] {
+  const ids = new Set(lb.stats().subset?.members);
+  return lb.endpoints().filter((endpoint) => ids.has(endpoint.id));
+}
+
 /**
  * Registers the `headless:` scheme with grpc-js (process-wide), so that
  * `new Client('headless:///web-headless.default.svc.cluster.local:9090', credentials, options)` uses
@@ -138,7 +155,7 @@ function resolverClass(discovery: HeadlessResolverDiscovery): ResolverConstructo
  */
 export function registerHeadlessResolver(options: HeadlessResolverOptions = {}): void {
   const input = checkObject(options, 'options');
-  checkKnownKeys(input, ['scheme', 'discovery'], 'options');
+  checkKnownKeys(input, ['scheme', 'discovery', 'subset'], 'options');
   const scheme = input.scheme === undefined ? 'headless' : input.scheme;
   if (
     typeof scheme !== 'string' ||
@@ -153,12 +170,14 @@ export function registerHeadlessResolver(options: HeadlessResolverOptions = {}):
   const discovery = input.discovery === undefined ? {} : checkObject(input.discovery, 'discovery');
   checkKnownKeys(discovery, DISCOVERY_KEYS, 'discovery');
   // Validate now (no I/O: discovery starts with a balancer), not when grpc-js first makes a channel.
-  resolveConfig({ ...discovery, service: 'validate.invalid', port: 1 } as AddressDiscoveryOptions);
+  const config = resolveConfig({ ...discovery, subset: input.subset, service: 'validate.invalid', port: 1 } as AddressDiscoveryOptions);
+  // The client id is settled once (a random default would differ per channel): one process, one subset.
+  const subset = config.subset === undefined ? undefined : { size: config.subset.size, clientId: config.subset.clientId };
   if (typeof experimental.statusOrFromValue !== 'function') {
     throw new HeadlessLbError(
       'ERR_HLB_GRPC_VERSION',
       'registerHeadlessResolver needs @grpc/grpc-js >= 1.14 (its resolver API changed in 1.14); createGrpcChannel works from 1.10',
     );
   }
-  experimental.registerResolver(scheme, resolverClass(discovery as HeadlessResolverDiscovery));
+  experimental.registerResolver(scheme, resolverClass(discovery as HeadlessResolverDiscovery, subset));
 }

@@ -10,10 +10,12 @@ import { RequestBody } from './body.js';
 import { DispatchFields } from './dispatch-fields.js';
 import type { Downstream } from './downstream.js';
 import { FinalAttemptError, publicError } from './errors.js';
-import { readHeader, withHost, type RequestHeaders } from './headers.js';
+import { readHeader, takeHeader, withHost, type RequestHeaders } from './headers.js';
 import type { HttpRequestInfo, ResolvedHttpOptions } from './options.js';
 import type { ParsedOrigin, Origins } from './origin.js';
+import { OVERRIDE_HEADER, parseOverrideHeader } from './override-header.js';
 import type { PodPool, PodPools } from './pools.js';
+import { checkRequestOptions, mergeOverrides, unhedgeable, type RequestOverrides } from './request-options.js';
 
 /** What the dispatcher needs of a balancer. */
 export type HttpBalancer = Pick<Balancer, 'dispatch' | 'on' | 'off'>;
@@ -26,8 +28,8 @@ export interface CallHost {
   readonly origins: Origins;
   readonly closed: boolean;
   readonly destroyed: boolean;
-  /** The options of one request's `lb.dispatch()`. */
-  runOptions(key: string | undefined, idempotent: boolean, hedge: boolean): RunOptions;
+  /** The options of one request's `lb.dispatch()`; `overrides`: the request's own policy, if it has one. */
+  runOptions(key: string | undefined, idempotent: boolean, hedge: boolean, overrides: RequestOverrides | undefined): RunOptions;
 }
 
 /**
@@ -59,6 +61,8 @@ export class HttpCall implements DispatchedCall<void>, AttemptOwner {
   /** Whether the balancer may abort an attempt's signal (deadline, attempt timeout, losing hedge). */
   private readonly watchSignals: boolean;
   private readonly hedge: boolean;
+  /** The request's own policy (`headlessLb` dispatch option, `x-headless-lb` header); usually none. */
+  private readonly overrides: RequestOverrides | undefined;
 
   constructor(
     private readonly host: CallHost,
@@ -70,11 +74,25 @@ export class HttpCall implements DispatchedCall<void>, AttemptOwner {
     const fields = DispatchFields.from(opts);
     this.fields = fields;
     this.origin = host.origins.parse(fields.origin);
-    const headers = fields.headers as RequestHeaders;
+    let headers = fields.headers as RequestHeaders;
+    let fromHeader: RequestOverrides | undefined;
+    if (options.perRequestHeader !== undefined) {
+      const taken = takeHeader(headers, OVERRIDE_HEADER);
+      if (taken !== undefined) {
+        headers = taken.rest;
+        if (taken.value !== undefined) fromHeader = parseOverrideHeader(taken.value, options.perRequestHeader);
+      }
+    }
+    // The request's code wins over its header: `headlessLb`, and undici's own `idempotent`.
+    if (fromHeader !== undefined && typeof fields.idempotent === 'boolean') fromHeader.idempotent = undefined;
+    const fromCode = fields.headlessLb === undefined ? undefined : checkRequestOptions(fields.headlessLb);
+    const overrides = fromHeader === undefined ? fromCode : fromCode === undefined ? fromHeader : mergeOverrides(fromHeader, fromCode);
+    this.overrides = overrides;
     this.headers = withHost(headers, this.origin.host, this.origin.hostOnly);
     this.body = RequestBody.from(fields.body);
     const method = typeof fields.method === 'string' ? upperCase(fields.method) : 'GET';
-    this.idempotent = typeof fields.idempotent === 'boolean' ? fields.idempotent : options.idempotentMethods.has(method);
+    const idempotent = overrides?.idempotent ?? fields.idempotent;
+    this.idempotent = typeof idempotent === 'boolean' ? idempotent : options.idempotentMethods.has(method);
     if (options.key !== undefined) {
       const key = options.key(requestInfo(this.origin.origin, method, fields.path, headers));
       if (key !== undefined && typeof key !== 'string')
@@ -83,8 +101,25 @@ export class HttpCall implements DispatchedCall<void>, AttemptOwner {
     } else {
       this.key = options.keyHeader === undefined ? undefined : readHeader(headers, options.keyHeader);
     }
-    this.hedge = options.hedge !== undefined && this.idempotent && this.body.isValue;
-    this.watchSignals = this.hedge || options.timeoutMs !== undefined || options.attemptTimeoutMs !== undefined;
+    if (overrides === undefined) {
+      this.hedge = options.hedge !== undefined && this.idempotent && this.body.isValue;
+      this.watchSignals = this.hedge || options.timeoutMs !== undefined || options.attemptTimeoutMs !== undefined;
+    } else {
+      this.hedge = this.hedgeWith(overrides, options);
+      this.watchSignals =
+        this.hedge ||
+        (overrides.timeoutMs ?? options.timeoutMs) !== undefined ||
+        (overrides.attemptTimeoutMs ?? options.attemptTimeoutMs) !== undefined;
+    }
+  }
+
+  /** Whether a request with its own policy is hedged; asking for a hedge it cannot have is an error. */
+  private hedgeWith(overrides: RequestOverrides, options: ResolvedHttpOptions): boolean {
+    if (overrides.hedge === false) return false;
+    if (overrides.hedge === undefined) return options.hedge !== undefined && this.idempotent && this.body.isValue;
+    if (!this.idempotent) throw unhedgeable(overrides, 'an idempotent request (a hedge sends it twice): set idempotent too');
+    if (!this.body.isValue) throw unhedgeable(overrides, 'a request without a stream body (a stream cannot be sent twice)');
+    return true;
   }
 
   get failureCodes(): ReadonlySet<number> {
@@ -98,7 +133,7 @@ export class HttpCall implements DispatchedCall<void>, AttemptOwner {
     // body is a value: a stream body is read by the first attempt. (Attempts that never reached
     // a pod are re-sent whatever the method, as long as the stream was not read.)
     const resend = this.idempotent && this.body.isValue;
-    this.lb.dispatch(this, this.host.runOptions(this.key, resend, this.hedge));
+    this.lb.dispatch(this, this.host.runOptions(this.key, resend, this.hedge, this.overrides));
   }
 
   /** The abort function the caller's handler gets. */

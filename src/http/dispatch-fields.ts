@@ -50,6 +50,8 @@ export class DispatchFields {
   throwOnError: unknown = undefined;
   maxRedirections: unknown = undefined;
   typeOfService: unknown = undefined;
+  /** headless-lb's own per-request options (request-options.ts); not passed to the pods' pools. */
+  headlessLb: unknown = undefined;
 
   /** Copies the options undici reads (own or inherited, as undici's reads see them). */
   static from(opts: Dispatcher.DispatchOptions): DispatchFields {
@@ -110,6 +112,9 @@ export class DispatchFields {
           break;
         case 'typeOfService':
           fields.typeOfService = o[name];
+          break;
+        case 'headlessLb':
+          fields.headlessLb = o[name];
           break;
         default:
           break;

@@ -6,7 +6,9 @@ import { HttpCall, type CallHost, type HttpBalancer } from './call.js';
 import { toDownstream } from './downstream.js';
 import { resolveHttpOptions, type HttpDispatcherOptions, type ResolvedHttpOptions } from './options.js';
 import { Origins } from './origin.js';
+import { defaultMaxPods } from '../pod-bound.js';
 import { PodPools, type PodPoolsStats } from './pools.js';
+import type { RequestOverrides } from './request-options.js';
 
 export type { HttpBalancer } from './call.js';
 
@@ -49,6 +51,7 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
       this.options.pool,
       this.options.drainTimeoutMs,
       this.options.idleTimeoutMs,
+      this.options.maxPods ?? defaultMaxPods(lb),
       (event, origin, targets, error) => {
         if (event === 'connect') this.emit('connect', origin, [this, ...targets]);
         else if (event === 'disconnect') this.emit('disconnect', origin, [this, ...targets], error as errors.UndiciError);
@@ -64,10 +67,24 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
   }
 
   /** @internal The options of one request's `lb.dispatch()`. */
-  runOptions(key: string | undefined, idempotent: boolean, hedge: boolean): RunOptions {
+  runOptions(key: string | undefined, idempotent: boolean, hedge: boolean, overrides: RequestOverrides | undefined): RunOptions {
+    if (overrides !== undefined) return this.overriddenRunOptions(key, idempotent, hedge, overrides);
     if (key === undefined && !hedge) return this.keylessRunOptions[idempotent ? 1 : 0];
     const { retries, timeoutMs, attemptTimeoutMs } = this.options;
     return { key, idempotent, hedge: hedge ? this.options.hedge : undefined, retries, timeoutMs, attemptTimeoutMs };
+  }
+
+  /** A request with a policy of its own: the dispatcher's, field by field, where the request sets nothing. */
+  private overriddenRunOptions(key: string | undefined, idempotent: boolean, hedge: boolean, overrides: RequestOverrides): RunOptions {
+    const options = this.options;
+    return {
+      key,
+      idempotent,
+      hedge: hedge ? overrides.hedge || options.hedge : undefined,
+      retries: overrides.retries ?? options.retries,
+      timeoutMs: overrides.timeoutMs ?? options.timeoutMs,
+      attemptTimeoutMs: overrides.attemptTimeoutMs ?? options.attemptTimeoutMs,
+    };
   }
 
   /** `true` once `close()` or `destroy()` was called. */
@@ -79,7 +96,7 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
     return this.destroyedFlag;
   }
 
-  /** Pools, draining pools and requests in flight. */
+  /** Pools and the pods they go to, the bound and its evictions, draining pools, requests in flight. */
   stats(): HeadlessDispatcherStats {
     return { ...this.pools.stats(), closed: this.closedFlag, destroyed: this.destroyedFlag };
   }

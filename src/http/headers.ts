@@ -105,3 +105,55 @@ export function withHost(headers: RequestHeaders, host: string, hostOnly: readon
 function isHost(name: unknown): boolean {
   return typeof name === 'string' ? name.length === 4 && name.toLowerCase() === 'host' : String(name).toLowerCase() === 'host';
 }
+
+/**
+ * Takes one header (name given in lower case) out of a request's headers, never mutating the
+ * caller's. `undefined`: the header is absent and `headers` can be used as they are. Else the
+ * header's values joined with ', ' (`undefined` when an iterable, read once here, lacked it) and
+ * the other headers as a flat `[name, value, ...]` list.
+ */
+export function takeHeader(
+  headers: RequestHeaders | unknown,
+  lowerName: string,
+): { value: string | undefined; rest: string[] } | undefined {
+  if (headers === null || headers === undefined || typeof headers !== 'object') return undefined;
+  const taken = { value: undefined as string | undefined, rest: [] as string[] };
+  if (Array.isArray(headers)) {
+    if (!hasName(headers, lowerName)) return undefined;
+    for (let i = 0; i + 1 < headers.length; i += 2) sortHeader(taken, String(headers[i]), headers[i + 1], lowerName);
+  } else if (isPairIterable(headers)) {
+    // An iterable may be readable only once: flattened whatever it holds.
+    for (const pair of headers) {
+      // Let undici report a malformed entry as it would without us.
+      if (!Array.isArray(pair) || pair.length !== 2) return undefined;
+      sortHeader(taken, String(pair[0]), pair[1], lowerName);
+    }
+  } else {
+    const record = headers as Record<string, unknown>;
+    let present = false;
+    for (const name in record) if (isName(name, lowerName)) present = true;
+    if (!present) return undefined;
+    for (const name of Object.keys(record)) sortHeader(taken, name, record[name], lowerName);
+  }
+  return taken;
+}
+
+/** One header: into the taken value (joined with ', ') or the rest. */
+function sortHeader(taken: { value: string | undefined; rest: string[] }, name: string, value: unknown, lowerName: string): void {
+  if (isName(name, lowerName)) {
+    const one = asString(value);
+    if (one !== undefined) taken.value = taken.value === undefined ? one : `${taken.value}, ${one}`;
+  } else if (value !== undefined) {
+    if (Array.isArray(value)) for (const v of value as unknown[]) taken.rest.push(name, v === null ? '' : String(v));
+    else taken.rest.push(name, value === null ? '' : String(value));
+  }
+}
+
+function hasName(flat: readonly unknown[], lowerName: string): boolean {
+  for (let i = 0; i < flat.length; i += 2) if (isName(String(flat[i]), lowerName)) return true;
+  return false;
+}
+
+function isName(name: string, lowerName: string): boolean {
+  return name.length === lowerName.length && name.toLowerCase() === lowerName;
+}

@@ -5,5 +5,8 @@
 export { createDispatcher, HeadlessDispatcher } from './dispatcher.js';
 export type { HeadlessDispatcherStats, HttpBalancer } from './dispatcher.js';
 export type { HttpDispatcherOptions, HttpRequestInfo, PodPoolOptions } from './options.js';
+export type { HttpRequestOptions } from './request-options.js';
+export type { PerRequestHeaderKey } from './override-header.js';
+export { OVERRIDE_HEADER } from './override-header.js';
 export { HTTP_DEFAULTS } from './options.js';
 export { HttpStatusError } from './errors.js';

@@ -9,7 +9,9 @@ import {
   checkObject,
   optionalMilliseconds,
 } from '../option-checks.js';
-import { checkHedge, type HedgeOptions } from '../options.js';
+import { checkHedge, MAX_RETRIES, type HedgeOptions } from '../options.js';
+import { checkMaxPods } from '../pod-bound.js';
+import { resolvePerRequestHeader, type PerRequestHeaderKey } from './override-header.js';
 
 /** What a `key` function sees of a request. */
 export interface HttpRequestInfo {
@@ -73,6 +75,22 @@ export interface HttpDispatcherOptions {
   readonly drainTimeoutMs?: number;
   /** A pod's pool unused this long is closed; the next request re-creates it, ms. 0 keeps pools forever. Default 60000. */
   readonly idleTimeoutMs?: number;
+  /**
+   * The most pods the dispatcher keeps pools open to: when a request needs one more, the least
+   * recently used pod's pool is closed (its requests in flight finish) and made again when needed.
+   * An integer from 1, or Infinity. Default: twice the balancer's `subset.size` when subsetting is
+   * on (room for ejected members' stand-ins and keyed requests), else Infinity.
+   */
+  readonly maxPods?: number;
+  /**
+   * Whether a request's `x-headless-lb` header may override this policy for that request
+   * (`retries=1, timeout-ms=500, idempotent`; the way for `fetch`, which drops unknown options):
+   * `true` for every key, or the keys it may set, such as `['retries', 'timeout-ms']`. The header
+   * is then removed before the request leaves, and a bad one fails the request. Default `false`:
+   * the header is an ordinary header, passed on untouched. Keep it off, or keep out `idempotent`
+   * and `hedge`, where the header may come from outside (a proxy forwarding incoming headers).
+   */
+  readonly perRequestHeader?: boolean | readonly PerRequestHeaderKey[];
 }
 
 /** Options after validation and defaults. */
@@ -89,6 +107,10 @@ export interface ResolvedHttpOptions {
   readonly pool: PodPoolOptions;
   readonly drainTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** undefined: the default, which depends on the balancer. */
+  readonly maxPods: number | undefined;
+  /** The `x-headless-lb` keys a request may set; `undefined`: the header is not read. */
+  readonly perRequestHeader: ReadonlySet<PerRequestHeaderKey> | undefined;
 }
 
 export const HTTP_DEFAULTS = {
@@ -111,6 +133,8 @@ const KEYS = [
   'pool',
   'drainTimeoutMs',
   'idleTimeoutMs',
+  'maxPods',
+  'perRequestHeader',
 ] as const;
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -145,7 +169,8 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
     idempotentMethods.add(method.toUpperCase());
   });
 
-  const retries = options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: 100, integer: true });
+  const retries =
+    options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: MAX_RETRIES, integer: true });
   const hedge = options.hedge === undefined ? undefined : checkHedge(options.hedge);
   const timeoutMs = options.timeoutMs === undefined ? undefined : checkMilliseconds(options.timeoutMs, 'timeoutMs');
   const attemptTimeoutMs =
@@ -154,6 +179,8 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
   const pool = options.pool === undefined ? {} : checkPoolOptions(options.pool);
   const drainTimeoutMs = optionalMilliseconds(options.drainTimeoutMs, 'drainTimeoutMs', HTTP_DEFAULTS.drainTimeoutMs);
   const idleTimeoutMs = optionalMilliseconds(options.idleTimeoutMs, 'idleTimeoutMs', HTTP_DEFAULTS.idleTimeoutMs);
+  const maxPods = options.maxPods === undefined ? undefined : checkMaxPods(options.maxPods, 'maxPods');
+  const perRequestHeader = resolvePerRequestHeader(options.perRequestHeader);
 
   return {
     keyHeader,
@@ -168,6 +195,8 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
     pool,
     drainTimeoutMs,
     idleTimeoutMs,
+    maxPods,
+    perRequestHeader,
   };
 }
 

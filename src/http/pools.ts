@@ -1,5 +1,6 @@
 import * as undici from 'undici';
 import { Pool, type Dispatcher } from 'undici';
+import { BoundedPods } from '../pod-bound.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { PoolChange } from '../pool/pool.js';
 import type { PodPoolOptions } from './options.js';
@@ -32,7 +33,13 @@ export interface PodPool {
 export interface PodPoolsStats {
   /** Pools serving current endpoints. */
   readonly pools: number;
-  /** Pools of departed (or readdressed) endpoints, finishing their in-flight requests. */
+  /** Pods those pools go to: at most `maxPods`. */
+  readonly pods: number;
+  /** The most pods the dispatcher keeps pools open to (`maxPods`; Infinity: no bound). */
+  readonly maxPods: number;
+  /** Pods whose pools were closed to make room for another pod's, since the start. */
+  readonly evictions: number;
+  /** Pools of departed (or readdressed) endpoints and evicted pools, finishing their in-flight requests. */
   readonly draining: number;
   /** Requests in flight across all pools. */
   readonly active: number;
@@ -40,13 +47,21 @@ export interface PodPoolsStats {
 
 type Forward = (event: 'connect' | 'disconnect' | 'connectionError', origin: URL, targets: readonly Dispatcher[], error?: Error) => void;
 
+interface Draining {
+  /** Destroys the pool when its endpoint has gone and it is still not closed; none for an evicted pool of a pod still there. */
+  timer: NodeJS.Timeout | undefined;
+  readonly done: Promise<void>;
+}
+
 /**
- * The pools of a dispatcher: created on first use, one per endpoint (and scheme/server name),
- * drained when their endpoint leaves or changes address, closed when idle.
+ * The pools of a dispatcher: created on first use, one per endpoint (and scheme/server name), for
+ * at most `maxPods` pods (the least recently used pod's pools are closed to make room), drained
+ * when their endpoint leaves or changes address, closed when idle.
  */
 export class PodPools {
-  private readonly live = new Map<Endpoint, PodPool[]>();
-  private readonly draining = new Map<PodPool, { timer: NodeJS.Timeout | undefined; done: Promise<void> }>();
+  /** By endpoint, in order of use. A list is changed in place, so that pruning it keeps its recency. */
+  private readonly live: BoundedPods<PodPool[]>;
+  private readonly draining = new Map<PodPool, Draining>();
   private sweepTimer: NodeJS.Timeout | undefined;
   private closed = false;
   /** Sweep interval, ms: half the idle timeout, at most 30 s. */
@@ -59,12 +74,17 @@ export class PodPools {
     options: PodPoolOptions,
     private readonly drainTimeoutMs: number,
     private readonly idleTimeoutMs: number,
+    maxPods: number,
     private readonly forward: Forward,
   ) {
     // One HTTP/1.1 connection pool per pod, whichever the undici: undici 8 would offer HTTP/2 on TLS.
     this.options = controllerApiOnly && options.allowH2 === undefined ? { ...options, allowH2: false } : options;
     this.sweepMs = Math.min(30_000, Math.max(5, idleTimeoutMs / 2));
     this.sweepsToClose = Math.max(2, Math.ceil(idleTimeoutMs / this.sweepMs));
+    // An evicted pod is still in the Service: its pools finish their requests however long they take.
+    this.live = new BoundedPods<PodPool[]>(maxPods, (list) => {
+      for (const entry of list) this.drain(entry, false);
+    });
   }
 
   /** The pool for this endpoint, scheme and server name; made on first use. */
@@ -88,6 +108,8 @@ export class PodPools {
     pool.on('connect', (o, targets) => this.forward('connect', o, targets));
     pool.on('disconnect', (o, targets, error) => this.forward('disconnect', o, targets, error));
     pool.on('connectionError', (o, targets, error) => this.forward('connectionError', o, targets, error));
+    endpoint.openPools++;
+    // The new pool is the most recent: an eviction this causes never closes the pool it returns.
     if (list === undefined) this.live.set(endpoint, [entry]);
     else list.push(entry);
     this.startSweep();
@@ -97,18 +119,25 @@ export class PodPools {
   /** Drains the pools of removed endpoints and the stale-address pools of updated ones. */
   onChange(change: PoolChange): void {
     for (const endpoint of change.removed) {
-      const list = this.live.get(endpoint);
-      if (list === undefined) continue;
-      this.live.delete(endpoint);
-      for (const entry of list) this.drain(entry);
+      const list = this.live.peek(endpoint);
+      if (list !== undefined) {
+        this.live.delete(endpoint);
+        for (const entry of list) this.drain(entry, true);
+      }
+      // Pools evicted earlier and still finishing: the pod has gone, so they now get the drain timeout too.
+      for (const [entry, draining] of this.draining) {
+        if (entry.endpoint === endpoint && draining.timer === undefined) draining.timer = this.destroyLater(entry);
+      }
     }
     for (const endpoint of change.readdressed) {
-      const list = this.live.get(endpoint);
+      const list = this.live.peek(endpoint);
       if (list === undefined) continue;
-      const keep = list.filter((entry) => entry.host === endpoint.host);
-      for (const entry of list) if (entry.host !== endpoint.host) this.drain(entry);
-      if (keep.length === 0) this.live.delete(endpoint);
-      else this.live.set(endpoint, keep);
+      prune(
+        list,
+        (entry) => entry.host === endpoint.host,
+        (entry) => this.drain(entry, true),
+      );
+      if (list.length === 0) this.live.delete(endpoint);
     }
   }
 
@@ -120,14 +149,14 @@ export class PodPools {
       for (const entry of list) active += entry.active;
     }
     for (const entry of this.draining.keys()) active += entry.active;
-    return { pools, draining: this.draining.size, active };
+    return { pools, pods: this.live.size, maxPods: this.live.max, evictions: this.live.evictions, draining: this.draining.size, active };
   }
 
   /** Closes every pool gracefully (in-flight requests finish); resolves when all are closed. */
   async close(): Promise<void> {
     this.closed = true;
     this.stopSweep();
-    for (const list of this.live.values()) for (const entry of list) this.drain(entry);
+    for (const list of this.live.values()) for (const entry of list) this.drain(entry, true);
     this.live.clear();
     await Promise.all([...this.draining.values()].map((d) => d.done));
   }
@@ -137,7 +166,7 @@ export class PodPools {
     this.closed = true;
     this.stopSweep();
     const all: Promise<void>[] = [];
-    for (const list of this.live.values()) for (const entry of list) all.push(entry.pool.destroy(err).catch(() => {}));
+    for (const list of this.live.values()) for (const entry of list) all.push(this.destroyNow(entry, err));
     this.live.clear();
     for (const [entry, { timer }] of this.draining) {
       clearTimeout(timer);
@@ -147,20 +176,33 @@ export class PodPools {
     await Promise.all(all);
   }
 
-  private drain(entry: PodPool): void {
+  private destroyNow(entry: PodPool, err: Error | null): Promise<void> {
+    entry.endpoint.openPools--;
+    return entry.pool.destroy(err).catch(() => {});
+  }
+
+  /** Closes a pool once its requests finish; `timed`: destroys it after the drain timeout whatever they do. */
+  private drain(entry: PodPool, timed: boolean): void {
     if (this.draining.has(entry)) return;
-    let timer: NodeJS.Timeout | undefined;
-    const pool = entry.pool;
-    const done = pool
-      .close()
-      .catch(() => {})
-      .finally(() => {
-        clearTimeout(timer);
-        this.draining.delete(entry);
-      });
-    timer = setTimeout(() => void pool.destroy().catch(() => {}), this.drainTimeoutMs);
+    const draining: Draining = {
+      timer: undefined,
+      done: entry.pool
+        .close()
+        .catch(() => {})
+        .finally(() => {
+          clearTimeout(draining.timer);
+          this.draining.delete(entry);
+          entry.endpoint.openPools--;
+        }),
+    };
+    if (timed) draining.timer = this.destroyLater(entry);
+    this.draining.set(entry, draining);
+  }
+
+  private destroyLater(entry: PodPool): NodeJS.Timeout {
+    const timer = setTimeout(() => void entry.pool.destroy().catch(() => {}), this.drainTimeoutMs);
     timer.unref();
-    this.draining.set(entry, { timer, done });
+    return timer;
   }
 
   private startSweep(): void {
@@ -175,21 +217,35 @@ export class PodPools {
   }
 
   private sweep(): void {
-    for (const [endpoint, list] of this.live) {
-      const keep: PodPool[] = [];
-      for (const entry of list) {
-        if (entry.used || entry.active > 0) {
-          entry.used = false;
-          entry.idleSweeps = 0;
-        } else {
-          entry.idleSweeps++;
-        }
-        if (entry.idleSweeps >= this.sweepsToClose) this.drain(entry);
-        else keep.push(entry);
-      }
-      if (keep.length === 0) this.live.delete(endpoint);
-      else if (keep.length !== list.length) this.live.set(endpoint, keep);
+    for (const [endpoint, list] of this.live.entries()) {
+      prune(
+        list,
+        (entry) => this.stillInUse(entry),
+        (entry) => this.drain(entry, true),
+      );
+      if (list.length === 0) this.live.delete(endpoint);
     }
     if (this.live.size === 0) this.stopSweep();
   }
+
+  /** Whether the sweep keeps this pool: used since the last sweep, busy, or idle for fewer sweeps than it takes to close. */
+  private stillInUse(entry: PodPool): boolean {
+    if (entry.used || entry.active > 0) {
+      entry.used = false;
+      entry.idleSweeps = 0;
+    } else {
+      entry.idleSweeps++;
+    }
+    return entry.idleSweeps < this.sweepsToClose;
+  }
+}
+
+/** Keeps in `list` (in place) the entries `keep` accepts, and hands the others to `drop`. */
+function prune(list: PodPool[], keep: (entry: PodPool) => boolean, drop: (entry: PodPool) => void): void {
+  let kept = 0;
+  for (const entry of list) {
+    if (keep(entry)) list[kept++] = entry;
+    else drop(entry);
+  }
+  list.length = kept;
 }

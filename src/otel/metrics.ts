@@ -141,6 +141,15 @@ export class BalancerMetrics {
       description: 'Attempts after the first of a call (hedges excluded).',
     });
     const hedges = meter.createObservableCounter('headless_lb.hedges', { unit: '{hedge}', description: 'Hedged attempts sent.' });
+    // Observed only with subsetting on.
+    const subsetSize = meter.createObservableGauge('headless_lb.subset.size', {
+      unit: '{endpoint}',
+      description: 'Subset size: pods this client sends requests without a key to (the subset.size option).',
+    });
+    const subsetMembers = meter.createObservableGauge('headless_lb.subset.members', {
+      unit: '{endpoint}',
+      description: 'Subset members now (fewer than the size when the pool is smaller).',
+    });
     const observe: BatchObservableCallback = (result) => {
       const stats = lb.stats();
       let ejectedNow = 0;
@@ -152,9 +161,13 @@ export class BalancerMetrics {
       result.observe(calls, stats.calls, this.service);
       result.observe(retries, stats.retries, this.service);
       result.observe(hedges, stats.hedges, this.service);
+      if (stats.subset !== undefined) {
+        result.observe(subsetSize, stats.subset.size, this.service);
+        result.observe(subsetMembers, stats.subset.members.length, this.service);
+      }
       for (const endpoint of lb.endpoints()) result.observe(inflight, endpoint.inflight, this.attributes.base(endpoint));
     };
-    const observables = [size, healthy, ejected, panic, inflight, calls, retries, hedges];
+    const observables = [size, healthy, ejected, panic, inflight, calls, retries, hedges, subsetSize, subsetMembers];
     meter.addBatchObservableCallback(observe, observables);
     this.dispose_.push(() => meter.removeBatchObservableCallback(observe, observables));
   }

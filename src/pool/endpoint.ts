@@ -81,6 +81,12 @@ export class Endpoint {
   /** @internal */
   readonly health: EndpointHealth;
   private inPoolNow = true;
+  /**
+   * Connection pools (HTTP) and pod channels (gRPC) open to this pod, over every adapter of the
+   * balancer, draining ones included: the adapters count them, `stats()` shows them.
+   * @internal
+   */
+  openPools = 0;
 
   /** @internal */
   constructor(target: Target, clock: Clock, metrics: EndpointMetricsOptions) {

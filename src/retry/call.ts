@@ -152,7 +152,7 @@ function delayBeforeNext<T>(call: CallScope<T>, count: RetryCount, error: unknow
   if (step === 'give-up') return GIVE_UP;
   if (step === 'resend') return 0;
   if (!host.allowRetry(error)) return GIVE_UP;
-  return fullJitterBackoff(count.take(), plan.backoffBaseMs, plan.backoffMaxMs, host.random);
+  return fullJitterBackoff(count.take(), plan.backoffBaseMs, plan.backoffMaxMs, host.random, plan.backoffMultiplier);
 }
 
 /** One attempt after the first: a pick, then the callback (hedged when asked). */

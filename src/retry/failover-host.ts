@@ -16,6 +16,8 @@ export interface FailoverPlan {
   readonly retries: number;
   readonly backoffBaseMs: number;
   readonly backoffMaxMs: number;
+  /** Growth of the backoff ceiling per retry (2: doubling). */
+  readonly backoffMultiplier: number;
   /** Delay before a hedged attempt, ms, or undefined for no hedging. */
   readonly hedgeDelayMs: number | undefined;
   /** Attempts of a hedged round at most at once, the first included (2 or more). */

@@ -14,8 +14,13 @@ export interface LiveCall {
  */
 export class LiveCalls {
   private head: LiveCall | undefined;
+  /** Calls in the list. */
+  size = 0;
+  /** Called when the last call leaves the list (a drain waits for it). */
+  onEmpty: (() => void) | undefined = undefined;
 
   add(call: LiveCall): void {
+    this.size++;
     call.prevLive = undefined;
     call.nextLive = this.head;
     if (this.head !== undefined) this.head.prevLive = call;
@@ -34,6 +39,7 @@ export class LiveCalls {
     if (nextLive !== undefined) nextLive.prevLive = prevLive;
     call.prevLive = undefined;
     call.nextLive = undefined;
+    if (--this.size === 0) this.onEmpty?.();
   }
 
   get empty(): boolean {
@@ -45,6 +51,7 @@ export class LiveCalls {
    * not keep the others from being stopped: the first such error is thrown at the end.
    */
   stopAll(reason: () => unknown): void {
+    this.onEmpty = undefined;
     let thrown: { error: unknown } | undefined;
     for (let call = this.head; call !== undefined; call = this.head) {
       this.delete(call);

@@ -3,7 +3,18 @@ import type { ClusterDns } from './cluster-dns.js';
 import { startDnsServer, type DnsServer } from './dns-server.js';
 import { LoopbackBlock } from './loopback.js';
 import { ClusterModel, podFqdn, serviceFqdn, srvFqdn, type PodEndpoint, type PortProtocol } from './model.js';
-import { startPod, type Pod, type PodBehaviour, type PodCloseOptions, type PodState } from './pods.js';
+import { startGrpcPod, type GrpcPod, type GrpcPodBehaviour } from './grpc-pods.js';
+import { Pod, startPod, type PodBehaviour, type PodCloseOptions, type PodState } from './pods.js';
+
+/** What a service's pods serve: `'http'` (JSON over HTTP/1.1) or `'grpc'` (the echo and health services). */
+export type AppProtocol = 'http' | 'grpc';
+
+/** The behaviours of a service's pods: `PodBehaviour` for HTTP, `GrpcPodBehaviour` for gRPC. */
+export type BehaviourOf<P extends AppProtocol> = P extends 'grpc' ? GrpcPodBehaviour : PodBehaviour;
+
+type ContainerOf<P extends AppProtocol> = P extends 'grpc' ? GrpcPod : Pod;
+
+const DEFAULT_PORTS: Readonly<Record<AppProtocol, number>> = { http: 8080, grpc: 50051 };
 
 export interface ClusterOptions<D extends ClusterDns = DnsServer> {
   /** Record TTL in seconds. Default 5 (CoreDNS's default). */
@@ -14,15 +25,20 @@ export interface ClusterOptions<D extends ClusterDns = DnsServer> {
   readonly dns?: D;
 }
 
-export interface CreateServiceOptions {
+export interface CreateServiceOptions<P extends AppProtocol = 'http'> {
   readonly name: string;
+  /**
+   * `'grpc'`: the pods are grpc-js servers (`hlb.test.Echo` and `grpc.health.v1.Health`; needs
+   * @grpc/grpc-js and @grpc/proto-loader). Default `'http'`.
+   */
+  readonly appProtocol?: P;
   /** Default `'default'`. */
   readonly namespace?: string;
   /** Default 1. */
   readonly replicas?: number;
-  /** Default 8080. */
+  /** Default 8080 (HTTP), 50051 (gRPC). */
   readonly port?: number;
-  /** Default `'http'`: SRV records at `_http._tcp.<service>…`. */
+  /** Default `'http'` (SRV records at `_http._tcp.<service>…`), `'grpc'` for gRPC. */
   readonly portName?: string;
   /** Default `'tcp'`. */
   readonly protocol?: PortProtocol;
@@ -39,11 +55,11 @@ export interface CreateServiceOptions {
    */
   readonly ipv6?: boolean;
   /** The behaviour every new pod starts with. Default healthy. */
-  readonly behaviour?: PodBehaviour;
+  readonly behaviour?: BehaviourOf<P>;
 }
 
 /** A pod of a service, as a test sees it. The object stays valid across restarts (it follows the new IP). */
-export interface ClusterPod {
+export interface ClusterPod<P extends AppProtocol = 'http'> {
   readonly name: string;
   readonly ordinal: number;
   readonly ip: string;
@@ -58,9 +74,11 @@ export interface ClusterPod {
   /** Client connections open now, and accepted since the current container started. */
   readonly connections: number;
   readonly connectionsAccepted: number;
-  readonly behaviour: PodBehaviour;
+  readonly behaviour: BehaviourOf<P>;
   /** `http://<ip>:<port>` */
   readonly url: string;
+  /** `<ip>:<port>`: a gRPC target for this pod alone. */
+  readonly target: string;
 }
 
 interface PodTemplate {
@@ -71,14 +89,14 @@ interface PodTemplate {
 }
 
 /** One pod slot of a service: a stable name and ordinal, and the container currently behind it. */
-class ServicePod implements ClusterPod {
+class ServicePod<P extends AppProtocol> implements ClusterPod<P> {
   readonly name: string;
   readonly ordinal: number;
-  container: Pod;
+  container: ContainerOf<P>;
   ready = true;
   readonly #template: PodTemplate;
 
-  constructor(template: PodTemplate, name: string, ordinal: number, container: Pod) {
+  constructor(template: PodTemplate, name: string, ordinal: number, container: ContainerOf<P>) {
     this.#template = template;
     this.name = name;
     this.ordinal = ordinal;
@@ -113,12 +131,16 @@ class ServicePod implements ClusterPod {
     return this.container.connectionsAccepted;
   }
 
-  get behaviour(): PodBehaviour {
-    return this.container.behaviour;
+  get behaviour(): BehaviourOf<P> {
+    return this.container.behaviour as BehaviourOf<P>;
   }
 
   get url(): string {
     return this.container.url;
+  }
+
+  get target(): string {
+    return `${this.container.address}:${this.container.port}`;
   }
 
   /** What the endpoints controller would publish for this pod. */
@@ -137,7 +159,7 @@ class ServicePod implements ClusterPod {
  * A headless Service with its pods. Every change is published to the cluster's DNS and resolves
  * once DNS serves it; changes are applied one at a time, in call order.
  */
-export class Service {
+export class Service<P extends AppProtocol = 'http'> {
   readonly name: string;
   readonly namespace: string;
   /** `<name>.<namespace>.svc.<domain>` */
@@ -147,20 +169,22 @@ export class Service {
   readonly port: number;
   readonly portName: string;
   readonly protocol: PortProtocol;
+  readonly appProtocol: P;
   readonly #cluster: Cluster<ClusterDns>;
   readonly #podPrefix: string;
-  readonly #behaviour: PodBehaviour | undefined;
+  readonly #behaviour: BehaviourOf<P> | undefined;
   readonly #template: PodTemplate;
-  readonly #pods = new Map<string, ServicePod>();
+  readonly #pods = new Map<string, ServicePod<P>>();
   #deleted = false;
 
   /** Use `cluster.createService()`. */
-  constructor(cluster: Cluster<ClusterDns>, options: CreateServiceOptions) {
+  constructor(cluster: Cluster<ClusterDns>, options: CreateServiceOptions<P>) {
     this.#cluster = cluster;
     this.name = options.name;
     this.namespace = options.namespace ?? 'default';
-    this.port = options.port ?? 8080;
-    this.portName = options.portName ?? 'http';
+    this.appProtocol = options.appProtocol ?? ('http' as P);
+    this.port = options.port ?? DEFAULT_PORTS[this.appProtocol];
+    this.portName = options.portName ?? this.appProtocol;
     this.protocol = options.protocol ?? 'tcp';
     this.#podPrefix = options.podPrefix ?? this.name;
     this.#behaviour = options.behaviour;
@@ -175,16 +199,16 @@ export class Service {
   }
 
   /** Every pod, by ordinal, in any state. */
-  get pods(): readonly ClusterPod[] {
+  get pods(): readonly ClusterPod<P>[] {
     return this.#sortedPods();
   }
 
-  pod(name: string): ClusterPod {
+  pod(name: string): ClusterPod<P> {
     return this.#pod(name);
   }
 
   /** Pods that are running and in DNS. */
-  get readyPods(): readonly ClusterPod[] {
+  get readyPods(): readonly ClusterPod<P>[] {
     return this.#sortedPods().filter((pod) => pod.ready && pod.state === 'running');
   }
 
@@ -266,9 +290,11 @@ export class Service {
     });
   }
 
-  /** Takes effect at once, for requests that arrive from now on. */
-  setBehaviour(name: string, behaviour: PodBehaviour): void {
-    this.#pod(name).container.setBehaviour(behaviour);
+  /** Takes effect at once, for requests that arrive from now on (and, for gRPC, on health Watch calls). */
+  setBehaviour(name: string, behaviour: BehaviourOf<P>): void {
+    const container: Pod | GrpcPod = this.#pod(name).container;
+    if (container instanceof Pod) container.setBehaviour(behaviour as PodBehaviour);
+    else container.setBehaviour(behaviour as GrpcPodBehaviour);
   }
 
   /** Removes the service: its names answer NXDOMAIN, then its pods stop gracefully. */
@@ -299,11 +325,11 @@ export class Service {
     return `${this.#podPrefix}-${ordinal}`;
   }
 
-  #sortedPods(): ServicePod[] {
+  #sortedPods(): ServicePod<P>[] {
     return [...this.#pods.values()].sort((a, b) => a.ordinal - b.ordinal);
   }
 
-  #pod(name: string): ServicePod {
+  #pod(name: string): ServicePod<P> {
     const pod = this.#pods.get(name);
     if (pod === undefined) {
       throw new InvalidOptionError(
@@ -315,13 +341,18 @@ export class Service {
     return pod;
   }
 
-  #startContainer(name: string): Promise<Pod> {
-    return startPod({
+  async #startContainer(name: string): Promise<ContainerOf<P>> {
+    const options = {
       name,
       port: this.port,
       address: () => this.#cluster.addresses.next(),
       ...(this.#behaviour === undefined ? {} : { behaviour: this.#behaviour }),
-    });
+    };
+    const container =
+      this.appProtocol === 'grpc'
+        ? await startGrpcPod(options as { behaviour?: GrpcPodBehaviour } & typeof options)
+        : await startPod(options as { behaviour?: PodBehaviour } & typeof options);
+    return container as ContainerOf<P>;
   }
 
   async #publish(): Promise<void> {
@@ -345,7 +376,7 @@ export class Cluster<D extends ClusterDns = DnsServer> {
   /** @internal */
   readonly addresses = new LoopbackBlock();
   readonly #ownsDns: boolean;
-  readonly #services = new Map<string, Service>();
+  readonly #services = new Map<string, Service<AppProtocol>>();
   #queue: Promise<void> = Promise.resolve();
   #closed: Promise<void> | undefined;
 
@@ -365,11 +396,11 @@ export class Cluster<D extends ClusterDns = DnsServer> {
     return this.model.domain;
   }
 
-  get services(): readonly Service[] {
+  get services(): readonly Service<AppProtocol>[] {
     return [...this.#services.values()];
   }
 
-  service(name: string, namespace = 'default'): Service {
+  service(name: string, namespace = 'default'): Service<AppProtocol> {
     const service = this.#services.get(`${namespace}/${name}`);
     if (service === undefined)
       throw new InvalidOptionError('service', `${namespace}/${name}`, `one of ${[...this.#services.keys()].join(', ') || '(none yet)'}`);
@@ -377,10 +408,12 @@ export class Cluster<D extends ClusterDns = DnsServer> {
   }
 
   /** Starts the pods, then publishes the service; resolves when DNS serves it. */
-  async createService(options: CreateServiceOptions): Promise<Service> {
+  async createService<P extends AppProtocol = 'http'>(options: CreateServiceOptions<P>): Promise<Service<P>> {
     if (this.#closed !== undefined) throw new Error('The cluster is closed');
     if (typeof options !== 'object' || options === null) throw new InvalidOptionError('options', options, 'an object');
     const namespace = options.namespace ?? 'default';
+    const appProtocol: AppProtocol = options.appProtocol ?? 'http';
+    if (appProtocol !== 'http' && appProtocol !== 'grpc') throw new InvalidOptionError('appProtocol', appProtocol, "'http' or 'grpc'");
     const key = `${namespace}/${options.name}`;
     if (this.#services.has(key))
       throw new InvalidOptionError('name', options.name, `a service name not yet used in namespace ${namespace}`);
@@ -388,11 +421,13 @@ export class Cluster<D extends ClusterDns = DnsServer> {
     new ClusterModel({ domain: this.model.domain }).setService({
       name: options.name,
       namespace,
-      ports: [{ name: options.portName ?? 'http', port: options.port ?? 8080, protocol: options.protocol ?? 'tcp' }],
+      ports: [
+        { name: options.portName ?? appProtocol, port: options.port ?? DEFAULT_PORTS[appProtocol], protocol: options.protocol ?? 'tcp' },
+      ],
       pods: [{ hostname: `${options.podPrefix ?? options.name}-0`, ip: '127.0.0.1', ready: true }],
     });
-    const service = new Service(this as Cluster<ClusterDns>, options);
-    this.#services.set(key, service);
+    const service = new Service<P>(this as Cluster<ClusterDns>, options);
+    this.#services.set(key, service as Service<AppProtocol>);
     try {
       await service.scale(options.replicas ?? 1);
     } catch (error) {
@@ -426,7 +461,7 @@ export class Cluster<D extends ClusterDns = DnsServer> {
   }
 
   /** @internal */
-  forget(service: Service): void {
+  forget(service: Service<AppProtocol>): void {
     this.#services.delete(`${service.namespace}/${service.name}`);
   }
 }

@@ -1,4 +1,4 @@
-import { isIPv4 } from 'node:net';
+import { isIPv4, type Server } from 'node:net';
 import { InvalidOptionError } from '../errors.js';
 
 /**
@@ -38,4 +38,39 @@ function randomPrefix(): string {
 export function assertLoopback(field: string, address: string): void {
   if (!isIPv4(address) || !address.startsWith('127.'))
     throw new InvalidOptionError(field, address, 'an IPv4 loopback address (127.0.0.0/8)');
+}
+
+const MAX_BIND_ATTEMPTS = 20;
+
+/**
+ * Listens on `address:port`, exclusively; with an `address` function, a taken address
+ * (EADDRINUSE) is skipped for the next one it gives.
+ */
+export async function listenOnLoopback<S extends Server>(
+  create: () => S,
+  address: string | (() => string),
+  port: number,
+): Promise<{ readonly server: S; readonly address: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const candidate = typeof address === 'function' ? address() : address;
+    assertLoopback('address', candidate);
+    const server = create();
+    try {
+      await listen(server, candidate, port);
+      return { server, address: candidate };
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (typeof address !== 'function' || code !== 'EADDRINUSE' || attempt >= MAX_BIND_ATTEMPTS) throw error;
+    }
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port, exclusive: true }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
 }

@@ -3,7 +3,7 @@ import type net from 'node:net';
 import { InvalidOptionError } from '../errors.js';
 import { checkMilliseconds, optionalMilliseconds } from '../option-checks.js';
 import { handlesReleased } from './handles.js';
-import { assertLoopback, LoopbackBlock } from './loopback.js';
+import { listenOnLoopback, LoopbackBlock } from './loopback.js';
 
 /**
  * How a pod answers, switchable while it runs. Fields combine: `{ delayMs: 50, status: 503 }`
@@ -47,7 +47,6 @@ export interface PodResponseBody {
   readonly ip: string;
 }
 
-const MAX_BIND_ATTEMPTS = 20;
 const defaultBlock = new LoopbackBlock();
 
 /**
@@ -214,30 +213,12 @@ export async function startPod(options: StartPodOptions): Promise<Pod> {
   const port = options.port ?? 8080;
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InvalidOptionError('port', port, 'an integer from 1 to 65535');
   const behaviour = validateBehaviour(options.behaviour ?? {});
-  const source = options.address;
-  const candidates = typeof source === 'function' ? source : source === undefined ? () => defaultBlock.next() : undefined;
-  for (let attempt = 1; ; attempt++) {
-    const address = candidates === undefined ? (source as string) : candidates();
-    assertLoopback('address', address);
-    const server = http.createServer();
-    try {
-      await listen(server, address, port);
-      return new Pod(options.name, address, port, server, behaviour);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (candidates === undefined || code !== 'EADDRINUSE' || attempt >= MAX_BIND_ATTEMPTS) throw error;
-    }
-  }
-}
-
-function listen(server: http.Server, host: string, port: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port, exclusive: true }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  const { server, address } = await listenOnLoopback(
+    () => http.createServer(),
+    options.address === undefined ? () => defaultBlock.next() : options.address,
+    port,
+  );
+  return new Pod(options.name, address, port, server, behaviour);
 }
 
 function validateBehaviour(behaviour: PodBehaviour): PodBehaviour {

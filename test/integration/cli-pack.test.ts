@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -33,6 +33,7 @@ beforeAll(async () => {
     { cwd: root },
   );
   for (const file of ['package.json', 'README.md', 'CHANGELOG.md', 'LICENSE']) await copyFile(join(root, file), join(stage, file));
+  await cp(join(root, 'proto'), join(stage, 'proto'), { recursive: true });
   await run('npm', ['pack', '--silent', '--pack-destination', stage], { cwd: stage });
   const tarball = (await readdir(stage)).find((f) => f.endsWith('.tgz'))!;
   project = await mkdtemp(join(tmpdir(), 'hlb-cli-pack-'));
@@ -92,5 +93,27 @@ describe('the packed tarball', () => {
     } finally {
       watch.signal('SIGKILL');
     }
+  });
+
+  it('headless-lb/testing without the gRPC peers: HTTP pods work, gRPC pods name what is missing', { timeout: 60_000 }, async () => {
+    // The install added no optional peer: this is an HTTP-only user.
+    const script = `
+      const { startCluster, protoFiles } = require('headless-lb/testing');
+      const fs = require('node:fs');
+      (async () => {
+        const cluster = await startCluster();
+        const web = await cluster.createService({ name: 'web' });
+        const res = await fetch(web.pods[0].url);
+        const grpc = await cluster.createService({ name: 'echo', appProtocol: 'grpc' }).then(() => 'started', (e) => e.message);
+        const files = protoFiles();
+        await cluster.close();
+        console.log(JSON.stringify({ status: res.status, grpc, protos: [files.echo, files.health].map((f) => fs.existsSync(f)) }));
+      })();`;
+    const { stdout } = await run(process.execPath, ['-e', script], { cwd: project });
+    expect(JSON.parse(stdout)).toEqual({
+      status: 200,
+      grpc: expect.stringContaining('gRPC pods need @grpc/grpc-js'),
+      protos: [true, true],
+    });
   });
 });

@@ -147,4 +147,37 @@ describe('headless-lb watch, not on a terminal', () => {
     for (const pod of api.pods) expect(result.stdout).toContain(`+ ${pod.ip} added at ${pod.ip}:9090`);
     expect(result.stdout).toMatch(/POD\s+ADDRESS\s+PORT\s+W\/PRI\s+STATE\s+P50\s+P99\s+OK\s+PROBES/);
   });
+
+  it('marks the subset members with --subset-size', async () => {
+    const svc = await env.cluster.createService({ name: 'sub', replicas: 4, port: 9191, portName: 'http', podPrefix: 'sub' });
+    const watch = startCli(cli, [
+      'watch',
+      svc.fqdn,
+      '--port',
+      '9191',
+      '--dns-server',
+      env.knot.address,
+      '--search=',
+      '--subset-size',
+      '2',
+      '--client-id',
+      'api-1',
+      '--interval',
+      '300',
+    ]);
+    const started = performance.now();
+    while (!watch.stdout().includes('subset 2/2 as api-1') || (watch.stdout().match(/ member/g) ?? []).length < 2) {
+      if (performance.now() - started > 5000) throw new Error(`no frame with the subset: ${watch.stdout()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    watch.child.kill('SIGINT');
+    const result = await watch.exit(5000);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/POD\s+ADDRESS\s+PORT\s+W\/PRI\s+STATE\s+SUBSET/);
+    // One frame: 2 of the 4 rows are members.
+    const frame = result.stdout.slice(result.stdout.lastIndexOf('POD'));
+    const rows = frame.split('\n').filter((line) => svc.pods.some((pod) => line.includes(pod.ip)));
+    expect(rows.filter((line) => / member/.test(line))).toHaveLength(2);
+    await svc.delete();
+  });
 });

@@ -4,7 +4,7 @@ import { InvalidOptionError } from '../../src/index.js';
 import { registerHeadlessResolver } from '../../src/grpc/index.js';
 import { loadEcho, type EchoClient, type EchoReply } from '../support/grpc-pods.js';
 import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
-import { sleep } from '../support/wait.js';
+import { sleep, waitFor } from '../support/wait.js';
 
 /**
  * The `headless:` resolver scheme (grpc-js >= 1.14): grpc-js's own round_robin over the pods of a
@@ -120,5 +120,20 @@ describe('headless: resolver scheme', () => {
     expect(() => registerHeadlessResolver({ scheme: 'dns' })).toThrow(InvalidOptionError);
     expect(() => registerHeadlessResolver({ discovery: { refresh: { minMs: -1 } } })).toThrow(InvalidOptionError);
     expect(() => registerHeadlessResolver({ typo: 1 } as never)).toThrow(InvalidOptionError);
+    expect(() => registerHeadlessResolver({ subset: { size: 0 } })).toThrow(/Invalid option subset\.size: 0/);
+  });
+
+  it('with a subset, hands grpc-js only the subset members, the same as a balancer with the same id', async () => {
+    const svc = await env.cluster.createService({ name: 'resolve-subset', replicas: 10 });
+    registerHeadlessResolver({ scheme: `${SCHEME}-subset`, discovery: env.dns, subset: { size: 3, clientId: 'api-2' } });
+    const lb = env.balancer({ service: svc.fqdn, port: svc.port, subset: { size: 3, clientId: 'api-2' } });
+    await lb.ready();
+    await waitFor(() => lb.stats().size === 10, { what: 'the balancer to see 10 pods' });
+    const byId = new Map(lb.endpoints().map((e) => [e.id, e.address]));
+    const expected = lb.stats().subset!.members.map((id) => byId.get(id)!);
+    const c = client(`${SCHEME}-subset:///${svc.fqdn}:${svc.port}`);
+    const seen = new Set<string>();
+    for (let i = 0; i < 60; i++) seen.add((await call(c)).address);
+    expect([...seen].sort()).toEqual([...expected].sort());
   });
 });

@@ -24,3 +24,16 @@ describe('examples/http-fetch.mjs on undici 8', () => {
     30_000,
   );
 });
+
+describe('examples/http-per-request.mjs on undici 8', () => {
+  it.skipIf(!undici8Runs)(
+    'honours each per-request option through undici 8 (request, dispatcher.request) and global fetch',
+    async () => {
+      const { dir, version } = await installedPackage('undici-matrix', '8', 'undici');
+      const { code, output } = await runExample('http-per-request.mjs', dir);
+      expect(code, `undici ${version}:\n${output}`).toBe(0);
+      expect(output).toMatch(/per-request options: all honoured/);
+    },
+    30_000,
+  );
+});

@@ -11,7 +11,7 @@ import { LoopbackBlock } from '../../src/testing/loopback.js';
 import { loadEcho, startGrpcPod, type GrpcPod } from '../support/grpc-pods.js';
 
 /**
- * Random option objects for createBalancer (static and DNS), run(), ready(), createDispatcher and
+ * Random option objects for createBalancer (static and DNS), run(), ready(), close(), createDispatcher and
  * createGrpcChannel: each is either accepted, and the object then works (a call goes through), or
  * refused with an InvalidOptionError whose `field` is a real option path. Never another exception,
  * never a hang. Values are mostly valid, sometimes hostile (NaN, Infinity, 2^31, '100', symbols,
@@ -164,8 +164,13 @@ const RUN_PATHS = paths([
   'hedge.delayMs',
   'hedge.percentile',
   'hedge.maxAttempts',
+  'backoff',
+  'backoff.initialMs',
+  'backoff.maxMs',
+  'backoff.multiplier',
 ]);
 const READY_PATHS = paths(['options', 'timeoutMs', 'signal']);
+const CLOSE_PATHS = paths(['options', 'drainMs']);
 const POOL_MS = ['connectTimeout', 'headersTimeout', 'bodyTimeout', 'keepAliveTimeout', 'keepAliveMaxTimeout', 'clientTtl'];
 const HTTP_PATHS = paths([
   ...['options', 'keyHeader', 'key', 'failureStatusCodes', 'failureStatusCodes[]', 'idempotentMethods', 'idempotentMethods[]', 'retries'],
@@ -426,6 +431,7 @@ describe('random option objects: accepted and working, or refused naming the fie
             k.object({ delayMs: k.ms(), percentile: k.fraction(), maxAttempts: k.int(2, 5) }),
             fc.constantFrom<unknown>({}, 5),
           ),
+          backoff: k.mostly(k.object({ initialMs: k.ms(), maxMs: k.ms(), multiplier: k.fraction(0.1, 1000) })),
         }),
       );
       await fc.assert(
@@ -461,6 +467,39 @@ describe('random option objects: accepted and working, or refused naming the fie
         { numRuns: 100 },
       );
     });
+  });
+
+  it('close(): refused by name and still open, or closes once its call in flight ended or was ended', async () => {
+    const closeOptions = bothMoods((k) => k.mostly(k.object({ drainMs: k.ms() }), fc.constantFrom<unknown>(null, 5, 'drain', [])));
+    await fc.assert(
+      fc.asyncProperty(closeOptions, async (options) => {
+        const lb = createBalancer({ endpoints: [{ address: '127.0.0.11', port: 8080, name: 'web-0' }] });
+        const call = lb.run(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 2));
+          return 'done';
+        });
+        const outcome = call.then(
+          (value) => value,
+          (error: Error) => error.name,
+        );
+        let refusal: unknown;
+        await within(lb.close(options as never), 5000, 'close()').catch((error: unknown) => (refusal = error));
+        if (refusal !== undefined) {
+          expectNamedRefusal(refusal, CLOSE_PATHS);
+          expect(lb.stats().state).toBe('open');
+          expect(await outcome).toBe('done');
+          await lb.close();
+          return;
+        }
+        expect(lb.stats()).toMatchObject({ state: 'closed', inflight: 0 });
+        // Ended at once without a drain; drained when the drain outlasts the call (2 ms); either near that.
+        const drainMs = (options as { drainMs?: number }).drainMs ?? 0;
+        if (drainMs === 0) expect(await outcome).toBe('BalancerClosedError');
+        else if (drainMs >= 1000) expect(await outcome).toBe('done');
+        else expect(['done', 'BalancerClosedError']).toContain(await outcome);
+      }),
+      { numRuns: 150 },
+    );
   });
 
   describe('adapters', () => {

@@ -170,7 +170,7 @@ describe('with @opentelemetry/instrumentation-grpc active', () => {
         '--import',
         pathToFileURL(join(root, 'test', 'fixtures', 'otel-grpc-preload.mjs')).href,
         outfile,
-        JSON.stringify({ service: svc.fqdn, dnsServers: env.dns.dnsServers, proto: join(root, 'test', 'fixtures', 'echo.proto') }),
+        JSON.stringify({ service: svc.fqdn, dnsServers: env.dns.dnsServers, proto: join(root, 'proto', 'echo.proto') }),
       ],
       {
         cwd: root,

@@ -74,9 +74,24 @@ describe('metrics', () => {
     expect(sumWhere(m.get('headless_lb.pool.ejected'), mine)).toBe(0);
     expect(sumWhere(m.get('headless_lb.dns.lookups'), { ...mine, 'headless_lb.dns.outcome': 'success' })).toBeGreaterThanOrEqual(1);
     expect(sumWhere(m.get('dns.lookup.duration'), { 'dns.question.name': svc.fqdn })).toBeGreaterThanOrEqual(1);
+    expect(sumWhere(m.get('headless_lb.subset.size'), mine)).toBe(0); // subsetting off: not observed
     const attempt = m.get('headless_lb.attempt.duration')!.find((point) => point.attributes['server.address'] === svc.fqdn)!;
     expect(attempt.attributes['network.peer.port']).toBe(svc.port);
     expect(String(attempt.attributes['headless_lb.endpoint.name'])).toMatch(new RegExp(`^${svc.name}-\\d`));
+    otel.dispose();
+    await lb.close();
+  });
+
+  it('carry the subset size and its members now', async () => {
+    const svc = await env.cluster.createService({ name: 'otel-subset', replicas: 5 });
+    const lb = balancer(svc.fqdn, { subset: { size: 3, clientId: 'api-0' } });
+    const otel = instrumentBalancer(lb, { meterProvider: sdk.meterProvider, traces: false });
+    await lb.ready();
+    await waitFor(() => lb.stats().size === 5, { what: 'the balancer to see 5 pods' });
+    const m = await sdk.metrics();
+    const mine = { 'server.address': svc.fqdn };
+    expect(sumWhere(m.get('headless_lb.subset.size'), mine)).toBe(3);
+    expect(sumWhere(m.get('headless_lb.subset.members'), mine)).toBe(3);
     otel.dispose();
     await lb.close();
   });

@@ -1,56 +1,30 @@
-import net from 'node:net';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ClusterDns } from '../../src/testing/cluster-dns.js';
 import { LoopbackBlock } from '../../src/testing/loopback.js';
 import { ClusterModel, serviceFqdn, srvFqdn, type PodEndpoint } from '../../src/testing/model.js';
-import { sleep } from './wait.js';
+import {
+  protoFiles,
+  startGrpcPod as startKitPod,
+  type EchoClientConstructor,
+  type GrpcPod as KitGrpcPod,
+  type GrpcPodBehaviour as KitGrpcPodBehaviour,
+} from '../../src/testing/index.js';
 
 /**
- * Real grpc-js servers as pods on 127.x addresses (one port for all), for the gRPC adapter's
- * tests: each pod owns its listening socket and its connections (through grpc-js's public
- * connection injector), so a crash is a real one (connections reset, port closed) and a graceful
- * stop is grpc-js's own (GOAWAY, in-flight calls finish).
+ * The gRPC adapter's tests' view of the test kit's gRPC pods (src/testing/grpc-pods.ts): the
+ * names these tests have always used (`startGrpcPod(name, address, port)`, `inflight`,
+ * `stop()`, `dropAfterMetadata`), and a headless Service of such pods published to any DNS
+ * (Knot) whose restarts are crashes.
  */
 
-export const ECHO_PROTO = fileURLToPath(new URL('../fixtures/echo.proto', import.meta.url));
+export const ECHO_PROTO = protoFiles().echo;
 
-export interface EchoRequest {
-  text?: string;
-  delayMs?: number;
-  count?: number;
-}
-export interface EchoReply {
-  pod: string;
-  address: string;
-  text: string;
-  seq: number;
-}
-
-type Callback<T> = (error: grpc.ServiceError | null, value?: T) => void;
-
-/** The generated-style client of test/fixtures/echo.proto. */
-export interface EchoClient extends grpc.Client {
-  Unary(request: EchoRequest, callback: Callback<EchoReply>): grpc.ClientUnaryCall;
-  Unary(request: EchoRequest, metadata: grpc.Metadata, callback: Callback<EchoReply>): grpc.ClientUnaryCall;
-  Unary(request: EchoRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback<EchoReply>): grpc.ClientUnaryCall;
-  ServerStream(request: EchoRequest, metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<EchoReply>;
-  ClientStream(metadata: grpc.Metadata, options: grpc.CallOptions, callback: Callback<EchoReply>): grpc.ClientWritableStream<EchoRequest>;
-  Bidi(metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<EchoRequest, EchoReply>;
-}
-
-export type EchoClientConstructor = (new (
-  address: string,
-  credentials: grpc.ChannelCredentials,
-  options?: grpc.ClientOptions,
-) => EchoClient) & {
-  service: grpc.ServiceDefinition;
-};
+export type { EchoClient, EchoClientConstructor, EchoReply, EchoRequest } from '../../src/testing/index.js';
 
 let loaded: EchoClientConstructor | undefined;
 
-/** Loads echo.proto with @grpc/proto-loader, as an application would. */
+/** Loads proto/echo.proto with @grpc/proto-loader, as an application would; synchronous, for module scope. */
 export function loadEcho(): EchoClientConstructor {
   if (loaded === undefined) {
     const definition = protoLoader.loadSync(ECHO_PROTO, { keepCase: false, longs: Number, defaults: true });
@@ -60,229 +34,68 @@ export function loadEcho(): EchoClientConstructor {
   return loaded;
 }
 
-export interface GrpcPodBehaviour {
-  /** Extra delay before every answer, ms. */
-  readonly delayMs?: number;
-  /** Answer every call with this status code (before any response metadata). */
-  readonly status?: number;
-  /** Details of that status. Default `pod <name> answers <CODE>`. */
-  readonly details?: string;
-  /** Accept calls and never answer them. */
-  readonly hang?: boolean;
-  /** Unary calls: send the response metadata, then reset every connection (the pod keeps listening). */
+export interface GrpcPodBehaviour extends KitGrpcPodBehaviour {
+  /** The kit's `reset`: send the response metadata, then reset the call's connection. */
   readonly dropAfterMetadata?: boolean;
 }
 
+/** A kit gRPC pod under the names of the adapter's tests. */
 export class GrpcPod {
-  /** Calls received (any method). */
-  requests = 0;
-  /** Calls being handled now. */
-  inflight = 0;
-  /** Calls the client cancelled (the server call saw 'cancelled'). */
-  cancelled = 0;
-  behaviour: GrpcPodBehaviour = {};
-  state: 'running' | 'crashed' | 'stopped' = 'running';
-  private readonly server = new grpc.Server();
-  private readonly injector: grpc.ConnectionInjector;
-  private readonly sockets = new Set<net.Socket>();
-  private readonly hung = new Set<() => void>();
+  constructor(readonly pod: KitGrpcPod) {}
 
-  constructor(
-    readonly name: string,
-    readonly address: string,
-    private readonly listener: net.Server,
-    tls?: { readonly key: string; readonly cert: string },
-  ) {
-    const Echo = loadEcho();
-    this.server.addService(Echo.service, {
-      Unary: (call: grpc.ServerUnaryCall<EchoRequest, EchoReply>, callback: grpc.sendUnaryData<EchoReply>) => {
-        void this.handle(
-          this.watch(call),
-          async () => {
-            if (this.behaviour.dropAfterMetadata) {
-              call.sendMetadata(new grpc.Metadata());
-              await sleep(20);
-              for (const socket of this.sockets) socket.resetAndDestroy();
-              return;
-            }
-            await this.delay(call.request.delayMs);
-            callback(null, this.reply(call.request.text, 0));
-          },
-          (error) => callback(error),
-        );
-      },
-      ServerStream: (call: grpc.ServerWritableStream<EchoRequest, EchoReply>) => {
-        void this.handle(
-          this.watch(call),
-          async () => {
-            const count = call.request.count || 1;
-            for (let seq = 0; seq < count && !call.cancelled; seq++) {
-              await this.delay(call.request.delayMs);
-              call.write(this.reply(call.request.text, seq));
-            }
-            call.end();
-          },
-          (error) => call.destroy(Object.assign(new Error(error.details), error)),
-        );
-      },
-      ClientStream: (call: grpc.ServerReadableStream<EchoRequest, EchoReply>, callback: grpc.sendUnaryData<EchoReply>) => {
-        void this.handle(
-          this.watch(call),
-          async () => {
-            const texts: string[] = [];
-            for await (const request of call as AsyncIterable<EchoRequest>) texts.push(request.text ?? '');
-            await this.delay(0);
-            callback(null, this.reply(texts.join(','), texts.length));
-          },
-          (error) => callback(error),
-        );
-      },
-      Bidi: (call: grpc.ServerDuplexStream<EchoRequest, EchoReply>) => {
-        void this.handle(
-          this.watch(call),
-          async () => {
-            // Not `for await`: ending the iteration would destroy the duplex, writable side included.
-            let seq = 0;
-            let chain = Promise.resolve();
-            await new Promise<void>((resolve, reject) => {
-              call.on('data', (request: EchoRequest) => {
-                chain = chain.then(async () => {
-                  await this.delay(request.delayMs);
-                  call.write(this.reply(request.text, seq++));
-                });
-              });
-              call.on('end', () => void chain.then(resolve, reject));
-              call.on('error', reject);
-            });
-            call.end();
-          },
-          (error) => call.destroy(Object.assign(new Error(error.details), error)),
-        );
-      },
-    });
-    const credentials =
-      tls === undefined
-        ? grpc.ServerCredentials.createInsecure()
-        : grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(tls.key), cert_chain: Buffer.from(tls.cert) }]);
-    this.injector = this.server.createConnectionInjector(credentials);
-    listener.on('connection', (socket: net.Socket) => {
-      this.sockets.add(socket);
-      socket.once('close', () => this.sockets.delete(socket));
-      socket.on('error', () => {}); // a reset by the client, or after our own crash: not news
-      this.injector.injectConnection(socket);
-    });
+  get name(): string {
+    return this.pod.name;
+  }
+
+  get address(): string {
+    return this.pod.address;
   }
 
   get port(): number {
-    return (this.listener.address() as net.AddressInfo).port;
+    return this.pod.port;
+  }
+
+  /** Calls received (echo methods). */
+  get requests(): number {
+    return this.pod.requests;
+  }
+
+  /** Calls being handled now. */
+  get inflight(): number {
+    return this.pod.inFlight;
   }
 
   /** Open client connections. */
   get connections(): number {
-    return this.sockets.size;
+    return this.pod.connections;
+  }
+
+  /** Calls the client cancelled before they were answered. */
+  get cancelled(): number {
+    return this.pod.cancelled;
+  }
+
+  get state(): KitGrpcPod['state'] {
+    return this.pod.state;
+  }
+
+  get behaviour(): GrpcPodBehaviour {
+    return this.pod.behaviour;
   }
 
   setBehaviour(behaviour: GrpcPodBehaviour): void {
-    this.behaviour = behaviour;
+    const { dropAfterMetadata, ...rest } = behaviour;
+    this.pod.setBehaviour(dropAfterMetadata === true ? { ...rest, reset: true } : rest);
   }
 
   /** The process dies: every connection is reset and the port closes (connections refused). */
-  async crash(): Promise<void> {
-    if (this.state !== 'running') return;
-    this.state = 'crashed';
-    for (const socket of this.sockets) socket.resetAndDestroy();
-    this.releaseHung();
-    this.server.forceShutdown();
-    this.injector.destroy();
-    await new Promise<void>((resolve) => this.listener.close(() => resolve()));
+  crash(): Promise<void> {
+    return this.pod.crash();
   }
 
-  /**
-   * Graceful termination: the port closes (new connections refused), GOAWAY on every connection,
-   * calls in flight finish; after `gracePeriodMs` whatever remains is reset.
-   *
-   * "Calls finished" is when the pod's connections have closed, not when `tryShutdown` calls back:
-   * from Node 24 on, `Http2Server.close()` closes the server's sessions itself (gracefully), and
-   * grpc-js's `tryShutdown` then finds them already `closed` and calls back at once, while their
-   * streams are still running (grpc-js 1.14.7). Resetting the sockets at that point, as a process
-   * exiting in that callback would, kills the calls in flight. A session that was closed
-   * gracefully closes its socket after its last stream, on every Node version: wait for that.
-   */
-  async stop(gracePeriodMs = 2000): Promise<void> {
-    if (this.state !== 'running') return;
-    this.state = 'stopped';
-    const listenerClosed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<'grace-over'>((resolve) => (timer = setTimeout(() => resolve('grace-over'), gracePeriodMs)));
-    const shutdown = new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
-    const drained = Promise.all([shutdown, this.connectionsClosed()]);
-    const outcome = await Promise.race([drained, graceOver]);
-    clearTimeout(timer);
-    if (outcome === 'grace-over') {
-      this.releaseHung();
-      this.server.forceShutdown();
-    }
-    this.injector.destroy();
-    for (const socket of this.sockets) socket.destroy();
-    await listenerClosed;
-  }
-
-  /** Resolves when every connection open now has closed. */
-  private connectionsClosed(): Promise<void> {
-    return Promise.all(
-      [...this.sockets].map((socket) =>
-        socket.closed ? undefined : new Promise<void>((resolve) => socket.once('close', () => resolve())),
-      ),
-    ).then(() => undefined);
-  }
-
-  private reply(text: string | undefined, seq: number): EchoReply {
-    return { pod: this.name, address: this.address, text: text ?? '', seq };
-  }
-
-  private async delay(requested: number | undefined): Promise<void> {
-    const behaviour = this.behaviour;
-    if (behaviour.hang) await new Promise<void>((resolve) => this.hung.add(resolve));
-    const ms = (requested ?? 0) + (behaviour.delayMs ?? 0);
-    if (ms > 0) await sleep(ms);
-  }
-
-  /** Counts the call if the client cancels it before it is answered (grpc-js also says 'cancelled' after an answer). */
-  private watch(call: { once(event: 'cancelled', listener: () => void): unknown }): () => void {
-    let answered = false;
-    call.once('cancelled', () => {
-      if (!answered) this.cancelled++;
-    });
-    return () => {
-      answered = true;
-    };
-  }
-
-  private releaseHung(): void {
-    for (const release of this.hung) release();
-    this.hung.clear();
-  }
-
-  private async handle(answered: () => void, body: () => Promise<void>, fail: (error: grpc.ServiceError) => void): Promise<void> {
-    this.requests++;
-    this.inflight++;
-    try {
-      const code = this.behaviour.status;
-      if (code !== undefined) {
-        const details = this.behaviour.details ?? `pod ${this.name} answers ${grpc.status[code]}`;
-        fail(Object.assign(new Error(details), { code, details, metadata: new grpc.Metadata() }));
-        return;
-      }
-      await body();
-    } catch (error) {
-      if (this.state === 'running')
-        fail(
-          Object.assign(new Error(String(error)), { code: grpc.status.INTERNAL, details: String(error), metadata: new grpc.Metadata() }),
-        );
-    } finally {
-      answered();
-      this.inflight--;
-    }
+  /** Graceful termination: GOAWAY, calls in flight finish, the rest is reset after `gracePeriodMs`. */
+  stop(gracePeriodMs = 2000): Promise<void> {
+    return this.pod.close({ gracePeriodMs });
   }
 }
 
@@ -293,15 +106,7 @@ export async function startGrpcPod(
   port: number,
   tls?: { readonly key: string; readonly cert: string },
 ): Promise<GrpcPod> {
-  const listener = net.createServer({ noDelay: true });
-  await new Promise<void>((resolve, reject) => {
-    listener.once('error', reject);
-    listener.listen({ host: address, port, exclusive: true }, () => {
-      listener.off('error', reject);
-      resolve();
-    });
-  });
-  return new GrpcPod(name, address, listener, tls);
+  return new GrpcPod(await startKitPod({ name, address, port, ...(tls === undefined ? {} : { tls }) }));
 }
 
 export interface GrpcServiceOptions {

@@ -19,6 +19,8 @@ const FLAGS = [
   '--probe',
   '--interval',
   '--slow-start',
+  '--subset-size',
+  '--client-id',
   '-h',
   '--bogus',
   '--',
@@ -119,5 +121,15 @@ describe('CLI argument parsing', () => {
         slowStart: { windowMs: 30000 },
       },
     });
+  });
+
+  it('takes a subset for watch: --subset-size, and --client-id only with it', () => {
+    const base = ['web', '--port', '80'];
+    const args = parseWatchArgs([...base, '--subset-size', '5', '--client-id', 'api-3']);
+    expect(args !== 'help' && args.options.subset).toEqual({ size: 5, clientId: 'api-3' });
+    const noId = parseWatchArgs([...base, '--subset-size', '5']);
+    expect(noId !== 'help' && noId.options.subset).toEqual({ size: 5 });
+    expect(() => parseWatchArgs([...base, '--client-id', 'api-3'])).toThrow(/--client-id/);
+    expect(() => parseWatchArgs([...base, '--subset-size', '0'])).toThrow(/--subset-size/);
   });
 });

@@ -95,6 +95,34 @@ describe('run()', () => {
     expect(calls).toBe(1);
   });
 
+  it("backs off per the call's backoff options (full jitter, the multiplier applied), and checks them", async () => {
+    lb = createBalancer({ endpoints: staticEndpoints(2), random: () => 0.999 });
+    const starts: number[] = [];
+    await expect(
+      lb.run(
+        async () => {
+          starts.push(performance.now());
+          throw reset();
+        },
+        { idempotent: true, retries: 2, backoff: { initialMs: 40, maxMs: 1000, multiplier: 3 } },
+      ),
+    ).rejects.toMatchObject({ code: 'ECONNRESET' });
+    // Ceilings 40 and 120 ms, random near 1: waits of ~40 and ~120 ms.
+    expect(starts[1]! - starts[0]!).toBeGreaterThanOrEqual(38);
+    expect(starts[2]! - starts[1]!).toBeGreaterThanOrEqual(115);
+    for (const [backoff, field] of [
+      [{ multiplier: 0 }, 'backoff.multiplier'],
+      [{ multiplier: Number.NaN }, 'backoff.multiplier'],
+      [{ multiplier: 1001 }, 'backoff.multiplier'],
+      [{ initialMs: 2 ** 31 }, 'backoff.initialMs'],
+      [{ maxMs: -1 }, 'backoff.maxMs'],
+      [{ jitter: 1 }, 'backoff.jitter'],
+      ['fast', 'backoff'],
+    ] as const) {
+      await expect(lb.run(async () => 1, { backoff: backoff as never })).rejects.toMatchObject({ code: 'ERR_HLB_INVALID_OPTION', field });
+    }
+  });
+
   it('stops at the retry limit with the last error', async () => {
     const lb = staticBalancer(2, 3);
     let calls = 0;

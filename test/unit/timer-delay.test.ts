@@ -36,6 +36,27 @@ describe('fullJitterBackoff', () => {
       { numRuns: 500 },
     );
   });
+
+  it('grows by the multiplier (gRFC A6: min(max, initial · multiplier^(n−1))), within 0 … the cap for any multiplier', () => {
+    expect(fullJitterBackoff(3, 100, 10_000, () => 0.999999, 3)).toBe(899);
+    expect(fullJitterBackoff(3, 100, 10_000, () => 0.999999, 0.5)).toBe(24);
+    expect(fullJitterBackoff(1, 100, 10_000, () => 0.5, 1000)).toBe(50);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 200 }),
+        fc.integer({ min: 0, max: MAX_TIMER_MS }),
+        fc.integer({ min: 0, max: MAX_TIMER_MS }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        fc.double({ min: Number.MIN_VALUE, max: 1000, noNaN: true }),
+        (retry, base, max, r, multiplier) => {
+          const delay = fullJitterBackoff(retry, base, max, () => r, multiplier);
+          expect(delay).toBeGreaterThanOrEqual(0);
+          expect(delay).toBeLessThanOrEqual(Math.min(max, MAX_TIMER_MS));
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });
 
 describe('ejection length', () => {

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { Dispatcher } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { createBalancer, InvalidOptionError } from '../../../src/index.js';
+import { createBalancer, InvalidOptionError, type RunOptions } from '../../../src/index.js';
 import { DISPATCH_FIELDS, DispatchFields } from '../../../src/http/dispatch-fields.js';
 import { createDispatcher, HeadlessDispatcher } from '../../../src/http/index.js';
 
@@ -122,5 +122,77 @@ describe('the per-attempt dispatch options', () => {
       expect('dispatcher' in attempt).toBe(false);
     }
     expect(DispatchFields.from(inherited as never).reset).toBe(true);
+  });
+});
+
+describe('per-request options', () => {
+  it('delivers a bad headlessLb option or x-headless-lb header as the request error, naming the field', async () => {
+    const balancer = lb();
+    const d = createDispatcher(balancer, { perRequestHeader: ['retries'] });
+    const cases: [Partial<Dispatcher.DispatchOptions>, string][] = [
+      [{ headlessLb: { retries: 101 } }, 'headlessLb.retries'],
+      [{ headlessLb: { timeoutMs: -1 } }, 'headlessLb.timeoutMs'],
+      [{ headlessLb: { bogus: 1 } as never }, 'headlessLb.bogus'],
+      [{ headers: { 'x-headless-lb': 'retries=x' } }, 'x-headless-lb: retries'],
+      [{ headers: ['X-Headless-Lb', 'idempotent'] }, 'x-headless-lb: idempotent'],
+      // a hedge the request cannot have: not idempotent, or a stream body
+      [{ method: 'POST', headlessLb: { hedge: { delayMs: 5 } } }, 'headlessLb.hedge'],
+      [{ method: 'PUT', body: (async function* () {})() as never, headlessLb: { hedge: { delayMs: 5 } } }, 'headlessLb.hedge'],
+    ];
+    for (const [opts, field] of cases) {
+      const c = capture();
+      expect(d.dispatch({ origin: 'http://svc', path: '/', method: 'GET', ...opts } as Dispatcher.DispatchOptions, c.handler)).toBe(false);
+      const error = await c.error;
+      expect(error, field).toBeInstanceOf(InvalidOptionError);
+      expect((error as InvalidOptionError).field).toBe(field);
+    }
+    expect(balancer.endpoints()[0]!.failures).toBe(0);
+    expect(() => createDispatcher(balancer, { perRequestHeader: ['retry' as never] })).toThrow(/perRequestHeader\[0\]/);
+    await d.close();
+    await balancer.close();
+  });
+
+  it("passes the balancer the request's policy, the dispatcher's where the request sets nothing", () => {
+    const calls: RunOptions[] = [];
+    const balancer = lb();
+    const fake = {
+      dispatch: (_call: unknown, options: RunOptions) => calls.push(options),
+      on: balancer.on.bind(balancer),
+      off: balancer.off.bind(balancer),
+    };
+    const d = createDispatcher(fake as never, { retries: 2, timeoutMs: 1000, hedge: { delayMs: 50 }, perRequestHeader: true });
+    const send = (opts: Partial<Dispatcher.DispatchOptions>) =>
+      d.dispatch({ origin: 'http://svc', path: '/', method: 'GET', ...opts } as Dispatcher.DispatchOptions, capture().handler);
+    send({});
+    send({ headlessLb: { retries: 0, attemptTimeoutMs: 20 } });
+    send({ method: 'POST', headers: { 'x-headless-lb': 'idempotent, retries=5, hedge-delay-ms=7' } });
+    send({ headers: { 'x-headless-lb': 'retries=5, hedge-delay-ms=7' }, headlessLb: { retries: 1, hedge: false } });
+    // undici's own idempotent option is code too: it wins over the header's
+    send({ method: 'POST', idempotent: false, headers: { 'x-headless-lb': 'idempotent' } });
+    expect(calls[0]).toMatchObject({ idempotent: true, retries: 2, timeoutMs: 1000, hedge: { delayMs: 50 } });
+    expect(Object.isFrozen(calls[0]) || calls[0]!.hedge !== undefined).toBe(true);
+    expect(calls[1]).toMatchObject({ idempotent: true, retries: 0, timeoutMs: 1000, attemptTimeoutMs: 20, hedge: { delayMs: 50 } });
+    expect(calls[2]).toMatchObject({ idempotent: true, retries: 5, hedge: { delayMs: 7 } });
+    expect(calls[3]).toMatchObject({ idempotent: true, retries: 1, hedge: undefined });
+    expect(calls[4]).toMatchObject({ idempotent: false, retries: 2, hedge: undefined });
+    void d.close();
+    void balancer.close();
+  });
+
+  it('shares frozen options for requests without overrides', () => {
+    const calls: RunOptions[] = [];
+    const balancer = lb();
+    const fake = {
+      dispatch: (_call: unknown, options: RunOptions) => calls.push(options),
+      on: balancer.on.bind(balancer),
+      off: balancer.off.bind(balancer),
+    };
+    const d = createDispatcher(fake as never, { perRequestHeader: true });
+    for (let i = 0; i < 2; i++)
+      d.dispatch({ origin: 'http://svc', path: '/', method: 'GET', headers: { accept: '*/*' } }, capture().handler);
+    expect(calls[0]).toBe(calls[1]);
+    expect(Object.isFrozen(calls[0])).toBe(true);
+    void d.close();
+    void balancer.close();
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { readHeader, withHost } from '../../../src/http/headers.js';
+import { readHeader, withHost, takeHeader } from '../../../src/http/headers.js';
 
 describe('readHeader', () => {
   it('reads plain objects, case-insensitively, joining arrays', () => {
@@ -58,5 +58,29 @@ describe('withHost', () => {
 
   it('expands multi-valued pairs of an iterable into repeated names', () => {
     expect(withHost(new Map([['x', ['1', '2']]]) as unknown as Record<string, string>, 'h')).toEqual(['x', '1', 'x', '2', 'host', 'h']);
+  });
+});
+
+describe('takeHeader', () => {
+  it('takes the header out of every header shape, case-insensitively, and never mutates the caller', () => {
+    const object = { 'X-Headless-LB': 'retries=1', accept: 'a', multi: ['b', 'c'] };
+    expect(takeHeader(object, 'x-headless-lb')).toEqual({ value: 'retries=1', rest: ['accept', 'a', 'multi', 'b', 'multi', 'c'] });
+    expect(object['X-Headless-LB']).toBe('retries=1');
+    const flat = ['x-headless-lb', 'retries=1', 'accept', 'a', 'x-headless-lb', 'idempotent'];
+    expect(takeHeader(flat, 'x-headless-lb')).toEqual({ value: 'retries=1, idempotent', rest: ['accept', 'a'] });
+    expect(flat).toHaveLength(6);
+    expect(takeHeader(new Map([['x-headless-lb', 'retries=1']]), 'x-headless-lb')).toEqual({ value: 'retries=1', rest: [] });
+    expect(takeHeader({ 'x-headless-lb': ['retries=1', 'idempotent'] }, 'x-headless-lb')?.value).toBe('retries=1, idempotent');
+  });
+
+  it('leaves headers without it as they are', () => {
+    expect(takeHeader({ accept: 'a' }, 'x-headless-lb')).toBeUndefined();
+    expect(takeHeader(['accept', 'a'], 'x-headless-lb')).toBeUndefined();
+    expect(takeHeader(null, 'x-headless-lb')).toBeUndefined();
+    // an iterable may be one-shot: flattened either way
+    function* pairs(): Generator<[string, string]> {
+      yield ['accept', 'a'];
+    }
+    expect(takeHeader(pairs(), 'x-headless-lb')).toEqual({ value: undefined, rest: ['accept', 'a'] });
   });
 });
