@@ -71,13 +71,13 @@ function policiesOf(
   }
   const hedging = entry.hedgingPolicy;
   if (hedging !== undefined) {
-    // The channel sends no concurrent hedged attempts yet: a non-fatal status is retried at once on
-    // another pod (as A6 sends the next hedge at once after one), up to maxAttempts in all.
+    // Hedged attempts (retry/hedging.ts), and no retries of its own: a non-fatal status then sends
+    // the next hedge at once, a fatal one ends the call, up to maxAttempts in all (gRFC A6).
     const runOptions: RunOptions = {
       idempotent: true,
-      retries: hedging.maxAttempts - 1,
+      retries: 0,
       attemptTimeoutMs,
-      backoff: Object.freeze({ initialMs: 0, maxMs: 0 }),
+      hedge: Object.freeze({ delayMs: hedging.hedgingDelayMs, maxAttempts: hedging.maxAttempts }),
     };
     const policy = Object.freeze({ runOptions: Object.freeze(runOptions), retryableCodes: hedging.nonFatalCodes, ...timeouts });
     return [policy, policy];

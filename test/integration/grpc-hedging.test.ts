@@ -211,6 +211,35 @@ describe('hedged unary calls', () => {
   });
 });
 
+describe("a service config's hedgingPolicy", () => {
+  it('hedges after hedgingDelay, the next at once after a non-fatal status, and ends at a fatal one', async () => {
+    const serviceConfig = {
+      methodConfig: [
+        {
+          name: [{ service: 'hlb.test.Echo', method: 'Unary' }],
+          hedgingPolicy: { maxAttempts: 3, hedgingDelay: '0.01s', nonFatalStatusCodes: ['UNAVAILABLE'] },
+        },
+      ],
+    };
+    const { svc, lb, client } = await connect(3, { serviceConfig }, { hedgeBudget: { percent: 1, minPerSecond: 10 } }, true);
+    svc.pods[0]!.setBehaviour({ hang: true });
+    svc.pods[1]!.setBehaviour({ status: grpc.status.UNAVAILABLE });
+    const ok = await unary(client, { text: 'x' }, { deadlineMs: 5000 });
+    expect(ok.ok && ok.reply.pod).toBe(svc.pods[2]!.name);
+    expect(lb.stats()).toMatchObject({ hedges: 2, retries: 0 });
+    await waitFor(() => svc.pods[0]!.cancelled === 1, { what: 'cancellation' });
+    svc.pods[1]!.setBehaviour({ status: grpc.status.NOT_FOUND, details: 'no such order' });
+    const fatal = await unary(client, { text: 'x' }, { deadlineMs: 5000 });
+    expect(!fatal.ok && [fatal.error.code, fatal.error.details]).toEqual([grpc.status.NOT_FOUND, 'no such order']);
+    await waitFor(() => svc.pods[0]!.cancelled === 2, { what: 'cancellation' });
+    expect(lb.stats()).toMatchObject({ hedges: 3, retries: 0 });
+    // Other methods are not hedged: a server stream goes to the hanging pod alone.
+    const stream = await readAll(client.ServerStream({ text: 's' }, new grpc.Metadata(), { deadline: Date.now() + 300 }));
+    expect(stream.error?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect(lb.stats().hedges).toBe(3);
+  });
+});
+
 describe("cancelled hedges and the server's rapid-reset limit", () => {
   it('a pod that closes its connection for too many cancelled streams fails no hedged call', async () => {
     // nghttp2 (Node's http2) closes a connection with INTERNAL_ERROR once its client has reset more

@@ -272,9 +272,9 @@ describe('MethodPolicies', () => {
     expect(policies.policyFor('/shop.Orders/List', () => true).runOptions).toBe(shorthands[1].runOptions);
   });
 
-  it('a hedging policy: idempotent, non-fatal codes retried at once, maxAttempts in all', () => {
+  it('a hedging policy: idempotent, hedged after hedgingDelay up to maxAttempts, non-fatal codes, no retries of its own', () => {
     expect(policies.policyFor('/shop.Search/Find', never)).toMatchObject({
-      runOptions: { idempotent: true, retries: 2, backoff: { initialMs: 0, maxMs: 0 } },
+      runOptions: { idempotent: true, retries: 0, hedge: { delayMs: 50, maxAttempts: 3 } },
       retryableCodes: new Set([14]),
     });
   });
