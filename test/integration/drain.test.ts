@@ -4,7 +4,6 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { build } from 'esbuild';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BalancerClosedError, type Balancer, type DrainingEvent, type Endpoint } from '../../src/index.js';
@@ -14,6 +13,7 @@ import type { Service } from '../../src/testing/index.js';
 import { loadEcho, type GrpcService } from '../support/grpc-pods.js';
 import { unary } from '../support/grpc-unary.js';
 import { startKnotCluster, type GrpcKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
+import { bundleFixture } from '../support/fixture-bundle.js';
 
 /**
  * Graceful shutdown on real Knot DNS and real pods: close({ drainMs }) lets calls in flight finish
@@ -218,16 +218,7 @@ describe('a process that awaits close({ drainMs })', () => {
     slow = await env.cluster.createService({ name: 'slow', replicas: 2, behaviour: { delayMs: SLOW_MS } });
     dir = await mkdtemp(join(tmpdir(), 'headless-lb-drain-'));
     script = join(dir, 'drain-exit.mjs');
-    await build({
-      entryPoints: [join(import.meta.dirname, '../fixtures/drain-exit.ts')],
-      bundle: true,
-      platform: 'node',
-      format: 'esm',
-      target: 'node20',
-      outfile: script,
-      logLevel: 'silent',
-      banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-    });
+    await bundleFixture('drain-exit', script);
   });
 
   afterAll(async () => {

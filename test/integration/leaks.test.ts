@@ -2,9 +2,9 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster, type Service } from '../../src/testing/index.js';
+import { bundleFixture } from '../support/fixture-bundle.js';
 
 /**
  * A process that only holds a balancer exits by itself, and `close()` leaves nothing behind:
@@ -20,16 +20,7 @@ beforeAll(async () => {
   service = await cluster.createService({ name: 'leaks', replicas: 2 });
   dir = await mkdtemp(join(tmpdir(), 'headless-lb-leaks-'));
   script = join(dir, 'lifecycle.mjs');
-  await build({
-    entryPoints: [join(import.meta.dirname, '../fixtures/balancer-lifecycle.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: script,
-    logLevel: 'silent',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
+  await bundleFixture('balancer-lifecycle', script);
 });
 
 afterAll(async () => {

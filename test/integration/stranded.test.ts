@@ -3,9 +3,9 @@ import { createSocket, type Socket } from 'node:dgram';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startCluster, type Cluster, type Service } from '../../src/testing/index.js';
+import { bundleFixture } from '../support/fixture-bundle.js';
 
 /**
  * Callers are never stranded: a script that awaits the balancer at the top level ends when its
@@ -32,16 +32,7 @@ beforeAll(async () => {
   silentDnsAddress = `127.0.0.1:${silentDns.address().port}`;
   cluster = await startCluster({ ttl: 3600 });
   service = await cluster.createService({ name: 'idle', replicas: 2 });
-  await build({
-    entryPoints: [join(import.meta.dirname, '../fixtures/stranded-callers.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: script,
-    logLevel: 'silent',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
+  await bundleFixture('stranded-callers', script);
 });
 
 afterAll(async () => {

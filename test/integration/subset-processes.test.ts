@@ -3,12 +3,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Service } from '../../src/testing/index.js';
 import type { ClientConfig, ClientReport, FromClient, ToClient } from '../fixtures/subset-client.js';
 import { startKnotCluster, type HttpKnotCluster } from '../support/knot-cluster.js';
 import { waitFor } from '../support/wait.js';
+import { bundleFixture } from '../support/fixture-bundle.js';
 
 /**
  * Subsetting across processes, as in a cluster: 8 client processes (`api-0` … `api-7`, each its
@@ -30,16 +30,7 @@ beforeAll(async () => {
   env = await startKnotCluster({ ttl: 1 });
   dir = await mkdtemp(join(tmpdir(), 'headless-lb-subset-'));
   script = join(dir, 'subset-client.mjs');
-  await build({
-    entryPoints: [join(import.meta.dirname, '../fixtures/subset-client.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: script,
-    logLevel: 'silent',
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
+  await bundleFixture('subset-client', script);
 });
 
 afterAll(async () => {

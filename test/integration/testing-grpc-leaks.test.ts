@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { build } from 'esbuild';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { root } from '../support/examples.js';
+import { bundleFixture } from '../support/fixture-bundle.js';
 
 /**
  * `cluster.close()` releases every handle of gRPC pods, whatever they went through: run in a
@@ -18,17 +18,7 @@ beforeAll(async () => {
   dir = join(root, '.tmp', `grpc-kit-leaks-${process.pid}`);
   await mkdir(dir, { recursive: true });
   script = join(dir, 'lifecycle.mjs');
-  await build({
-    entryPoints: [join(import.meta.dirname, '../fixtures/grpc-kit-lifecycle.ts')],
-    bundle: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
-    outfile: script,
-    logLevel: 'silent',
-    external: ['@grpc/grpc-js', '@grpc/proto-loader'],
-    banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
-  });
+  await bundleFixture('grpc-kit-lifecycle', script, ['@grpc/grpc-js', '@grpc/proto-loader']);
 });
 
 afterAll(async () => {
