@@ -547,12 +547,15 @@ export class Balancer extends EventEmitter<BalancerEvents> {
 
   private attemptEnded(endpoint: Endpoint, startedAt: number, outcome: AttemptOutcome, attempt: number, hedged: boolean): void {
     let result: 'success' | 'failure' | 'cancelled';
-    if (outcome.kind === 'cancelled') result = 'cancelled';
+    if (outcome.kind === 'cancelled' || outcome.kind === 'outrun') result = 'cancelled';
     else if (outcome.kind === 'success' || !this.config.isFailure(outcome.error)) result = 'success';
     else result = 'failure';
     const wasFailing = this.candidates.isFailing(endpoint);
     const now = this.config.clock();
     endpoint.finish(startedAt, result, now);
+    // A hedge's loser was still waiting: the pod takes at least this long, which least-latency
+    // would not learn from the calls it never gets to answer.
+    if (outcome.kind === 'outrun') endpoint.tookAtLeast(now - startedAt, now);
     // Crossing the failure threshold changes the healthy count (and maybe panic mode).
     if (wasFailing !== this.candidates.isFailing(endpoint)) this.candidates.markStale();
     // An endpoint that left the pool meanwhile has no health to judge any more.

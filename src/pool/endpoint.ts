@@ -248,6 +248,15 @@ export class Endpoint {
   }
 
   /**
+   * A request of this endpoint's was abandoned after `latencyMs` without an answer (it lost a
+   * hedge): its latency estimates rise to at least that, and never fall because of it.
+   * @internal
+   */
+  tookAtLeast(latencyMs: number, now: number = this.clock()): void {
+    this.estimates.observeAtLeast(latencyMs, now);
+  }
+
+  /**
    * Marks the end of a request started with `start`.
    * @internal
    */

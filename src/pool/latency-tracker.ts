@@ -72,6 +72,16 @@ export class LatencyTracker {
     this.sampledAt = now;
   }
 
+  /**
+   * Records that a request took at least `latencyMs` (it was abandoned unanswered): as a response
+   * when that is above what the estimates say now, else not at all, since a lower bound below
+   * the estimate says nothing new.
+   */
+  observeAtLeast(latencyMs: number, now: number): void {
+    // Above both estimates, a sample raises each (peak-EWMA jumps to it); below either, it would lower it.
+    if (latencyMs > Math.max(this.current(false, false, now), this.current(true, false, now))) this.observe(latencyMs, now);
+  }
+
   /** A new container behind the same identity: its predecessor's latency says nothing about it. */
   forget(): void {
     this.sampledAt = Number.NEGATIVE_INFINITY;

@@ -1,7 +1,17 @@
 import { AttemptTimeoutError } from '../errors.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import type { CallScope } from './call-scope.js';
-import { CANCELLED, SUCCEEDED, type AttemptOutcome } from './failover-host.js';
+import { CANCELLED, OUTRUN, SUCCEEDED, type AttemptOutcome } from './failover-host.js';
+
+/** Why the other attempts of a hedged round are aborted (hedging.ts). */
+export const HEDGE_LOST = Object.freeze(
+  Object.assign(new Error('another attempt of this call ended it first'), { name: 'AbortError', code: 'ERR_HLB_HEDGE_LOST' }),
+);
+
+function abortedOutcome(reason: unknown, error: unknown): AttemptOutcome {
+  if (reason === HEDGE_LOST) return OUTRUN;
+  return reason instanceof AttemptTimeoutError ? { kind: 'error', error } : CANCELLED;
+}
 
 /**
  * Runs the callback on one endpoint with a signal of its own, and records its outcome once: an
@@ -55,7 +65,7 @@ export function launch<T>(
   // The endpoint's statistics follow the real work, even when it outlives the attempt.
   work.then(
     () => record(SUCCEEDED),
-    (error: unknown) => record(signal.aborted && !(signal.reason instanceof AttemptTimeoutError) ? CANCELLED : { kind: 'error', error }),
+    (error: unknown) => record(signal.aborted ? abortedOutcome(signal.reason, error) : { kind: 'error', error }),
   );
   const settled = timedOut === undefined ? work : Promise.race([work, timedOut]);
   return settled.finally(() => {

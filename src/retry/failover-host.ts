@@ -26,11 +26,16 @@ export interface FailoverPlan {
 
 /** How an attempt ended, for the endpoint's statistics and health. */
 export type AttemptOutcome =
-  { readonly kind: 'success' } | { readonly kind: 'cancelled' } | { readonly kind: 'error'; readonly error: unknown };
+  | { readonly kind: 'success' }
+  | { readonly kind: 'cancelled' }
+  /** Cancelled because another attempt of its hedged round ended the call first: its time so far is a lower bound of the endpoint's latency. */
+  | { readonly kind: 'outrun' }
+  | { readonly kind: 'error'; readonly error: unknown };
 
 /** The outcomes without an error, shared. */
 export const SUCCEEDED: AttemptOutcome = { kind: 'success' };
 export const CANCELLED: AttemptOutcome = { kind: 'cancelled' };
+export const OUTRUN: AttemptOutcome = { kind: 'outrun' };
 
 /** How the call path reaches the balancer. */
 export interface FailoverHost {

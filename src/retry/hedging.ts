@@ -1,12 +1,7 @@
 import { classifyFailure } from '../failure-kind.js';
 import type { Endpoint } from '../pool/endpoint.js';
-import { launch } from './attempt.js';
+import { HEDGE_LOST, launch } from './attempt.js';
 import type { CallScope } from './call-scope.js';
-
-/** Why the other attempts of a hedged round are aborted. */
-const HEDGE_LOST = Object.freeze(
-  Object.assign(new Error('another attempt of this call ended it first'), { name: 'AbortError', code: 'ERR_HLB_HEDGE_LOST' }),
-);
 
 /**
  * A hedged round (gRFC A6's hedging): the primary attempt, then another one on an endpoint this

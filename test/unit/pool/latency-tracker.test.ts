@@ -132,3 +132,48 @@ describe('DecayingMean', () => {
     expect(mean.value(11_000)).toBeCloseTo(4 * Math.exp(-1), 6);
   });
 });
+
+describe('LatencyTracker.observeAtLeast (a request abandoned unanswered)', () => {
+  it('raises the estimates to the lower bound, and never lowers them', () => {
+    const tracker = new LatencyTracker(OPTIONS, 0);
+    tracker.observe(5, 0);
+    tracker.observe(5, 10);
+    const before = [tracker.current(false, false, 20), tracker.current(true, false, 20)];
+    tracker.observeAtLeast(3, 20); // below the estimates: nothing new
+    expect([tracker.current(false, false, 20), tracker.current(true, false, 20)]).toEqual(before);
+    tracker.observeAtLeast(50, 30);
+    expect(tracker.current(false, false, 30)).toBe(50); // peak-EWMA jumps to it
+    expect(tracker.current(true, false, 30)).toBeGreaterThan(5);
+    const peak = tracker.current(false, false, 40);
+    tracker.observeAtLeast(20, 40); // above the mean, below the peak: the peak would fall
+    expect(tracker.current(false, false, 40)).toBe(peak);
+  });
+
+  it('never lowers either estimate, whatever the lower bounds (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 0, max: 5000 }), fc.integer({ min: 0, max: 200 })), {
+          minLength: 1,
+          maxLength: 40,
+        }),
+        (steps) => {
+          const tracker = new LatencyTracker(OPTIONS, 0);
+          let now = 0;
+          for (const [bound, latency, gap] of steps) {
+            now += gap;
+            const before = [tracker.current(false, false, now), tracker.current(true, false, now)];
+            if (!bound) {
+              tracker.observe(latency, now);
+              continue;
+            }
+            tracker.observeAtLeast(latency, now);
+            const after = [tracker.current(false, false, now), tracker.current(true, false, now)];
+            // A current estimate stays or rises; one that was not current may start.
+            if (before[0]! > 0 && after[0]! > 0) expect(after[0]!).toBeGreaterThanOrEqual(before[0]!);
+            if (before[1]! > 0 && after[1]! > 0) expect(after[1]!).toBeGreaterThanOrEqual(before[1]!);
+          }
+        },
+      ),
+    );
+  });
+});

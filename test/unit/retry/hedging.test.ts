@@ -234,3 +234,27 @@ describe('hedging with maxAttempts', () => {
     await expect(lb.run(async () => 1, { idempotent: true, hedge: { delayMs: 5, maxAttempts: 5 } })).resolves.toBe(1);
   });
 });
+
+describe('a hedge that loses', () => {
+  it('teaches the pod it ran on that it takes at least that long (no failure counted)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    let now = 1_000;
+    const lb = balancer(2, { clock: () => now });
+    const { sent, settle, fn } = scripted();
+    const result = lb.run(fn, { idempotent: true, hedge: { delayMs: 100 } });
+    await flush();
+    const slow = lb.endpoints().find((e) => e.id === sent[0]!.endpoint)!;
+    const fast = lb.endpoints().find((e) => e !== slow)!;
+    expect(slow.latencyMs).toBe(30); // the default before any answer
+    now += 100;
+    await vi.advanceTimersByTimeAsync(100);
+    now += 5;
+    settle.get(1)!.resolve('hedge');
+    await expect(result).resolves.toBe('hedge');
+    expect(sent[0]!.aborted).toBe(true);
+    expect(fast.latencyMs).toBe(5);
+    expect(slow.latencyMs).toBe(105); // waited 105 ms unanswered
+    expect(slow.failures).toBe(0);
+    expect(slow.inflight).toBe(0);
+  });
+});
