@@ -247,6 +247,23 @@ export const DEFAULTS = {
   hedgeBudget: { percent: 0.05, minPerSecond: 1, windowMs: 10_000 },
 } as const;
 
+/** A larger growth reaches any cap at the first retry: nothing to gain, and it keeps the arithmetic tame. */
+export const MAX_BACKOFF_MULTIPLIER = 1000;
+
+/** Validates backoff options (`initialMs`, `maxMs`, `multiplier`): the same rules for run() and the adapters. */
+export function checkBackoff(value: unknown, field = 'backoff'): BackoffOptions {
+  const backoff = checkObject(value, field);
+  checkKnownKeys(backoff, ['initialMs', 'maxMs', 'multiplier'], field);
+  const multiplier = backoff.multiplier;
+  if (multiplier !== undefined && !(typeof multiplier === 'number' && multiplier > 0 && multiplier <= MAX_BACKOFF_MULTIPLIER))
+    throw new InvalidOptionError(`${field}.multiplier`, multiplier, `a number greater than 0, up to ${MAX_BACKOFF_MULTIPLIER}`);
+  return {
+    ...(backoff.initialMs === undefined ? {} : { initialMs: checkMilliseconds(backoff.initialMs, `${field}.initialMs`) }),
+    ...(backoff.maxMs === undefined ? {} : { maxMs: checkMilliseconds(backoff.maxMs, `${field}.maxMs`) }),
+    ...(multiplier === undefined ? {} : { multiplier }),
+  };
+}
+
 /** Validates hedge options (`{ delayMs }`, `{ percentile }` or both, `maxAttempts`): the same rules for run() and the adapters. */
 export function checkHedge(value: unknown, field = 'hedge'): HedgeOptions {
   const hedge = checkObject(value, field);

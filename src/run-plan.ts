@@ -1,15 +1,12 @@
 import type { BalancerConfig } from './config.js';
 import { InvalidOptionError } from './errors.js';
 import { checkBoolean, checkKnownKeys, checkMilliseconds, checkNumber, checkObject, checkSignal } from './option-checks.js';
-import { checkHedge, DEFAULTS, MAX_RETRIES, type RunOptions } from './options.js';
+import { checkBackoff, checkHedge, DEFAULTS, MAX_RETRIES, type RunOptions } from './options.js';
 import type { FailoverPlan } from './retry/failover-host.js';
 import type { LatencyHistogram } from './retry/latency-histogram.js';
 import { MAX_TIMER_MS } from './timer-delay.js';
 
 const RUN_KEYS = ['key', 'signal', 'idempotent', 'timeoutMs', 'attemptTimeoutMs', 'retries', 'hedge', 'backoff'] as const;
-const BACKOFF_KEYS = ['initialMs', 'maxMs', 'multiplier'] as const;
-/** A larger growth reaches any cap at the first retry: nothing to gain, and it keeps the arithmetic tame. */
-const MAX_BACKOFF_MULTIPLIER = 1000;
 const RUN_KEY_SET: ReadonlySet<string> = new Set(RUN_KEYS);
 const MIN_HEDGE_DELAY_MS = 1;
 /** A hedge of today's kind: the first attempt and one more. */
@@ -78,15 +75,11 @@ export class RunPlanner {
     const defaults = this.defaults;
     if (value === undefined)
       return { backoffBaseMs: defaults.backoffBaseMs, backoffMaxMs: defaults.backoffMaxMs, backoffMultiplier: DEFAULTS.backoffMultiplier };
-    const backoff = checkObject(value, 'backoff');
-    checkKnownKeys(backoff, BACKOFF_KEYS, 'backoff');
-    const multiplier = backoff.multiplier;
-    if (multiplier !== undefined && !(typeof multiplier === 'number' && multiplier > 0 && multiplier <= MAX_BACKOFF_MULTIPLIER))
-      throw new InvalidOptionError('backoff.multiplier', multiplier, `a number greater than 0, up to ${MAX_BACKOFF_MULTIPLIER}`);
+    const backoff = checkBackoff(value);
     return {
-      backoffBaseMs: backoff.initialMs === undefined ? defaults.backoffBaseMs : checkMilliseconds(backoff.initialMs, 'backoff.initialMs'),
-      backoffMaxMs: backoff.maxMs === undefined ? defaults.backoffMaxMs : checkMilliseconds(backoff.maxMs, 'backoff.maxMs'),
-      backoffMultiplier: multiplier ?? DEFAULTS.backoffMultiplier,
+      backoffBaseMs: backoff.initialMs ?? defaults.backoffBaseMs,
+      backoffMaxMs: backoff.maxMs ?? defaults.backoffMaxMs,
+      backoffMultiplier: backoff.multiplier ?? DEFAULTS.backoffMultiplier,
     };
   }
 

@@ -67,6 +67,13 @@ export class HeadlessChannel implements ChannelInterface {
     this.pods.onChange(change);
     this.stateMayHaveChanged();
   };
+  /** Set once the balancer drains or closes: it refuses new calls for good, so the channel is SHUTDOWN. */
+  private lbClosed: boolean;
+  private readonly onLbClosing = (): void => {
+    if (this.lbClosed) return;
+    this.lbClosed = true;
+    this.stateMayHaveChanged();
+  };
 
   /** Use `createGrpcChannel`. */
   constructor(lb: GrpcBalancer, options: GrpcChannelOptions) {
@@ -106,7 +113,11 @@ export class HeadlessChannel implements ChannelInterface {
     this.methodPolicies = serviceConfig === undefined ? undefined : new MethodPolicies(serviceConfig, this.shorthandPolicies);
     const throttling = serviceConfig?.retryThrottling;
     this.throttle = throttling === undefined ? undefined : new RetryThrottle(throttling);
+    // A Balancer has isClosed; the type an adapter takes does not require it (nor its events be emitted).
+    this.lbClosed = (lb as { isClosed?: unknown }).isClosed === true;
     lb.on('change', this.onChange);
+    lb.on('draining', this.onLbClosing);
+    lb.on('close', this.onLbClosing);
   }
 
   /** @internal What the calls of `method` may do. */
@@ -193,6 +204,8 @@ export class HeadlessChannel implements ChannelInterface {
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.lb.off('change', this.onChange);
+      this.lb.off('draining', this.onLbClosing);
+      this.lb.off('close', this.onLbClosing);
       this.closing = this.pods.close();
       this.stateMayHaveChanged();
     }
@@ -210,17 +223,20 @@ export class HeadlessChannel implements ChannelInterface {
   /**
    * READY when any pod channel is READY; else CONNECTING when one connects; TRANSIENT_FAILURE when
    * all have failed; IDLE otherwise. `tryToConnect` connects to every pod of the pool (to the
-   * subset's members when subsetting is on), up to `maxPods`.
+   * subset's members when subsetting is on), up to `maxPods`. SHUTDOWN once the channel is closed,
+   * and once its balancer drains or is closed: like a shut-down grpc-js channel, it refuses new
+   * calls for good (they fail UNAVAILABLE) while calls in flight may finish, and it never leaves
+   * that state; so `watchConnectivityState` throws, and `client.waitForReady` fails at once.
    */
   getConnectivityState(tryToConnect: boolean): connectivityState {
-    if (tryToConnect && this.closing === undefined) {
+    if (tryToConnect && this.closing === undefined && !this.lbClosed) {
       for (const endpoint of podsToConnect(this.lb, this.pods.maxPods)) this.pods.acquire(endpoint).channel.getConnectivityState(true);
     }
     return this.computeState();
   }
 
   watchConnectivityState(currentState: connectivityState, deadline: Date | number, callback: (error?: Error) => void): void {
-    if (this.closing !== undefined) throw new Error('Channel has been shut down');
+    if (this.closing !== undefined || this.lbClosed) throw new Error('Channel has been shut down');
     const watcher: StateWatcher = { currentState, callback, timer: undefined };
     const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
     if (deadlineMs !== Number.POSITIVE_INFINITY) {
@@ -249,7 +265,7 @@ export class HeadlessChannel implements ChannelInterface {
   }
 
   private computeState(): connectivityState {
-    if (this.closing !== undefined) return connectivityState.SHUTDOWN;
+    if (this.closing !== undefined || this.lbClosed) return connectivityState.SHUTDOWN;
     let connecting = false;
     let idle = false;
     let failing = false;

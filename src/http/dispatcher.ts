@@ -8,7 +8,7 @@ import { resolveHttpOptions, type HttpDispatcherOptions, type ResolvedHttpOption
 import { Origins } from './origin.js';
 import { defaultMaxPods } from '../pod-bound.js';
 import { PodPools, type PodPoolsStats } from './pools.js';
-import type { RequestOverrides } from './request-options.js';
+import { mergeBackoff, type RequestOverrides } from './request-options.js';
 
 export type { HttpBalancer } from './call.js';
 
@@ -58,10 +58,10 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
         else this.emit('connectionError', origin, [this, ...targets], error as errors.UndiciError);
       },
     );
-    const { retries, timeoutMs, attemptTimeoutMs } = this.options;
+    const { retries, timeoutMs, attemptTimeoutMs, backoff } = this.options;
     this.keylessRunOptions = [
-      Object.freeze({ idempotent: false, retries, timeoutMs, attemptTimeoutMs }),
-      Object.freeze({ idempotent: true, retries, timeoutMs, attemptTimeoutMs }),
+      Object.freeze({ idempotent: false, retries, timeoutMs, attemptTimeoutMs, backoff }),
+      Object.freeze({ idempotent: true, retries, timeoutMs, attemptTimeoutMs, backoff }),
     ];
     lb.on('change', this.onChange);
   }
@@ -70,8 +70,8 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
   runOptions(key: string | undefined, idempotent: boolean, hedge: boolean, overrides: RequestOverrides | undefined): RunOptions {
     if (overrides !== undefined) return this.overriddenRunOptions(key, idempotent, hedge, overrides);
     if (key === undefined && !hedge) return this.keylessRunOptions[idempotent ? 1 : 0];
-    const { retries, timeoutMs, attemptTimeoutMs } = this.options;
-    return { key, idempotent, hedge: hedge ? this.options.hedge : undefined, retries, timeoutMs, attemptTimeoutMs };
+    const { retries, timeoutMs, attemptTimeoutMs, backoff } = this.options;
+    return { key, idempotent, hedge: hedge ? this.options.hedge : undefined, retries, timeoutMs, attemptTimeoutMs, backoff };
   }
 
   /** A request with a policy of its own: the dispatcher's, field by field, where the request sets nothing. */
@@ -84,6 +84,7 @@ export class HeadlessDispatcher extends Dispatcher implements CallHost {
       retries: overrides.retries ?? options.retries,
       timeoutMs: overrides.timeoutMs ?? options.timeoutMs,
       attemptTimeoutMs: overrides.attemptTimeoutMs ?? options.attemptTimeoutMs,
+      backoff: mergeBackoff(options.backoff, overrides.backoff),
     };
   }
 

@@ -9,7 +9,7 @@ import {
   checkObject,
   optionalMilliseconds,
 } from '../option-checks.js';
-import { checkHedge, MAX_RETRIES, type HedgeOptions } from '../options.js';
+import { checkBackoff, checkHedge, MAX_RETRIES, type BackoffOptions, type HedgeOptions } from '../options.js';
 import { checkMaxPods } from '../pod-bound.js';
 import { resolvePerRequestHeader, type PerRequestHeaderKey } from './override-header.js';
 
@@ -50,6 +50,11 @@ export interface HttpDispatcherOptions {
   readonly idempotentMethods?: readonly string[];
   /** Retries after the first attempt. Default: the balancer's `retry.retries` (2). */
   readonly retries?: number;
+  /**
+   * Backoff of retries (`{ initialMs, maxMs, multiplier }`, full jitter). Default: the balancer's
+   * `retry.backoffBaseMs` (25) and `retry.backoffMaxMs` (250), doubling.
+   */
+  readonly backoff?: BackoffOptions;
   /**
    * Hedge idempotent requests without a stream body: a second attempt on another pod when the
    * first has no response headers after `delayMs` (or the balancer's `percentile` latency), and
@@ -100,6 +105,7 @@ export interface ResolvedHttpOptions {
   readonly failureStatusCodes: ReadonlySet<number>;
   readonly idempotentMethods: ReadonlySet<string>;
   readonly retries: number | undefined;
+  readonly backoff: BackoffOptions | undefined;
   readonly hedge: HedgeOptions | undefined;
   readonly timeoutMs: number | undefined;
   readonly attemptTimeoutMs: number | undefined;
@@ -126,6 +132,7 @@ const KEYS = [
   'failureStatusCodes',
   'idempotentMethods',
   'retries',
+  'backoff',
   'hedge',
   'timeoutMs',
   'attemptTimeoutMs',
@@ -171,6 +178,8 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
 
   const retries =
     options.retries === undefined ? undefined : checkNumber(options.retries, 'retries', { min: 0, max: MAX_RETRIES, integer: true });
+  // Frozen: the run options that carry it are frozen, and the balancer plans those once.
+  const backoff = options.backoff === undefined ? undefined : Object.freeze(checkBackoff(options.backoff));
   const hedge = options.hedge === undefined ? undefined : checkHedge(options.hedge);
   const timeoutMs = options.timeoutMs === undefined ? undefined : checkMilliseconds(options.timeoutMs, 'timeoutMs');
   const attemptTimeoutMs =
@@ -188,6 +197,7 @@ export function resolveHttpOptions(input: HttpDispatcherOptions | undefined): Re
     failureStatusCodes,
     idempotentMethods,
     retries,
+    backoff,
     hedge,
     timeoutMs,
     attemptTimeoutMs,

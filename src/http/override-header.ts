@@ -12,8 +12,11 @@ import { emptyOverrides, type RequestOverrides } from './request-options.js';
  */
 export const OVERRIDE_HEADER = 'x-headless-lb';
 
-/** What `perRequestHeader` can allow; `hedge` covers `hedge`, `hedge-delay-ms` and `hedge-percentile`. */
-export type PerRequestHeaderKey = 'idempotent' | 'retries' | 'timeout-ms' | 'attempt-timeout-ms' | 'hedge';
+/**
+ * What `perRequestHeader` can allow; `hedge` covers `hedge`, `hedge-delay-ms` and
+ * `hedge-percentile`, `backoff` covers `backoff-ms` and `backoff-max-ms`.
+ */
+export type PerRequestHeaderKey = 'idempotent' | 'retries' | 'timeout-ms' | 'attempt-timeout-ms' | 'hedge' | 'backoff';
 
 export const PER_REQUEST_HEADER_KEYS: readonly PerRequestHeaderKey[] = [
   'idempotent',
@@ -21,6 +24,7 @@ export const PER_REQUEST_HEADER_KEYS: readonly PerRequestHeaderKey[] = [
   'timeout-ms',
   'attempt-timeout-ms',
   'hedge',
+  'backoff',
 ];
 
 /** A longer header is refused unread: the grammar's longest sensible value is far shorter. */
@@ -35,6 +39,8 @@ const GRAMMAR_KEYS: Readonly<Record<string, PerRequestHeaderKey>> = {
   hedge: 'hedge',
   'hedge-delay-ms': 'hedge',
   'hedge-percentile': 'hedge',
+  'backoff-ms': 'backoff',
+  'backoff-max-ms': 'backoff',
 };
 
 const MEMBER = /^([a-z][a-z0-9-]*)(?:=(.*))?$/;
@@ -50,6 +56,7 @@ const DECIMAL = /^[0-9](?:\.[0-9]{1,3})?$/;
  *   retries=<0…100>
  *   timeout-ms=<0…2147483647>   attempt-timeout-ms=<0…2147483647>
  *   hedge-delay-ms=<0…2147483647>   hedge-percentile=<0…1, up to 3 decimals>   hedge=?0 (no hedge)
+ *   backoff-ms=<0…2147483647> (backoff.initialMs)   backoff-max-ms=<0…2147483647> (backoff.maxMs)
  *
  * Anything else — an unknown, repeated or not allowed key, a value out of range, other
  * characters, an empty member — is an InvalidOptionError naming `x-headless-lb: <key>` (or the
@@ -63,6 +70,8 @@ export function parseOverrideHeader(value: string, allowed: ReadonlySet<PerReque
   let hedgeOff = false;
   let delayMs: number | undefined;
   let percentile: number | undefined;
+  let initialMs: number | undefined;
+  let maxMs: number | undefined;
   let start = 0;
   while (start <= value.length) {
     let end = value.indexOf(',', start);
@@ -101,6 +110,12 @@ export function parseOverrideHeader(value: string, allowed: ReadonlySet<PerReque
           throw new InvalidOptionError(field(key), text ?? true, '?0 (no hedge); hedge with hedge-delay-ms or hedge-percentile');
         hedgeOff = true;
         break;
+      case 'backoff-ms':
+        initialMs = integer(text, key, MAX_TIMER_MS);
+        break;
+      case 'backoff-max-ms':
+        maxMs = integer(text, key, MAX_TIMER_MS);
+        break;
       case 'hedge-delay-ms':
         delayMs = integer(text, key, MAX_TIMER_MS);
         overrides.hedgeField = field(key);
@@ -121,6 +136,8 @@ export function parseOverrideHeader(value: string, allowed: ReadonlySet<PerReque
       ...(delayMs === undefined ? {} : { delayMs }),
       ...(percentile === undefined ? {} : { percentile }),
     };
+  if (initialMs !== undefined || maxMs !== undefined)
+    overrides.backoff = { ...(initialMs === undefined ? {} : { initialMs }), ...(maxMs === undefined ? {} : { maxMs }) };
   return overrides;
 }
 

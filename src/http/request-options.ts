@@ -1,6 +1,6 @@
 import { InvalidOptionError } from '../errors.js';
 import { checkBoolean, checkKnownKeys, checkMilliseconds, checkNumber, checkObject } from '../option-checks.js';
-import { checkHedge, MAX_RETRIES, type HedgeOptions } from '../options.js';
+import { checkBackoff, checkHedge, MAX_RETRIES, type BackoffOptions, type HedgeOptions } from '../options.js';
 
 /**
  * One request's own policy, overriding the dispatcher's (`createDispatcher` options) for that
@@ -26,6 +26,11 @@ export interface HttpRequestOptions {
    * the dispatcher hedges. A hedged request must be idempotent and have no stream body.
    */
   readonly hedge?: HedgeOptions | false;
+  /**
+   * Backoff of this request's retries (`{ initialMs, maxMs, multiplier }`, full jitter); a field
+   * it does not set keeps the dispatcher's `backoff`, then the balancer's `retry` settings.
+   */
+  readonly backoff?: BackoffOptions;
 }
 
 declare module 'undici' {
@@ -45,14 +50,23 @@ export interface RequestOverrides {
   timeoutMs: number | undefined;
   attemptTimeoutMs: number | undefined;
   hedge: HedgeOptions | false | undefined;
+  backoff: BackoffOptions | undefined;
   /** How errors about this override name it: `headlessLb.hedge` or `x-headless-lb: hedge-delay-ms`. */
   hedgeField: string;
 }
 
-const KEYS = ['idempotent', 'retries', 'timeoutMs', 'attemptTimeoutMs', 'hedge'] as const;
+const KEYS = ['idempotent', 'retries', 'timeoutMs', 'attemptTimeoutMs', 'hedge', 'backoff'] as const;
 
 export function emptyOverrides(hedgeField: string): RequestOverrides {
-  return { idempotent: undefined, retries: undefined, timeoutMs: undefined, attemptTimeoutMs: undefined, hedge: undefined, hedgeField };
+  return {
+    idempotent: undefined,
+    retries: undefined,
+    timeoutMs: undefined,
+    attemptTimeoutMs: undefined,
+    hedge: undefined,
+    backoff: undefined,
+    hedgeField,
+  };
 }
 
 /** Validates the `headlessLb` dispatch option; each error names `headlessLb.<field>` and the value. */
@@ -68,6 +82,7 @@ export function checkRequestOptions(value: unknown, field = 'headlessLb'): Reque
     overrides.attemptTimeoutMs = checkMilliseconds(input.attemptTimeoutMs, `${field}.attemptTimeoutMs`);
   if (input.hedge === false) overrides.hedge = false;
   else if (input.hedge !== undefined) overrides.hedge = checkHedge(input.hedge, `${field}.hedge`);
+  if (input.backoff !== undefined) overrides.backoff = checkBackoff(input.backoff, `${field}.backoff`);
   return overrides;
 }
 
@@ -80,8 +95,16 @@ export function mergeOverrides(header: RequestOverrides, code: RequestOverrides)
     timeoutMs: code.timeoutMs ?? header.timeoutMs,
     attemptTimeoutMs: code.attemptTimeoutMs ?? header.attemptTimeoutMs,
     hedge: hedgeFromCode ? code.hedge : header.hedge,
+    backoff: mergeBackoff(header.backoff, code.backoff),
     hedgeField: hedgeFromCode ? code.hedgeField : header.hedgeField,
   };
+}
+
+/** Backoff fields of `top` over those of `under`: each sets only what it names. */
+export function mergeBackoff(under: BackoffOptions | undefined, top: BackoffOptions | undefined): BackoffOptions | undefined {
+  if (under === undefined) return top;
+  if (top === undefined) return under;
+  return { ...under, ...top };
 }
 
 /** A request that asked for a hedge it cannot have: an error, not a silent unhedged request. */

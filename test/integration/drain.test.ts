@@ -195,6 +195,39 @@ describe('gRPC pods', () => {
     expect(!result.ok && result.error.details).toMatch(/balancer is closed/);
   });
 
+  it("the channel is SHUTDOWN from the balancer's drain on: watchers woken, waitForReady fails, calls in flight finish", async () => {
+    const { lb, channel, client } = await connect();
+    await new Promise<void>((resolve, reject) => client.waitForReady(Date.now() + 5000, (e) => (e ? reject(e) : resolve())));
+    expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.READY);
+    const woken = new Promise<Error | undefined>((resolve) =>
+      channel.watchConnectivityState(grpc.connectivityState.READY, Date.now() + 30_000, resolve),
+    );
+    const inFlight = unary(client, { text: 'x', delayMs: SLOW_MS });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const closing = lb.close({ drainMs: 1000 });
+    expect(lb.stats().state).toBe('draining');
+    expect(await woken).toBeUndefined(); // woken by the drain, not by its 30 s deadline
+    expect(channel.getConnectivityState(true)).toBe(grpc.connectivityState.SHUTDOWN);
+    expect(() => channel.watchConnectivityState(grpc.connectivityState.SHUTDOWN, Date.now() + 1000, () => {})).toThrow(/shut down/);
+    const ready = await new Promise<Error | undefined>((resolve) => client.waitForReady(Date.now() + 5000, resolve));
+    expect(ready?.message).toMatch(/closed/);
+    expect((await inFlight).ok).toBe(true); // SHUTDOWN refuses new calls; the drain's run on
+    await closing;
+    expect(channel.getConnectivityState(false)).toBe(grpc.connectivityState.SHUTDOWN);
+
+    // a balancer closed without a drain, and one closed before the channel was made
+    const second = await connect();
+    const idle = second.channel.getConnectivityState(false);
+    const wake = new Promise<Error | undefined>((resolve) => second.channel.watchConnectivityState(idle, Date.now() + 30_000, resolve));
+    await second.lb.close();
+    expect(await wake).toBeUndefined();
+    expect(second.channel.getConnectivityState(true)).toBe(grpc.connectivityState.SHUTDOWN);
+    const late = createGrpcChannel(second.lb, { credentials: grpc.credentials.createInsecure() });
+    expect(late.getConnectivityState(true)).toBe(grpc.connectivityState.SHUTDOWN);
+    expect(late.stats().channels).toBe(0); // tryToConnect made no pod channel
+    await late.close();
+  });
+
   it('channel.close() and close({ drainMs }) at once, in either order: calls in flight finish', async () => {
     for (const channelFirst of [true, false]) {
       const { lb, channel, client } = await connect();

@@ -143,6 +143,47 @@ describe('per-request options on test-kit pods behind Knot DNS', () => {
     }
   });
 
+  it("backoff: a long one outlasts the deadline, the dispatcher's short one does not", async () => {
+    every({ status: 503 });
+    // random() near 1: full jitter then sleeps almost the whole ceiling (it has no floor otherwise)
+    const late = env.balancer({ service: web.fqdn, portName: 'http', retryBudget: false, outlierDetection: false, random: () => 0.999 });
+    await late.ready({ timeoutMs: 5000 });
+    const d = createDispatcher(late, { retries: 1, timeoutMs: 300, backoff: { initialMs: 1, maxMs: 2 }, perRequestHeader: ['backoff'] });
+    const long = { initialMs: 5000, maxMs: 5000 };
+    const send = (init: Partial<Dispatcher.RequestOptions> & { headers?: Record<string, string> }) =>
+      d.request({ origin: url, path: '/', method: 'GET', ...init }).then(
+        async (res) => (await res.body.text(), res.statusCode),
+        (error: unknown) => error,
+      );
+    try {
+      // the dispatcher's backoff: the retry goes out at once, and its 503 is the answer
+      expect(await counted(async () => expect(await send({})).toBe(503))).toBe(2);
+      // the request's backoff: the retry would wait ~5 s, so the 300 ms deadline ends the call first
+      const started = performance.now();
+      expect(await counted(async () => expect(await send({ headlessLb: { backoff: long } })).toBeInstanceOf(DeadlineExceededError))).toBe(
+        1,
+      );
+      expect(performance.now() - started).toBeLessThan(2000);
+      const viaHeader = () => send({ headers: { 'x-headless-lb': 'backoff-ms=5000, backoff-max-ms=5000' } });
+      expect(await counted(async () => expect(await viaHeader()).toBeInstanceOf(DeadlineExceededError))).toBe(1);
+      // a dispatcher whose own backoff is long: a request takes it back down, field by field
+      const slow = createDispatcher(late, { retries: 1, timeoutMs: 300, backoff: long });
+      try {
+        const get = (headlessLb?: Dispatcher.DispatchOptions['headlessLb']) =>
+          slow.request({ origin: url, path: '/', method: 'GET', headlessLb }).then(
+            async (res) => (await res.body.text(), res.statusCode),
+            (error: unknown) => error,
+          );
+        expect(await get()).toBeInstanceOf(DeadlineExceededError);
+        expect(await counted(async () => expect(await get({ backoff: { maxMs: 2 } })).toBe(503))).toBe(2);
+      } finally {
+        await slow.close();
+      }
+    } finally {
+      await d.close();
+    }
+  });
+
   it('bad values fail the request with an InvalidOptionError naming the field; nothing is sent', async () => {
     const before = hits();
     await expect(viaRequest({ headlessLb: { retries: 1000 } })).rejects.toMatchObject({ field: 'headlessLb.retries', value: 1000 });

@@ -160,7 +160,13 @@ describe('per-request options', () => {
       on: balancer.on.bind(balancer),
       off: balancer.off.bind(balancer),
     };
-    const d = createDispatcher(fake as never, { retries: 2, timeoutMs: 1000, hedge: { delayMs: 50 }, perRequestHeader: true });
+    const d = createDispatcher(fake as never, {
+      retries: 2,
+      timeoutMs: 1000,
+      hedge: { delayMs: 50 },
+      backoff: { initialMs: 10, maxMs: 100 },
+      perRequestHeader: true,
+    });
     const send = (opts: Partial<Dispatcher.DispatchOptions>) =>
       d.dispatch({ origin: 'http://svc', path: '/', method: 'GET', ...opts } as Dispatcher.DispatchOptions, capture().handler);
     send({});
@@ -169,12 +175,17 @@ describe('per-request options', () => {
     send({ headers: { 'x-headless-lb': 'retries=5, hedge-delay-ms=7' }, headlessLb: { retries: 1, hedge: false } });
     // undici's own idempotent option is code too: it wins over the header's
     send({ method: 'POST', idempotent: false, headers: { 'x-headless-lb': 'idempotent' } });
+    // backoff: the request's fields over the dispatcher's, the code's over the header's
+    send({ headers: { 'x-headless-lb': 'backoff-ms=40, backoff-max-ms=400' }, headlessLb: { backoff: { maxMs: 300, multiplier: 3 } } });
     expect(calls[0]).toMatchObject({ idempotent: true, retries: 2, timeoutMs: 1000, hedge: { delayMs: 50 } });
+    expect(calls[0]!.backoff).toEqual({ initialMs: 10, maxMs: 100 });
     expect(Object.isFrozen(calls[0]) || calls[0]!.hedge !== undefined).toBe(true);
     expect(calls[1]).toMatchObject({ idempotent: true, retries: 0, timeoutMs: 1000, attemptTimeoutMs: 20, hedge: { delayMs: 50 } });
     expect(calls[2]).toMatchObject({ idempotent: true, retries: 5, hedge: { delayMs: 7 } });
     expect(calls[3]).toMatchObject({ idempotent: true, retries: 1, hedge: undefined });
     expect(calls[4]).toMatchObject({ idempotent: false, retries: 2, hedge: undefined });
+    expect(calls[4]!.backoff).toEqual({ initialMs: 10, maxMs: 100 });
+    expect(calls[5]!.backoff).toEqual({ initialMs: 40, maxMs: 300, multiplier: 3 });
     void d.close();
     void balancer.close();
   });
@@ -187,11 +198,13 @@ describe('per-request options', () => {
       on: balancer.on.bind(balancer),
       off: balancer.off.bind(balancer),
     };
-    const d = createDispatcher(fake as never, { perRequestHeader: true });
+    const d = createDispatcher(fake as never, { perRequestHeader: true, backoff: { initialMs: 5 } });
     for (let i = 0; i < 2; i++)
       d.dispatch({ origin: 'http://svc', path: '/', method: 'GET', headers: { accept: '*/*' } }, capture().handler);
     expect(calls[0]).toBe(calls[1]);
     expect(Object.isFrozen(calls[0])).toBe(true);
+    // a frozen backoff too: the balancer plans such options once
+    expect(Object.isFrozen(calls[0]!.backoff)).toBe(true);
     void d.close();
     void balancer.close();
   });

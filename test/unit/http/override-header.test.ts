@@ -42,6 +42,9 @@ describe('the x-headless-lb header', () => {
     expect(parse(' \tidempotent=?1 ')).toMatchObject({ idempotent: true });
     expect(parse('hedge-percentile=0.95,hedge-delay-ms=5')).toMatchObject({ hedge: { delayMs: 5, percentile: 0.95 } });
     expect(parse('hedge-percentile=1')).toMatchObject({ hedge: { percentile: 1 } });
+    expect(parse('backoff-ms=50')).toMatchObject({ backoff: { initialMs: 50 } });
+    expect(parse('backoff-max-ms=0, backoff-ms=2000').backoff).toEqual({ initialMs: 2000, maxMs: 0 });
+    expect(parse('retries=1').backoff).toBeUndefined();
     expect(parse(`retries=100, timeout-ms=${MAX_TIMER_MS}, attempt-timeout-ms=0`)).toMatchObject({
       retries: 100,
       timeoutMs: MAX_TIMER_MS,
@@ -64,6 +67,13 @@ describe('the x-headless-lb header', () => {
     rejects('hedge=?0, hedge-delay-ms=5', 'x-headless-lb: hedge');
     rejects('hedge-percentile=1.5', 'x-headless-lb: hedge-percentile');
     rejects('hedge-percentile=0.9999', 'x-headless-lb: hedge-percentile');
+    rejects(`backoff-ms=${MAX_TIMER_MS + 1}`, 'x-headless-lb: backoff-ms');
+    rejects('backoff-ms', 'x-headless-lb: backoff-ms');
+    rejects('backoff-ms=1.5', 'x-headless-lb: backoff-ms');
+    rejects('backoff-max-ms=-1', 'x-headless-lb: backoff-max-ms');
+    rejects('backoff-ms=1, backoff-ms=2', 'x-headless-lb: backoff-ms');
+    expect(rejects('backoff=5', 'x-headless-lb: backoff').message).toMatch(/known key/);
+    rejects('backoff-multiplier=3', 'x-headless-lb: backoff-multiplier');
     // unknown and repeated keys, upper case (keys are lower case), grammar
     expect(rejects('retry=1', 'x-headless-lb: retry').message).toMatch(/known key/);
     rejects('Retries=1', 'x-headless-lb');
@@ -83,6 +93,9 @@ describe('the x-headless-lb header', () => {
     expect(rejects('idempotent', 'x-headless-lb: idempotent', only).message).toMatch(/perRequestHeader allows \(retries, timeout-ms\)/);
     rejects('hedge-delay-ms=5', 'x-headless-lb: hedge-delay-ms', only);
     rejects('hedge=?0', 'x-headless-lb: hedge', only);
+    rejects('backoff-ms=5', 'x-headless-lb: backoff-ms', only);
+    rejects('backoff-max-ms=5', 'x-headless-lb: backoff-max-ms', only);
+    expect(parse('backoff-ms=5, backoff-max-ms=9', new Set(['backoff']))).toMatchObject({ backoff: { initialMs: 5, maxMs: 9 } });
   });
 
   it('checks the perRequestHeader option', () => {
@@ -91,6 +104,8 @@ describe('the x-headless-lb header', () => {
     expect([...resolvePerRequestHeader(true)!]).toEqual(PER_REQUEST_HEADER_KEYS);
     expect([...resolvePerRequestHeader(['retries', 'retries'])!]).toEqual(['retries']);
     expect(() => resolvePerRequestHeader(['retries', 'hedge-delay-ms'])).toThrow(/perRequestHeader\[1\]/);
+    expect(() => resolvePerRequestHeader(['backoff-ms'])).toThrow(/perRequestHeader\[0\]/);
+    expect([...resolvePerRequestHeader(['backoff'])!]).toEqual(['backoff']);
     expect(() => resolvePerRequestHeader([])).toThrow(/perRequestHeader/);
     expect(() => resolvePerRequestHeader('yes')).toThrow(/perRequestHeader/);
   });
@@ -104,6 +119,9 @@ describe('the x-headless-lb header', () => {
       'hedge',
       'hedge-delay-ms',
       'hedge-percentile',
+      'backoff-ms',
+      'backoff-max-ms',
+      'backoff',
       'x',
       'Retries',
     ];
@@ -119,8 +137,8 @@ describe('the x-headless-lb header', () => {
         .array(member, { minLength: 1, maxLength: 6 })
         .chain((members) => fc.constantFrom(', ', ',', ' ,\t', ';').map((sep) => members.join(sep))),
       // mutations of a valid header: a character replaced, inserted or deleted
-      fc.tuple(fc.nat(60), fc.string({ maxLength: 1, unit: 'binary' }), fc.boolean()).map(([at, ch, insert]) => {
-        const valid = 'retries=1, timeout-ms=500, attempt-timeout-ms=20, idempotent, hedge-delay-ms=5';
+      fc.tuple(fc.nat(100), fc.string({ maxLength: 1, unit: 'binary' }), fc.boolean()).map(([at, ch, insert]) => {
+        const valid = 'retries=1, timeout-ms=500, attempt-timeout-ms=20, idempotent, hedge-delay-ms=5, backoff-ms=50, backoff-max-ms=80';
         const i = at % valid.length;
         return valid.slice(0, i) + ch + valid.slice(insert ? i : i + 1);
       }),
@@ -145,6 +163,11 @@ describe('the x-headless-lb header', () => {
         if (fields.retries !== undefined) expect(allow.has('retries')).toBe(true);
         if (fields.idempotent !== undefined) expect(allow.has('idempotent')).toBe(true);
         if (fields.hedge !== undefined) expect(allow.has('hedge')).toBe(true);
+        if (fields.backoff !== undefined) {
+          expect(allow.has('backoff')).toBe(true);
+          expect(Object.keys(fields.backoff).length).toBeGreaterThan(0);
+          for (const ms of Object.values(fields.backoff)) expect(ms).toBeLessThanOrEqual(MAX_TIMER_MS);
+        }
         if (fields.timeoutMs !== undefined) expect(fields.timeoutMs).toBeLessThanOrEqual(MAX_TIMER_MS);
       }),
       { numRuns: 3000 },
@@ -162,6 +185,12 @@ describe('the headlessLb dispatch option', () => {
       hedge: { delayMs: 2 },
     });
     expect(checkRequestOptions({ hedge: false }).hedge).toBe(false);
+    expect(checkRequestOptions({ backoff: { initialMs: 50, maxMs: 500, multiplier: 1.5 } }).backoff).toEqual({
+      initialMs: 50,
+      maxMs: 500,
+      multiplier: 1.5,
+    });
+    expect(checkRequestOptions({ backoff: {} }).backoff).toEqual({});
     const cases: [unknown, string][] = [
       [{ retries: 101 }, 'headlessLb.retries'],
       [{ retries: 1.5 }, 'headlessLb.retries'],
@@ -172,6 +201,12 @@ describe('the headlessLb dispatch option', () => {
       [{ hedge: {} }, 'headlessLb.hedge'],
       [{ hedge: { delayMs: -1 } }, 'headlessLb.hedge.delayMs'],
       [{ retry: 1 }, 'headlessLb.retry'],
+      [{ backoff: 50 }, 'headlessLb.backoff'],
+      [{ backoff: { initialMs: -1 } }, 'headlessLb.backoff.initialMs'],
+      [{ backoff: { maxMs: MAX_TIMER_MS + 1 } }, 'headlessLb.backoff.maxMs'],
+      [{ backoff: { multiplier: 0 } }, 'headlessLb.backoff.multiplier'],
+      [{ backoff: { multiplier: 1001 } }, 'headlessLb.backoff.multiplier'],
+      [{ backoff: { initial: 5 } }, 'headlessLb.backoff.initial'],
       ['fast', 'headlessLb'],
       [null, 'headlessLb'],
     ];
@@ -189,5 +224,12 @@ describe('the headlessLb dispatch option', () => {
     const header = parseOverrideHeader('retries=3, timeout-ms=100, hedge-delay-ms=5', ALL);
     const merged = mergeOverrides(header, checkRequestOptions({ retries: 0, hedge: false }));
     expect(merged).toMatchObject({ retries: 0, timeoutMs: 100, hedge: false, hedgeField: 'headlessLb.hedge' });
+    // backoff: field by field inside it too
+    const backoff = mergeOverrides(
+      parseOverrideHeader('backoff-ms=5, backoff-max-ms=50', ALL),
+      checkRequestOptions({ backoff: { maxMs: 900, multiplier: 3 } }),
+    ).backoff;
+    expect(backoff).toEqual({ initialMs: 5, maxMs: 900, multiplier: 3 });
+    expect(mergeOverrides(parseOverrideHeader('backoff-ms=5', ALL), checkRequestOptions({})).backoff).toEqual({ initialMs: 5 });
   });
 });
