@@ -88,7 +88,7 @@ export interface BudgetOptions {
 export interface BackoffOptions {
   /** Ceiling of the first retry's delay, ms. Default: the balancer's `retry.backoffBaseMs` (25). */
   readonly initialMs?: number;
-  /** Cap of the ceiling, ms. Default: the balancer's `retry.backoffMaxMs` (250). */
+  /** Cap of the ceiling, ms. Default: the balancer's `retry.backoffMaxMs` (250), or `initialMs` when that is larger. */
   readonly maxMs?: number;
   /** Growth of the ceiling per retry, > 0 (up to 1000). Default 2. */
   readonly multiplier?: number;

@@ -78,7 +78,8 @@ export class RunPlanner {
     const backoff = checkBackoff(value);
     return {
       backoffBaseMs: backoff.initialMs ?? defaults.backoffBaseMs,
-      backoffMaxMs: backoff.maxMs ?? defaults.backoffMaxMs,
+      // An initial backoff above the default cap is what the caller asked for: the cap follows it.
+      backoffMaxMs: backoff.maxMs ?? Math.max(defaults.backoffMaxMs, backoff.initialMs ?? 0),
       backoffMultiplier: backoff.multiplier ?? DEFAULTS.backoffMultiplier,
     };
   }

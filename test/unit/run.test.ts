@@ -110,6 +110,18 @@ describe('run()', () => {
     // Ceilings 40 and 120 ms, random near 1: waits of ~40 and ~120 ms.
     expect(starts[1]! - starts[0]!).toBeGreaterThanOrEqual(38);
     expect(starts[2]! - starts[1]!).toBeGreaterThanOrEqual(115);
+    // An initialMs above the balancer's cap (250 ms) and no maxMs: the cap rises to it.
+    starts.length = 0;
+    await expect(
+      lb.run(
+        async () => {
+          starts.push(performance.now());
+          throw reset();
+        },
+        { idempotent: true, retries: 1, backoff: { initialMs: 400 } },
+      ),
+    ).rejects.toMatchObject({ code: 'ECONNRESET' });
+    expect(starts[1]! - starts[0]!).toBeGreaterThanOrEqual(390);
     for (const [backoff, field] of [
       [{ multiplier: 0 }, 'backoff.multiplier'],
       [{ multiplier: Number.NaN }, 'backoff.multiplier'],
