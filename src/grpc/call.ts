@@ -407,6 +407,11 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
     return this.host.options.podCallsSingleAttempt;
   }
 
+  /** @internal Whether a pod's server pushback counts (the method has a service config's retry or hedging policy). */
+  get honoursPushback(): boolean {
+    return this.policy.pushback === true;
+  }
+
   /** @internal Whether an idempotent call may be retried after this status. */
   hostRetryable(code: Status): boolean {
     const policy = this.policy;

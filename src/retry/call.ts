@@ -1,5 +1,6 @@
-import { BalancerClosedError, NoEndpointsError } from '../errors.js';
+import { BalancerClosedError, NoEndpointsError, retryAfterOf } from '../errors.js';
 import { classifyFailure } from '../failure-kind.js';
+import { timerDelay } from '../timer-delay.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import { launch } from './attempt.js';
 import { fullJitterBackoff } from './backoff.js';
@@ -143,7 +144,7 @@ async function retryLoop<T>(call: CallScope<T>, tried: Set<Endpoint>, error: unk
  * Whether another attempt follows this failure, and after how long (ms; GIVE_UP for none). A
  * request that never reached a pod is re-sent at once; one that may have reached it is retried
  * only for idempotent calls, within the retry budget (asked only when a retry is left), after a
- * full-jitter backoff.
+ * full-jitter backoff, or after the wait the failure asked for (`RetryableError.retryAfterMs`).
  */
 function delayBeforeNext<T>(call: CallScope<T>, count: RetryCount, error: unknown): number {
   if (error instanceof NoEndpointsError || error instanceof BalancerClosedError) return GIVE_UP;
@@ -152,6 +153,11 @@ function delayBeforeNext<T>(call: CallScope<T>, count: RetryCount, error: unknow
   if (step === 'give-up') return GIVE_UP;
   if (step === 'resend') return 0;
   if (!host.allowRetry(error)) return GIVE_UP;
+  const asked = retryAfterOf(error);
+  if (asked !== undefined) {
+    count.takeAfterPushback();
+    return timerDelay(asked);
+  }
   return fullJitterBackoff(count.take(), plan.backoffBaseMs, plan.backoffMaxMs, host.random, plan.backoffMultiplier);
 }
 

@@ -1,6 +1,8 @@
+import { retryAfterOf } from '../errors.js';
 import { classifyFailure } from '../failure-kind.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import { launch } from './attempt.js';
+import { timerDelay } from '../timer-delay.js';
 import type { CallScope } from './call-scope.js';
 
 /** Why the other attempts of a hedged round are aborted. */
@@ -15,7 +17,7 @@ const HEDGE_LOST = Object.freeze(
  * others are aborted. A dispatched call may refuse further hedges (`mayHedge`, e.g. a gRPC client
  * stream past its retry buffer). A failure that a retry could mend (not `fatal`) sends the next
  * hedge at once while other attempts still run, or whenever the call has no retries (`retries: 0`,
- * as A6's hedged methods); a fatal one ends the round with it at once (A6: such a status commits
+ * as A6's hedged methods), or after the wait it asked for (`RetryableError.retryAfterMs`); a fatal one ends the round with it at once (A6: such a status commits
  * the call), aborting the others. When every attempt failed, the first failure goes to the retry
  * loop. The hedge timer is ref'd (the caller waits on what it starts) and cleared when the
  * round ends or the call stops.
@@ -32,6 +34,8 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
     let hedging = true;
     let firstError: unknown;
     let hedgeTimer: NodeJS.Timeout | undefined;
+    /** The hedge timer waits out a failure's pushback: the round stays open though no attempt runs. */
+    let pushedBack = false;
     const end = (reason: unknown): void => {
       done = true;
       clearTimeout(hedgeTimer);
@@ -64,18 +68,36 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
           }
           firstError ??= error;
           // The next hedge at once: while the others run, or always when the call has no retries
-          // of its own (A6: a hedged method's attempts are all hedges).
-          if (pending > 0 || plan.retries === 0) sendHedge();
-          if (pending > 0) return;
+          // of its own (A6: a hedged method's attempts are all hedges). After the wait the
+          // failure asked for, if any (A6's pushback); the hedge delay applies again after it.
+          if (pending > 0 || plan.retries === 0) {
+            const asked = retryAfterOf(error);
+            if (asked === undefined || asked === 0) sendHedge();
+            else if (hedging && started < plan.hedgeMaxAttempts) {
+              clearTimeout(hedgeTimer);
+              hedgeTimer = setTimeout(hedgeAfterPushback, timerDelay(asked));
+              pushedBack = true;
+              return;
+            }
+          }
+          if (pending > 0 || pushedBack) return;
           // Every attempt failed: the retry logic decides.
           end(HEDGE_LOST);
           reject(firstError);
         },
       );
     };
+    /** The pushback wait is over: the next hedge; the round ends if none could be sent and none runs. */
+    const hedgeAfterPushback = (): void => {
+      sendHedge();
+      if (done || pending > 0) return;
+      end(HEDGE_LOST);
+      reject(firstError);
+    };
     const sendHedge = (): void => {
       clearTimeout(hedgeTimer);
       hedgeTimer = undefined;
+      pushedBack = false;
       if (done || !hedging || started >= plan.hedgeMaxAttempts) return;
       if (call.hedgeGate?.mayHedge?.() === false) {
         hedging = false;
