@@ -454,7 +454,7 @@ const TRAILER_KEY = /^[0-9a-z_.-]+$/;
 function checkTrailers(trailers: Readonly<Record<string, string | readonly string[]>>): void {
   for (const [key, values] of Object.entries(checkObject(trailers, 'behaviour.trailers'))) {
     const field = `behaviour.trailers.${key}`;
-    if (!TRAILER_KEY.test(key) || key.endsWith('-bin') || key.startsWith('grpc-') && key !== 'grpc-retry-pushback-ms')
+    if (!TRAILER_KEY.test(key) || key.endsWith('-bin') || (key.startsWith('grpc-') && key !== 'grpc-retry-pushback-ms'))
       throw new InvalidOptionError(field, key, 'a lowercase text metadata key (not -bin, no grpc- key but grpc-retry-pushback-ms)');
     const list: readonly unknown[] = typeof values === 'string' ? [values] : Array.isArray(values) ? values : [values];
     for (const value of list)
