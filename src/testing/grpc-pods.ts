@@ -35,7 +35,8 @@ export interface GrpcPodBehaviour {
   readonly details?: string;
   /**
    * Trailing metadata sent with that status (e.g. `{ 'grpc-retry-pushback-ms': '0' }`): each
-   * value is one entry, an array several entries of the same key. Ignored without `status`.
+   * value is one entry, an array several entries of the same key (a grpc-js client sees them as
+   * one value joined by `, `). Ignored without `status`.
    */
   readonly trailers?: Readonly<Record<string, string | readonly string[]>>;
   /** What `grpc.health.v1.Health` reports while the pod runs. Default `'SERVING'`. */
@@ -450,6 +451,8 @@ function validateGrpcBehaviour(behaviour: GrpcPodBehaviour): GrpcPodBehaviour {
 
 /** Keys grpc-js accepts for text metadata (lowercase, no `-bin`: binary values are not offered). */
 const TRAILER_KEY = /^[0-9a-z_.-]+$/;
+/** Printable ASCII, not empty, no space at either end. */
+const TRAILER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
 function checkTrailers(trailers: Readonly<Record<string, string | readonly string[]>>): void {
   for (const [key, values] of Object.entries(checkObject(trailers, 'behaviour.trailers'))) {
@@ -458,7 +461,11 @@ function checkTrailers(trailers: Readonly<Record<string, string | readonly strin
       throw new InvalidOptionError(field, key, 'a lowercase text metadata key (not -bin, no grpc- key but grpc-retry-pushback-ms)');
     const list: readonly unknown[] = typeof values === 'string' ? [values] : Array.isArray(values) ? values : [values];
     for (const value of list)
-      if (typeof value !== 'string' || !/^[\x20-\x7e]*$/.test(value))
-        throw new InvalidOptionError(field, value, 'a string of printable ASCII, or an array of them');
+      if (typeof value !== 'string' || !TRAILER_VALUE.test(value))
+        throw new InvalidOptionError(
+          field,
+          value,
+          'printable ASCII, no space at either end (HTTP/2 drops such a field), or an array of them',
+        );
   }
 }
