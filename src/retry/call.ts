@@ -4,7 +4,7 @@ import { timerDelay } from '../timer-delay.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import { launch } from './attempt.js';
 import { fullJitterBackoff } from './backoff.js';
-import type { AttemptContext, AttemptFunction, HedgeGate } from './call-contract.js';
+import type { AttemptContext, AttemptFunction, CallHooks } from './call-contract.js';
 import { CallScope, UnabortableContext } from './call-scope.js';
 import { CANCELLED, SUCCEEDED, type FailoverHost, type FailoverPlan } from './failover-host.js';
 import { hedged } from './hedging.js';
@@ -25,10 +25,10 @@ const GIVE_UP = -1;
  * The first attempt runs inline; the retry loop takes over only when it failed. A call that
  * succeeds at once has no async function and no await: two promises are all it costs.
  */
-export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, hedgeGate?: HedgeGate): Promise<T> {
+export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, hooks?: CallHooks): Promise<T> {
   if (plan.signal?.aborted === true) return Promise.reject(plan.signal.reason);
   host.callStarted();
-  const call = new CallScope(host, fn, plan, hedgeGate);
+  const call = new CallScope(host, fn, plan, hooks);
   startFirst(call);
   return call.promise;
 }
@@ -43,8 +43,9 @@ export function retryAfter<T>(
   plan: FailoverPlan,
   tried: Endpoint | undefined,
   error: unknown,
+  hooks?: CallHooks,
 ): Promise<T> {
-  const call = new CallScope(host, fn, plan);
+  const call = new CallScope(host, fn, plan, hooks);
   call.attempts = 1;
   continueAfter(call, new Set(tried === undefined ? [] : [tried]), error);
   return call.promise;

@@ -39,6 +39,10 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
     const end = (reason: unknown): void => {
       done = true;
       clearTimeout(hedgeTimer);
+      if (pushedBack) {
+        pushedBack = false;
+        call.hooks?.retryWait?.(undefined);
+      }
       cancel.removeEventListener('abort', onCancel);
       round.abort(reason);
     };
@@ -77,6 +81,8 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
               clearTimeout(hedgeTimer);
               hedgeTimer = setTimeout(hedgeAfterPushback, timerDelay(asked));
               pushedBack = true;
+              // A dispatched call that ends meanwhile ends the wait (and, asked, allows no hedge).
+              call.hooks?.retryWait?.(hedgeAfterPushback);
               return;
             }
           }
@@ -89,6 +95,7 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
     };
     /** The pushback wait is over: the next hedge; the round ends if none could be sent and none runs. */
     const hedgeAfterPushback = (): void => {
+      if (!pushedBack) return;
       sendHedge();
       if (done || pending > 0) return;
       end(HEDGE_LOST);
@@ -97,9 +104,12 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
     const sendHedge = (): void => {
       clearTimeout(hedgeTimer);
       hedgeTimer = undefined;
-      pushedBack = false;
+      if (pushedBack) {
+        pushedBack = false;
+        call.hooks?.retryWait?.(undefined);
+      }
       if (done || !hedging || started >= plan.hedgeMaxAttempts) return;
-      if (call.hedgeGate?.mayHedge?.() === false) {
+      if (call.hooks?.mayHedge?.() === false) {
         hedging = false;
         return;
       }

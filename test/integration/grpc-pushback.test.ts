@@ -1,9 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Balancer } from '../../src/index.js';
 import { createGrpcChannel } from '../../src/grpc/index.js';
 import { loadEcho, type EchoClient, type GrpcService } from '../support/grpc-pods.js';
 import { unary } from '../support/grpc-unary.js';
 import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
+import { sleep } from '../support/wait.js';
 
 /**
  * Server pushback (gRFC A6's `grpc-retry-pushback-ms` trailer) against a real Knot DNS and real
@@ -28,6 +30,7 @@ afterAll(async () => {
 });
 
 interface Clients {
+  readonly lb: Balancer;
   readonly svc: GrpcService;
   readonly headless: EchoClient;
   readonly plain: EchoClient;
@@ -49,7 +52,7 @@ async function clients(name: string, policy: Record<string, unknown>): Promise<C
     await channel.close();
   });
   await lb.ready();
-  return { svc, headless, plain };
+  return { lb, svc, headless, plain };
 }
 
 function requests(svc: GrpcService): number {
@@ -112,8 +115,37 @@ describe('retryPolicy with server pushback', () => {
       await channel.close();
     });
     await lb.ready();
-    const result = await call({ svc, headless: client, plain: client }, client, '-1');
+    const result = await call({ lb, svc, headless: client, plain: client }, client, '-1');
     expect(result.attempts).toBe(3); // the channel's own retries, pushback not read
+  });
+});
+
+/** Starts a call without deadline, cancels it once a pod failed it (pushback 10 min), and says what stayed. */
+async function cancelDuringWait(c: Clients): Promise<{ code: number; inflight: number; attempts: number }> {
+  for (const pod of c.svc.pods) pod.setBehaviour({ status: grpc.status.UNAVAILABLE, trailers: { 'grpc-retry-pushback-ms': '600000' } });
+  const before = requests(c.svc);
+  let call: grpc.ClientUnaryCall | undefined;
+  const ended = new Promise<number>((resolve) => {
+    call = c.headless.Unary({ text: 'x' }, (error) => resolve(error?.code ?? grpc.status.OK));
+  });
+  while (requests(c.svc) === before) await sleep(5);
+  await sleep(50); // the balancer waits out the pushback now
+  expect(c.lb.stats().inflight).toBe(1);
+  call!.cancel();
+  const code = await ended;
+  await sleep(20);
+  return { code, inflight: c.lb.stats().inflight, attempts: requests(c.svc) - before };
+}
+
+describe('a call cancelled while the balancer waits out a pushback', () => {
+  it('leaves nothing in the balancer: no timer, no live call (retry and hedging policies)', async () => {
+    for (const [name, policy] of [
+      ['pushback-cancel', { retryPolicy: SLOW_RETRY }],
+      ['pushback-cancel-hedge', { hedgingPolicy: HEDGED }],
+    ] as const) {
+      const c = await clients(name, policy);
+      expect([name, await cancelDuringWait(c)]).toEqual([name, { code: grpc.status.CANCELLED, inflight: 0, attempts: 1 }]);
+    }
   });
 });
 
