@@ -1,8 +1,8 @@
 import { retryAfterOf } from '../errors.js';
 import { classifyFailure } from '../failure-kind.js';
 import type { Endpoint } from '../pool/endpoint.js';
-import { launch } from './attempt.js';
 import { timerDelay } from '../timer-delay.js';
+import { launch } from './attempt.js';
 import type { CallScope } from './call-scope.js';
 
 /** Why the other attempts of a hedged round are aborted. */
@@ -17,8 +17,9 @@ const HEDGE_LOST = Object.freeze(
  * others are aborted. A dispatched call may refuse further hedges (`mayHedge`, e.g. a gRPC client
  * stream past its retry buffer). A failure that a retry could mend (not `fatal`) sends the next
  * hedge at once while other attempts still run, or whenever the call has no retries (`retries: 0`,
- * as A6's hedged methods), or after the wait it asked for (`RetryableError.retryAfterMs`); a fatal one ends the round with it at once (A6: such a status commits
- * the call), aborting the others. When every attempt failed, the first failure goes to the retry
+ * as A6's hedged methods), or after the wait it asked for (`RetryableError.retryAfterMs`, A6's
+ * pushback); a fatal one ends the round with it at once (A6: such a status commits the call),
+ * aborting the others. When every attempt failed, the first failure goes to the retry
  * loop. The hedge timer is ref'd (the caller waits on what it starts) and cleared when the
  * round ends or the call stops.
  */
