@@ -88,11 +88,25 @@ export class BalancerClosedError extends HeadlessLbError {
 /**
  * Throw this from a `run()` callback to say the attempt failed in a way that is worth retrying
  * on another endpoint (for example an HTTP 503). It is retried only for idempotent calls.
+ * `retryAfterMs`: the server asked for the next attempt this late (gRPC's server pushback): that
+ * wait replaces the backoff, and the backoff sequence starts over after it. It is clamped to
+ * what a timer holds; the retries, the retry budget and the deadline still apply.
  */
 export class RetryableError extends HeadlessLbError {
-  constructor(message: string, options?: { cause?: unknown }) {
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, options?: { cause?: unknown; retryAfterMs?: number }) {
     super('ERR_HLB_RETRYABLE', message, options);
+    const after = options?.retryAfterMs;
+    if (after !== undefined && !(typeof after === 'number' && after >= 0))
+      throw new InvalidOptionError('retryAfterMs', after, 'a number of ms, 0 or more');
+    this.retryAfterMs = after;
   }
+}
+
+/** The wait a failed attempt asked for before the next one (`RetryableError.retryAfterMs`), if any. */
+export function retryAfterOf(error: unknown): number | undefined {
+  return error instanceof RetryableError ? error.retryAfterMs : undefined;
 }
 
 export function describeValue(value: unknown): string {

@@ -12,6 +12,7 @@ import { AttemptPhase } from '../retry/attempt-phases.js';
 import type { AttemptHandle } from '../retry/call-contract.js';
 import type { GrpcCall, MessageContext, ParentCall, WriteCallback } from './grpc-call.js';
 import type { PodChannel } from './pod-channels.js';
+import { pushbackOf } from './pushback.js';
 import { GrpcStatusError } from './status.js';
 
 /** One request message, kept until the call commits so that a retry can send it again. */
@@ -38,6 +39,8 @@ export interface AttemptOwner {
   readonly canReplay: boolean;
   /** Whether each pod call is one grpc-js attempt (see `Attempt.neverSent`). */
   readonly podCallsSingleAttempt: boolean;
+  /** Whether a pod's `grpc-retry-pushback-ms` trailer counts (pushback.ts). */
+  readonly honoursPushback: boolean;
   /** Whether an idempotent call may be retried after this status. */
   hostRetryable(code: Status): boolean;
   /** The pod answered: pin the call to this attempt. False when the call ended or moved on. */
@@ -335,12 +338,23 @@ export class Attempt {
     // INTERNAL_ERROR, as nghttp2 servers do to every stream of a connection that resets streams
     // faster than their rapid-reset limit (hedging cancels streams). A dropped connection, then.
     const code = status.code === Status.INTERNAL && this.connectionLost() ? Status.UNAVAILABLE : status.code;
-    if (this.owner.hostRetryable(code)) {
-      return new RetryableError(
-        `${this.owner.method} failed on ${this.pod.host} with ${Status[status.code] ?? status.code}: ${status.details}`,
-        { cause: error },
-      );
-    }
-    return error;
+    if (!this.owner.hostRetryable(code)) return error;
+    const pushback = this.owner.honoursPushback ? pushbackOf(status.metadata) : undefined;
+    // gRFC A6: the pod said not to retry (a negative or malformed pushback): the call ends with its status.
+    if (pushback === 'stop') return error;
+    return new RetryableError(
+      `${this.owner.method} failed on ${this.pod.host} with ${Status[status.code] ?? status.code}: ${status.details}`,
+      { cause: error, retryAfterMs: pushback === undefined ? undefined : this.untilDeadline(pushback) },
+    );
+  }
+
+  /**
+   * A wait cut at the call's deadline: the call ends there (BalancedCall's timer), and the
+   * balancer's wait, which nothing else ends, must not outlast it.
+   */
+  private untilDeadline(ms: number): number {
+    const deadline = this.owner.deadline;
+    const left = (deadline instanceof Date ? deadline.getTime() : deadline) - Date.now();
+    return left < ms ? Math.max(0, left) : ms;
   }
 }

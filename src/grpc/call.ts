@@ -95,6 +95,8 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   private readonly watchSignals: boolean;
   /** A `waitForReady` call that found no pod reachable, waiting for one. */
   private readyWait: ReadyWait | undefined;
+  /** Ends the balancer's wait before the next attempt (a backoff, a pushback) and its retries, while it waits. */
+  private stopRetries: (() => void) | undefined;
 
   constructor(
     private readonly host: CallHost,
@@ -318,6 +320,12 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
     this.abandonAll(status.code, status.details); // the deadline passed while they ran
   }
 
+  /** The balancer waits before the next attempt (`giveUp` ends it), or no longer (undefined). */
+  retryWait(giveUp: (() => void) | undefined): void {
+    if (giveUp !== undefined && this.finished) giveUp();
+    else this.stopRetries = giveUp;
+  }
+
   /** A hedge may start while the request is kept whole (never a client stream past `retryBufferBytes`). */
   mayHedge(): boolean {
     return this.replayable && !this.finished && this.committed === undefined;
@@ -380,6 +388,10 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
     this.history = undefined; // attempts hold copies
     clearTimeout(this.deadlineTimer);
     this.readyWait?.cancel();
+    // A wait for the next attempt ends now: nothing of the call stays in the balancer's timers.
+    const stopRetries = this.stopRetries;
+    this.stopRetries = undefined;
+    stopRetries?.();
     if (fromPod && status.code === Status.OK) this.host.throttle?.succeeded();
     const listener = this.listener;
     if (listener === undefined) return;
@@ -405,6 +417,11 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   /** @internal Whether each pod call is one grpc-js attempt (see Attempt.neverSent). */
   get podCallsSingleAttempt(): boolean {
     return this.host.options.podCallsSingleAttempt;
+  }
+
+  /** @internal Whether a pod's server pushback counts (the method has a service config's retry or hedging policy). */
+  get honoursPushback(): boolean {
+    return this.policy.pushback === true;
   }
 
   /** @internal Whether an idempotent call may be retried after this status. */

@@ -66,7 +66,12 @@ function policiesOf(
       attemptTimeoutMs,
       backoff: Object.freeze({ initialMs: retry.initialBackoffMs, maxMs: retry.maxBackoffMs, multiplier: retry.backoffMultiplier }),
     };
-    const policy = Object.freeze({ runOptions: Object.freeze(runOptions), retryableCodes: retry.retryableCodes, ...timeouts });
+    const policy = Object.freeze({
+      runOptions: Object.freeze(runOptions),
+      retryableCodes: retry.retryableCodes,
+      pushback: true,
+      ...timeouts,
+    });
     return [policy, policy];
   }
   const hedging = entry.hedgingPolicy;
@@ -79,7 +84,12 @@ function policiesOf(
       attemptTimeoutMs,
       hedge: Object.freeze({ delayMs: hedging.hedgingDelayMs, maxAttempts: hedging.maxAttempts }),
     };
-    const policy = Object.freeze({ runOptions: Object.freeze(runOptions), retryableCodes: hedging.nonFatalCodes, ...timeouts });
+    const policy = Object.freeze({
+      runOptions: Object.freeze(runOptions),
+      retryableCodes: hedging.nonFatalCodes,
+      pushback: true,
+      ...timeouts,
+    });
     return [policy, policy];
   }
   if (entry.timeoutMs === undefined && entry.waitForReady === undefined) return shorthands;

@@ -12,6 +12,8 @@ export interface GrpcMethodPolicy {
   readonly retryableCodes: ReadonlySet<number>;
   /** The service config's `timeout`: the call's deadline is at most this far away, ms. */
   readonly timeoutMs?: number;
+  /** The method has a service config's retry or hedging policy: a pod's `grpc-retry-pushback-ms` is honoured (pushback.ts). */
+  readonly pushback?: boolean;
   /** The service config's `waitForReady`: with no pod reachable, wait for one (until the deadline) rather than fail. */
   readonly waitForReady?: boolean;
 }

@@ -161,6 +161,10 @@ class TracedCall<T> implements DispatchedCall<T> {
   mayHedge(): boolean {
     return this.inner.mayHedge?.() !== false;
   }
+
+  retryWait(giveUp: (() => void) | undefined): void {
+    this.inner.retryWait?.(giveUp);
+  }
 }
 
 class TracedHandle<T> implements AttemptHandle<T> {

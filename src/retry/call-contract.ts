@@ -46,7 +46,14 @@ export interface DispatchedCall<T> {
    * A wrapper of a call (headless-lb/otel's) must pass it on.
    */
   mayHedge?(): boolean;
+  /**
+   * The balancer waits before this call's next attempt (a backoff, a server's pushback); `giveUp`
+   * ends the wait and the call's retries at once (it fails with its last failure); `undefined`
+   * once the wait is over. A call that ends meanwhile (cancelled by its caller) calls it, so that
+   * no timer of the balancer holds it. A wrapper of a call must pass it on.
+   */
+  retryWait?(giveUp: (() => void) | undefined): void;
 }
 
-/** What a hedged round asks of its call before each hedge (a dispatched call's `mayHedge`). */
-export type HedgeGate = Pick<DispatchedCall<unknown>, 'mayHedge'>;
+/** What the retry path asks of a dispatched call besides its attempts. */
+export type CallHooks = Pick<DispatchedCall<unknown>, 'mayHedge' | 'retryWait'>;

@@ -1,6 +1,6 @@
 import { DeadlineExceededError } from '../errors.js';
 import type { Endpoint } from '../pool/endpoint.js';
-import type { AttemptContext, AttemptFunction, HedgeGate } from './call-contract.js';
+import type { AttemptContext, AttemptFunction, CallHooks } from './call-contract.js';
 import type { FailoverHost, FailoverPlan } from './failover-host.js';
 import type { LiveCall } from './live-calls.js';
 
@@ -78,8 +78,8 @@ export class CallScope<T> implements LiveCall {
     readonly host: FailoverHost,
     readonly fn: AttemptFunction<T>,
     readonly plan: FailoverPlan,
-    /** Asked before each hedge (a dispatched call's `mayHedge`). */
-    readonly hedgeGate?: HedgeGate,
+    /** A dispatched call's `mayHedge` and `retryWait`. */
+    readonly hooks?: CallHooks,
   ) {
     this.promise = new Promise<T>(takeSettlers);
     this.resolve = takenResolve as (value: T) => void;
@@ -130,18 +130,24 @@ export class CallScope<T> implements LiveCall {
     this.firstContext?.abort(reason);
   }
 
-  /** Resolves after `ms`, or at once when the call ends meanwhile (the loop then sees `done`). */
+  /**
+   * Resolves after `ms`, or at once when the call ends meanwhile (the loop then sees `done`): also
+   * when a dispatched call that ended says so (`retryWait`): it fails then with its last failure.
+   */
   pause(ms: number): Promise<void> {
     return new Promise<void>((wake) => {
       this.backoff = { timer: setTimeout(endBackoff, ms, this), wake };
+      this.hooks?.retryWait?.(() => this.fail(this.lastError));
     });
   }
 
   /** The backoff is over (its timer fired, or the call ended): the retry loop goes on. */
   backoffOver(): void {
     const backoff = this.backoff;
+    if (backoff === undefined) return;
     this.backoff = undefined;
-    backoff?.wake();
+    this.hooks?.retryWait?.(undefined);
+    backoff.wake();
   }
 
   private end(): void {

@@ -1,9 +1,10 @@
-import { BalancerClosedError, NoEndpointsError } from '../errors.js';
+import { BalancerClosedError, NoEndpointsError, retryAfterOf } from '../errors.js';
 import { classifyFailure } from '../failure-kind.js';
+import { timerDelay } from '../timer-delay.js';
 import type { Endpoint } from '../pool/endpoint.js';
 import { launch } from './attempt.js';
 import { fullJitterBackoff } from './backoff.js';
-import type { AttemptContext, AttemptFunction, HedgeGate } from './call-contract.js';
+import type { AttemptContext, AttemptFunction, CallHooks } from './call-contract.js';
 import { CallScope, UnabortableContext } from './call-scope.js';
 import { CANCELLED, SUCCEEDED, type FailoverHost, type FailoverPlan } from './failover-host.js';
 import { hedged } from './hedging.js';
@@ -24,10 +25,10 @@ const GIVE_UP = -1;
  * The first attempt runs inline; the retry loop takes over only when it failed. A call that
  * succeeds at once has no async function and no await: two promises are all it costs.
  */
-export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, hedgeGate?: HedgeGate): Promise<T> {
+export function runWithFailover<T>(host: FailoverHost, fn: AttemptFunction<T>, plan: FailoverPlan, hooks?: CallHooks): Promise<T> {
   if (plan.signal?.aborted === true) return Promise.reject(plan.signal.reason);
   host.callStarted();
-  const call = new CallScope(host, fn, plan, hedgeGate);
+  const call = new CallScope(host, fn, plan, hooks);
   startFirst(call);
   return call.promise;
 }
@@ -42,8 +43,9 @@ export function retryAfter<T>(
   plan: FailoverPlan,
   tried: Endpoint | undefined,
   error: unknown,
+  hooks?: CallHooks,
 ): Promise<T> {
-  const call = new CallScope(host, fn, plan);
+  const call = new CallScope(host, fn, plan, hooks);
   call.attempts = 1;
   continueAfter(call, new Set(tried === undefined ? [] : [tried]), error);
   return call.promise;
@@ -143,7 +145,7 @@ async function retryLoop<T>(call: CallScope<T>, tried: Set<Endpoint>, error: unk
  * Whether another attempt follows this failure, and after how long (ms; GIVE_UP for none). A
  * request that never reached a pod is re-sent at once; one that may have reached it is retried
  * only for idempotent calls, within the retry budget (asked only when a retry is left), after a
- * full-jitter backoff.
+ * full-jitter backoff, or after the wait the failure asked for (`RetryableError.retryAfterMs`).
  */
 function delayBeforeNext<T>(call: CallScope<T>, count: RetryCount, error: unknown): number {
   if (error instanceof NoEndpointsError || error instanceof BalancerClosedError) return GIVE_UP;
@@ -152,6 +154,11 @@ function delayBeforeNext<T>(call: CallScope<T>, count: RetryCount, error: unknow
   if (step === 'give-up') return GIVE_UP;
   if (step === 'resend') return 0;
   if (!host.allowRetry(error)) return GIVE_UP;
+  const asked = retryAfterOf(error);
+  if (asked !== undefined) {
+    count.takeAfterPushback();
+    return timerDelay(asked);
+  }
   return fullJitterBackoff(count.take(), plan.backoffBaseMs, plan.backoffMaxMs, host.random, plan.backoffMultiplier);
 }
 

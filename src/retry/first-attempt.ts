@@ -20,7 +20,7 @@ export function dispatchWithFailover<T>(host: FailoverHost, call: DispatchedCall
   try {
     endpoint = host.pickFor(plan.key, undefined, 1);
   } catch (error) {
-    reportTo(call, retryAfter(host, promisedAttempts(call), plan, undefined, error)); // no endpoint, balancer closed
+    reportTo(call, retryAfter(host, promisedAttempts(call), plan, undefined, error, call)); // no endpoint, balancer closed
     return;
   }
   const attempt = new FirstAttempt(host, call, plan, endpoint);
@@ -87,7 +87,7 @@ class FirstAttempt<T> implements AttemptHandle<T>, LiveCall {
     if (aborted) return;
     this.host.liveCalls.delete(this);
     // After the first attempt failed: the promise-based retry path.
-    reportTo(this.call, retryAfter(this.host, promisedAttempts(this.call), this.plan, endpoint, error));
+    reportTo(this.call, retryAfter(this.host, promisedAttempts(this.call), this.plan, endpoint, error, this.call));
   }
 
   /** The balancer closed while the attempt ran: the call ends now, the attempt's signal aborts. */

@@ -1,5 +1,7 @@
+import { retryAfterOf } from '../errors.js';
 import { classifyFailure } from '../failure-kind.js';
 import type { Endpoint } from '../pool/endpoint.js';
+import { timerDelay } from '../timer-delay.js';
 import { HEDGE_LOST, launch } from './attempt.js';
 import type { CallScope } from './call-scope.js';
 
@@ -10,8 +12,9 @@ import type { CallScope } from './call-scope.js';
  * others are aborted. A dispatched call may refuse further hedges (`mayHedge`, e.g. a gRPC client
  * stream past its retry buffer). A failure that a retry could mend (not `fatal`) sends the next
  * hedge at once while other attempts still run, or whenever the call has no retries (`retries: 0`,
- * as A6's hedged methods); a fatal one ends the round with it at once (A6: such a status commits
- * the call), aborting the others. When every attempt failed, the first failure goes to the retry
+ * as A6's hedged methods), or after the wait it asked for (`RetryableError.retryAfterMs`, A6's
+ * pushback); a fatal one ends the round with it at once (A6: such a status commits the call),
+ * aborting the others. When every attempt failed, the first failure goes to the retry
  * loop. The hedge timer is ref'd (the caller waits on what it starts) and cleared when the
  * round ends or the call stops.
  */
@@ -27,9 +30,15 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
     let hedging = true;
     let firstError: unknown;
     let hedgeTimer: NodeJS.Timeout | undefined;
+    /** The hedge timer waits out a failure's pushback: the round stays open though no attempt runs. */
+    let pushedBack = false;
     const end = (reason: unknown): void => {
       done = true;
       clearTimeout(hedgeTimer);
+      if (pushedBack) {
+        pushedBack = false;
+        call.hooks?.retryWait?.(undefined);
+      }
       cancel.removeEventListener('abort', onCancel);
       round.abort(reason);
     };
@@ -59,20 +68,44 @@ export function hedged<T>(call: CallScope<T>, tried: Set<Endpoint>, primary: End
           }
           firstError ??= error;
           // The next hedge at once: while the others run, or always when the call has no retries
-          // of its own (A6: a hedged method's attempts are all hedges).
-          if (pending > 0 || plan.retries === 0) sendHedge();
-          if (pending > 0) return;
+          // of its own (A6: a hedged method's attempts are all hedges). After the wait the
+          // failure asked for, if any (A6's pushback); the hedge delay applies again after it.
+          if (pending > 0 || plan.retries === 0) {
+            const asked = retryAfterOf(error);
+            if (asked === undefined || asked === 0) sendHedge();
+            else if (hedging && started < plan.hedgeMaxAttempts) {
+              clearTimeout(hedgeTimer);
+              hedgeTimer = setTimeout(hedgeAfterPushback, timerDelay(asked));
+              pushedBack = true;
+              // A dispatched call that ends meanwhile ends the wait (and, asked, allows no hedge).
+              call.hooks?.retryWait?.(hedgeAfterPushback);
+              return;
+            }
+          }
+          if (pending > 0 || pushedBack) return;
           // Every attempt failed: the retry logic decides.
           end(HEDGE_LOST);
           reject(firstError);
         },
       );
     };
+    /** The pushback wait is over: the next hedge; the round ends if none could be sent and none runs. */
+    const hedgeAfterPushback = (): void => {
+      if (!pushedBack) return;
+      sendHedge();
+      if (done || pending > 0) return;
+      end(HEDGE_LOST);
+      reject(firstError);
+    };
     const sendHedge = (): void => {
       clearTimeout(hedgeTimer);
       hedgeTimer = undefined;
+      if (pushedBack) {
+        pushedBack = false;
+        call.hooks?.retryWait?.(undefined);
+      }
       if (done || !hedging || started >= plan.hedgeMaxAttempts) return;
-      if (call.hedgeGate?.mayHedge?.() === false) {
+      if (call.hooks?.mayHedge?.() === false) {
         hedging = false;
         return;
       }

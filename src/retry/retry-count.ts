@@ -49,4 +49,10 @@ export class RetryCount {
     this.retriesLeft--;
     return ++this.retriesWithBackoff;
   }
+
+  /** Takes the retry `next()` offered, after a wait the server chose: the next backoff is the first again (gRFC A6). */
+  takeAfterPushback(): void {
+    this.retriesLeft--;
+    this.retriesWithBackoff = 0;
+  }
 }

@@ -33,6 +33,12 @@ export interface GrpcPodBehaviour {
   readonly status?: number;
   /** The details of that status. Default `pod <name> answers <CODE>`. */
   readonly details?: string;
+  /**
+   * Trailing metadata sent with that status (e.g. `{ 'grpc-retry-pushback-ms': '0' }`): each
+   * value is one entry, an array several entries of the same key (a grpc-js client sees them as
+   * one value joined by `, `). Ignored without `status`.
+   */
+  readonly trailers?: Readonly<Record<string, string | readonly string[]>>;
   /** What `grpc.health.v1.Health` reports while the pod runs. Default `'SERVING'`. */
   readonly health?: 'SERVING' | 'NOT_SERVING';
 }
@@ -341,7 +347,10 @@ export class GrpcPod {
       if (gone()) return;
       if (behaviour.status !== undefined) {
         const names = this.#grpc.status as unknown as Record<number, string>;
-        return fail(this.#error(behaviour.status, behaviour.details ?? `pod ${this.name} answers ${names[behaviour.status]}`));
+        const error = this.#error(behaviour.status, behaviour.details ?? `pod ${this.name} answers ${names[behaviour.status]}`);
+        for (const [key, values] of Object.entries(behaviour.trailers ?? {}))
+          for (const value of typeof values === 'string' ? [values] : values) error.metadata.add(key, value);
+        return fail(error);
       }
       if (behaviour.reset === true) {
         call.sendMetadata(new this.#grpc.Metadata());
@@ -422,12 +431,13 @@ function isKnownService(service: string | undefined): boolean {
   return service === undefined || service === '' || service === ECHO_SERVICE_NAME;
 }
 
-const BEHAVIOUR_KEYS = ['delayMs', 'hang', 'reset', 'status', 'details', 'health'] as const;
+const BEHAVIOUR_KEYS = ['delayMs', 'hang', 'reset', 'status', 'details', 'trailers', 'health'] as const;
 
 function validateGrpcBehaviour(behaviour: GrpcPodBehaviour): GrpcPodBehaviour {
   const checked = checkObject(behaviour, 'behaviour');
   checkKnownKeys(checked, BEHAVIOUR_KEYS, 'behaviour');
-  const { delayMs, hang, reset, status, details, health } = behaviour;
+  const { delayMs, hang, reset, status, details, trailers, health } = behaviour;
+  if (trailers !== undefined) checkTrailers(trailers);
   if (delayMs !== undefined) checkMilliseconds(delayMs, 'behaviour.delayMs');
   if (hang !== undefined) checkBoolean(hang, 'behaviour.hang');
   if (reset !== undefined) checkBoolean(reset, 'behaviour.reset');
@@ -436,5 +446,26 @@ function validateGrpcBehaviour(behaviour: GrpcPodBehaviour): GrpcPodBehaviour {
   if (details !== undefined && typeof details !== 'string') throw new InvalidOptionError('behaviour.details', details, 'a string');
   if (health !== undefined && health !== 'SERVING' && health !== 'NOT_SERVING')
     throw new InvalidOptionError('behaviour.health', health, "'SERVING' or 'NOT_SERVING'");
-  return Object.freeze({ ...behaviour });
+  return Object.freeze({ ...behaviour, ...(trailers === undefined ? {} : { trailers: Object.freeze({ ...trailers }) }) });
+}
+
+/** Keys grpc-js accepts for text metadata (lowercase, no `-bin`: binary values are not offered). */
+const TRAILER_KEY = /^[0-9a-z_.-]+$/;
+/** Printable ASCII, not empty, no space at either end. */
+const TRAILER_VALUE = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
+
+function checkTrailers(trailers: Readonly<Record<string, string | readonly string[]>>): void {
+  for (const [key, values] of Object.entries(checkObject(trailers, 'behaviour.trailers'))) {
+    const field = `behaviour.trailers.${key}`;
+    if (!TRAILER_KEY.test(key) || key.endsWith('-bin') || (key.startsWith('grpc-') && key !== 'grpc-retry-pushback-ms'))
+      throw new InvalidOptionError(field, key, 'a lowercase text metadata key (not -bin, no grpc- key but grpc-retry-pushback-ms)');
+    const list: readonly unknown[] = typeof values === 'string' ? [values] : Array.isArray(values) ? values : [values];
+    for (const value of list)
+      if (typeof value !== 'string' || !TRAILER_VALUE.test(value))
+        throw new InvalidOptionError(
+          field,
+          value,
+          'printable ASCII, no space at either end (HTTP/2 drops such a field), or an array of them',
+        );
+  }
 }

@@ -25,6 +25,17 @@ const behaviours = fc
         status: mostly(fc.integer({ min: 1, max: 16 })),
         details: mostly(fc.string({ maxLength: 20 })),
         health: mostly(fc.constantFrom('SERVING', 'NOT_SERVING')),
+        trailers: mostly(
+          fc.dictionary(
+            fc.constantFrom('x-a', 'grpc-retry-pushback-ms', 'x-b', 'Bad Key', 'grpc-status', 'x-bin'),
+            fc.oneof(
+              fc.stringMatching(/^[0-9a-z-]{1,6}$/),
+              fc.array(fc.stringMatching(/^[0-9a-z]{1,4}$/), { minLength: 1, maxLength: 3 }),
+              fc.constantFrom<unknown>(' 5', '', 'é', 7, [null]),
+            ),
+            { maxKeys: 2 },
+          ),
+        ),
       },
       { requiredKeys: [] },
     ),
@@ -33,7 +44,7 @@ const behaviours = fc
   .map(([behaviour, dice]) => (dice === 0 ? { ...behaviour, colour: 'red' } : behaviour));
 
 const FIELDS = ['behaviour', 'behaviour.delayMs', 'behaviour.hang', 'behaviour.reset', 'behaviour.status'];
-const FIELDS_ALL = [...FIELDS, 'behaviour.details', 'behaviour.health', 'behaviour.colour'];
+const FIELDS_ALL = [...FIELDS, 'behaviour.details', 'behaviour.health', 'behaviour.trailers', 'behaviour.colour'];
 
 let pod: GrpcPod;
 let client: EchoClient;
@@ -57,7 +68,8 @@ it('setBehaviour: refused by name, or a call gets what the behaviour says', asyn
         pod.setBehaviour(behaviour as GrpcPodBehaviour);
       } catch (error) {
         expect(error).toBeInstanceOf(InvalidOptionError);
-        expect(FIELDS_ALL).toContain((error as InvalidOptionError).field);
+        const field = (error as InvalidOptionError).field;
+        expect(FIELDS_ALL.includes(field) || field.startsWith('behaviour.trailers.'), field).toBe(true);
         expect(pod.behaviour).toEqual({});
         return;
       }
@@ -73,7 +85,12 @@ it('setBehaviour: refused by name, or a call gets what the behaviour says', asyn
               : grpc.status.OK;
       expect(result.ok ? grpc.status.OK : result.error.code).toBe(expected);
       if (result.ok) expect(result.reply).toMatchObject({ pod: 'prop-0', text: 't' });
-      else if (b.status !== undefined && b.hang !== true && b.details !== undefined) expect(result.error.details).toBe(b.details);
+      else if (b.status !== undefined && b.hang !== true) {
+        if (b.details !== undefined) expect(result.error.details).toBe(b.details);
+        for (const [key, values] of Object.entries(b.trailers ?? {}))
+          // Several entries of a key reach a grpc-js client as one value, joined by ', '.
+          expect(result.error.metadata.get(key)).toEqual([typeof values === 'string' ? values : values.join(', ')]);
+      }
     }),
     { numRuns: 60 },
   );

@@ -237,3 +237,57 @@ describe('dispatch(): the callback form of run()', () => {
     expect(() => lb.dispatch(null as unknown as DispatchedCall<void>)).toThrow(/Invalid option call/);
   });
 });
+
+describe('dispatch(): retryWait', () => {
+  it('hands the call a way to give up while the balancer waits, and takes it back when the wait is over', async () => {
+    const lb = staticBalancer();
+    const told: ((() => void) | undefined)[] = [];
+    let attempts = 0;
+    const pushedBack = new RetryableError('pushed back', { retryAfterMs: 10 });
+    const ended = new Promise<unknown>((resolve) => {
+      const call: DispatchedCall<string> = {
+        startAttempt: (_endpoint, attempt) => {
+          attempts++;
+          if (attempts < 3) attempt.fail(pushedBack);
+          else attempt.succeed('ok');
+        },
+        succeeded: resolve,
+        failed: resolve,
+        retryWait: (giveUp) => told.push(giveUp),
+      };
+      lb.dispatch(call, { idempotent: true });
+    });
+    expect(await ended).toBe('ok');
+    expect(attempts).toBe(3);
+    // Two waits, each told when it starts and when it is over.
+    expect(told.map((t) => typeof t)).toEqual(['function', 'undefined', 'function', 'undefined']);
+  });
+
+  it('gives up at once when the call says so: its last failure, no timer, no live call', async () => {
+    const lb = staticBalancer();
+    let giveUp: (() => void) | undefined;
+    let attempts = 0;
+    const pushedBack = new RetryableError('pushed back', { retryAfterMs: 600_000 });
+    const ended = new Promise<unknown>((resolve) => {
+      lb.dispatch(
+        {
+          startAttempt: (_endpoint, attempt) => {
+            attempts++;
+            attempt.fail(pushedBack);
+          },
+          succeeded: resolve,
+          failed: resolve,
+          retryWait: (stop) => (giveUp = stop),
+        },
+        { idempotent: true },
+      );
+    });
+    while (giveUp === undefined) await sleep(1);
+    expect(lb.stats().inflight).toBe(1);
+    giveUp();
+    expect(await ended).toBe(pushedBack);
+    expect(attempts).toBe(1);
+    expect(lb.stats().inflight).toBe(0);
+    expect(giveUp).toBeUndefined();
+  });
+});

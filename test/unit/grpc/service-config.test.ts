@@ -260,6 +260,7 @@ describe('MethodPolicies', () => {
     expect(policy).toEqual({
       runOptions: { idempotent: true, retries: 3, attemptTimeoutMs: undefined, backoff: { initialMs: 100, maxMs: 1500, multiplier: 2 } },
       retryableCodes: new Set([14, 8, 13]),
+      pushback: true,
       timeoutMs: 2500,
     });
     expect(Object.isFrozen(policy) && Object.isFrozen(policy.runOptions) && Object.isFrozen(policy.runOptions.backoff)).toBe(true);
@@ -269,6 +270,7 @@ describe('MethodPolicies', () => {
   it("an entry without retries keeps the shorthands' retries, with its timeout and waitForReady", () => {
     const plain = policies.policyFor('/shop.Orders/List', never);
     expect(plain).toMatchObject({ runOptions: shorthands[0].runOptions, timeoutMs: 10_000, waitForReady: true });
+    expect(plain.pushback).toBeUndefined(); // server pushback counts only under a retry or hedging policy
     expect(policies.policyFor('/shop.Orders/List', () => true).runOptions).toBe(shorthands[1].runOptions);
   });
 
@@ -276,6 +278,7 @@ describe('MethodPolicies', () => {
     expect(policies.policyFor('/shop.Search/Find', never)).toMatchObject({
       runOptions: { idempotent: true, retries: 0, hedge: { delayMs: 50, maxAttempts: 3 } },
       retryableCodes: new Set([14]),
+      pushback: true,
     });
   });
 

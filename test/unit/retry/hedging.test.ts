@@ -1,6 +1,13 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { seededRandom } from '../../support/random.js';
-import { createBalancer, InvalidOptionError, type AttemptContext, type Balancer, type BalancerOptions } from '../../../src/index.js';
+import {
+  createBalancer,
+  InvalidOptionError,
+  RetryableError,
+  type AttemptContext,
+  type Balancer,
+  type BalancerOptions,
+} from '../../../src/index.js';
 import type { Endpoint } from '../../../src/pool/endpoint.js';
 import { reset, staticEndpoints } from '../support.js';
 
@@ -256,5 +263,41 @@ describe('a hedge that loses', () => {
     expect(slow.latencyMs).toBe(105); // waited 105 ms unanswered
     expect(slow.failures).toBe(0);
     expect(slow.inflight).toBe(0);
+  });
+});
+
+describe('hedging after a failure that asks for a wait (server pushback)', () => {
+  it('sends the next hedge after that wait instead of at once, then every delayMs again', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const lb = balancer(5, { retry: { retries: 0 } } as Partial<BalancerOptions>);
+    const { sent, settle, fn } = scripted();
+    const result = lb.run(fn, { idempotent: true, hedge: { delayMs: 100, maxAttempts: 3 } });
+    await flush();
+    settle.get(0)!.reject(new RetryableError('pushed back', { retryAfterMs: 30 })); // nothing else runs
+    await vi.advanceTimersByTimeAsync(29);
+    expect(sent).toHaveLength(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sent).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(99);
+    expect(sent).toHaveLength(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(sent).toHaveLength(3);
+    settle.get(2)!.resolve('third');
+    await expect(result).resolves.toBe('third');
+  });
+
+  it('ends the round with the first failure when no hedge is left after the wait', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const lb = balancer(5, { retry: { retries: 0 } } as Partial<BalancerOptions>);
+    const { sent, settle, fn } = scripted();
+    const outcome = lb.run(fn, { idempotent: true, hedge: { delayMs: 100, maxAttempts: 2 } }).catch((error: unknown) => error);
+    await vi.advanceTimersByTimeAsync(100);
+    expect(sent).toHaveLength(2);
+    const first = new RetryableError('pushed back', { retryAfterMs: 30 });
+    settle.get(0)!.reject(first);
+    settle.get(1)!.reject(reset());
+    await vi.advanceTimersByTimeAsync(0);
+    expect(await outcome).toBe(first);
+    expect(sent).toHaveLength(2);
   });
 });
