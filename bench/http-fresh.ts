@@ -21,19 +21,16 @@
  *   node bench/support/run.mjs http-fresh --runs 9
  */
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import { loadavg } from 'node:os';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Agent, Pool, request, type Dispatcher } from 'undici';
 import { createBalancer, type PickerSpec } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
-import { closedLoop, exitWithParent, pinClient, startPods } from './support/adapter-bench.js';
+import { closedLoop, pinClient, serveHttpPods, startPods } from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, median, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.11', '127.0.84.12', '127.0.84.13'];
-const BODY = Buffer.from(JSON.stringify({ ok: true, pod: 'web-0', padding: 'x'.repeat(64) }));
 const CONCURRENCY = 16;
 
 function argument(flag: string): string | undefined {
@@ -49,22 +46,8 @@ const TIMELINE = process.argv.includes('--timeline');
 
 // ---------------------------------------------------------------- pods (child process)
 
-async function servePods(): Promise<void> {
-  let port = 0;
-  for (const address of ADDRESSES) {
-    const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
-        res.end(BODY);
-      });
-    });
-    server.listen(port, address);
-    await once(server, 'listening');
-    port = (server.address() as { port: number }).port;
-  }
-  process.stdout.write(`${JSON.stringify({ port })}\n`);
-  exitWithParent();
+function servePods(): Promise<void> {
+  return serveHttpPods(ADDRESSES);
 }
 
 // ---------------------------------------------------------------- one fresh client (child process)

@@ -21,15 +21,12 @@
  *   node bench/support/run.mjs http --quick
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { once } from 'node:events';
 import { loadavg } from 'node:os';
 import { BalancedPool, Pool, request, type Dispatcher } from 'undici';
 import { createBalancer, type Balancer, type PickerSpec } from '../src/index.js';
 import { createDispatcher } from '../src/http/index.js';
 import {
   closedLoop,
-  exitWithParent,
   isolatedRounds,
   medianRound,
   pinClient,
@@ -39,11 +36,11 @@ import {
   type ContenderRunner,
   type RoundResult,
   type RoundTiming,
+  serveHttpPods,
 } from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.11', '127.0.84.12', '127.0.84.13'];
-const BODY = Buffer.from(JSON.stringify({ ok: true, pod: 'web-0', padding: 'x'.repeat(64) }));
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 5 : 25;
 const ROUND_MS = quick ? 300 : 400;
@@ -53,22 +50,8 @@ const MAX_REQUESTS_PER_ROUND = 400_000;
 
 // ---------------------------------------------------------------- pods (child process)
 
-async function servePods(): Promise<void> {
-  let port = 0;
-  for (const address of ADDRESSES) {
-    const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
-        res.end(BODY);
-      });
-    });
-    server.listen(port, address);
-    await once(server, 'listening');
-    port = (server.address() as { port: number }).port;
-  }
-  process.stdout.write(`${JSON.stringify({ port })}\n`);
-  exitWithParent();
+function servePods(): Promise<void> {
+  return serveHttpPods(ADDRESSES);
 }
 
 // ---------------------------------------------------------------- contenders

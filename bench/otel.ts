@@ -15,8 +15,6 @@
  *   node bench/support/run.mjs otel --quick
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
-import { once } from 'node:events';
 import { loadavg } from 'node:os';
 import {
   context,
@@ -36,7 +34,6 @@ import { createDispatcher } from '../src/http/index.js';
 import { instrumentBalancer } from '../src/otel/index.js';
 import {
   closedLoop,
-  exitWithParent,
   isolatedRounds,
   medianRound,
   pinClient,
@@ -46,33 +43,19 @@ import {
   type ContenderRunner,
   type RoundResult,
   type RoundTiming,
+  serveHttpPods,
 } from './support/adapter-bench.js';
 import { fixed, installedVersion, machine, table } from './support/measure.js';
 
 const ADDRESSES = ['127.0.84.21', '127.0.84.22', '127.0.84.23'];
-const BODY = Buffer.from(JSON.stringify({ ok: true, pod: 'web-0', padding: 'x'.repeat(64) }));
 const quick = process.argv.includes('--quick');
 const ROUNDS = quick ? 5 : 21;
 const ROUND_MS = quick ? 300 : 400;
 const TIMING: RoundTiming = { rounds: ROUNDS, warmupMs: 1000, roundMs: ROUND_MS };
 const MAX_REQUESTS_PER_ROUND = 400_000;
 
-async function servePods(): Promise<void> {
-  let port = 0;
-  for (const address of ADDRESSES) {
-    const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
-      req.resume();
-      req.on('end', () => {
-        res.writeHead(200, { 'content-type': 'application/json', 'content-length': BODY.length });
-        res.end(BODY);
-      });
-    });
-    server.listen(port, address);
-    await once(server, 'listening');
-    port = (server.address() as { port: number }).port;
-  }
-  process.stdout.write(`${JSON.stringify({ port })}\n`);
-  exitWithParent();
+function servePods(): Promise<void> {
+  return serveHttpPods(ADDRESSES);
 }
 
 /** Drops what it is given: the cost measured is the SDK's, not an exporter's network. */

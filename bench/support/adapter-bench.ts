@@ -1,9 +1,11 @@
 /**
- * What the adapter benchmarks (bench/http.ts, bench/grpc.ts) share: pods in a child process, each
+ * What the adapter benchmarks (bench/http.ts, http-fresh.ts, otel.ts, grpc.ts) share: pods in a child process, each
  * contender (client) in a process of its own, the clients and the pods pinned to different CPUs,
  * closed-loop rounds in shuffled order with the client's CPU time per request, and medians.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
 import { cpus } from 'node:os';
 import { createInterface } from 'node:readline';
 import { seededRandom } from '../../test/support/random.js';
@@ -174,6 +176,31 @@ export async function isolatedRounds<R>(
 ): Promise<Map<string, R[]>> {
   const remote = await Promise.all(ids.map((id) => spawnContender<R>(id, ['--port', String(port)])));
   return shuffledRounds(remote, timing, (c, ms) => c.round(ms, concurrency));
+}
+
+/** What every HTTP pod of the HTTP benches answers: a small JSON body, as an API would. */
+const HTTP_POD_BODY = Buffer.from(JSON.stringify({ ok: true, pod: 'web-0', padding: 'x'.repeat(64) }));
+
+/**
+ * The pods process of the HTTP benches: one keep-alive HTTP server per address, all on one port,
+ * each answering 200 with `HTTP_POD_BODY`; prints `{ port }` and exits with its parent.
+ */
+export async function serveHttpPods(addresses: readonly string[]): Promise<void> {
+  let port = 0;
+  for (const address of addresses) {
+    const server = http.createServer({ keepAliveTimeout: 60_000 }, (req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': HTTP_POD_BODY.length });
+        res.end(HTTP_POD_BODY);
+      });
+    });
+    server.listen(port, address);
+    await once(server, 'listening');
+    port = (server.address() as { port: number }).port;
+  }
+  process.stdout.write(`${JSON.stringify({ port })}\n`);
+  exitWithParent();
 }
 
 /** Call from the pods process: exit when the parent goes (its end of stdin closes). */
