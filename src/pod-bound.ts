@@ -31,10 +31,11 @@ export function defaultMaxPods(lb: object): number {
  * What an adapter holds open per pod (HTTP pools, gRPC channels), at most `max` pods' worth: when
  * one more pod is needed, the least recently used one's are handed to `evict`, which closes them
  * gracefully (their requests in flight finish). Each use (`get`) makes a pod the most recent.
- * Built on `lru-cache`; `max` may be Infinity.
+ * Built on `lru-cache`; with `max` Infinity (the default without subsetting), a plain Map: nothing is
+ * ever evicted, so a request pays for no recency bookkeeping.
  */
 export class BoundedPods<V extends object> {
-  private readonly cache: LRUCache<Endpoint, V>;
+  private readonly cache: LRUCache<Endpoint, V> | Map<Endpoint, V>;
   private evicted = 0;
 
   constructor(
@@ -46,10 +47,7 @@ export class BoundedPods<V extends object> {
       this.evicted++;
       evict(value, endpoint);
     };
-    // lru-cache needs a count or a size bound: with no bound, a size bound nothing reaches.
-    this.cache = Number.isFinite(max)
-      ? new LRUCache<Endpoint, V>({ max, dispose })
-      : new LRUCache<Endpoint, V>({ maxSize: Number.MAX_SAFE_INTEGER, sizeCalculation: one, dispose });
+    this.cache = Number.isFinite(max) ? new LRUCache<Endpoint, V>({ max, dispose }) : new Map<Endpoint, V>();
   }
 
   /** This pod's value, made the most recently used. */
@@ -59,7 +57,7 @@ export class BoundedPods<V extends object> {
 
   /** This pod's value, its recency unchanged. */
   peek(endpoint: Endpoint): V | undefined {
-    return this.cache.peek(endpoint);
+    return this.cache instanceof Map ? this.cache.get(endpoint) : this.cache.peek(endpoint);
   }
 
   /** Adds or replaces a pod's value (the most recent); may evict the least recent pod's. */
@@ -86,13 +84,13 @@ export class BoundedPods<V extends object> {
     return this.evicted;
   }
 
-  /** A copy of the entries, most recently used first: safe to change the map while going over it. */
+  /** A copy of the entries (most recently used first when bounded): safe to change the map while going over it. */
   entries(): [Endpoint, V][] {
     return [...this.cache.entries()];
   }
 
-  /** The values, most recently used first (a live view: do not change the map while going over it). */
-  values(): Generator<V> {
+  /** The values (most recently used first when bounded; a live view: do not change the map while going over it). */
+  values(): IterableIterator<V> {
     return this.cache.values();
   }
 
@@ -101,8 +99,4 @@ export class BoundedPods<V extends object> {
     // clear() reports each value to dispose with reason 'delete', which is ignored.
     this.cache.clear();
   }
-}
-
-function one(): number {
-  return 1;
 }

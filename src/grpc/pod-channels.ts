@@ -176,7 +176,7 @@ export class PodChannels {
   }
 
   /** Live channels (for the aggregate connectivity state). */
-  channels(): Generator<PodChannel> {
+  channels(): IterableIterator<PodChannel> {
     return this.live.values();
   }
 
