@@ -63,21 +63,9 @@ const COMMON_KEYS = [
   'clock',
   'random',
 ] as const;
-const DNS_KEYS = [
-  ...COMMON_KEYS,
-  'service',
-  'port',
-  'portName',
-  'protocol',
-  'dnsServers',
-  'dnsTimeoutMs',
-  'dnsAttempts',
-  'search',
-  'ndots',
-  'family',
-  'refresh',
-  'emptyGraceMs',
-] as const;
+/** The options of how a name is looked up (also what the `headless:` gRPC resolver takes). */
+export const LOOKUP_KEYS = ['dnsServers', 'dnsTimeoutMs', 'dnsAttempts', 'search', 'ndots', 'family', 'refresh', 'emptyGraceMs'] as const;
+const DNS_KEYS = [...COMMON_KEYS, 'service', 'port', 'portName', 'protocol', ...LOOKUP_KEYS] as const;
 const STATIC_KEYS = [...COMMON_KEYS, 'endpoints', 'service'] as const;
 
 /** Validates options (each error names the field and the value) and builds the parts. */

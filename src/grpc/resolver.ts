@@ -1,6 +1,6 @@
 import { experimental, Metadata, status as Status, type ChannelOptions } from '@grpc/grpc-js';
 import { createBalancer, type Balancer } from '../balancer.js';
-import { resolveConfig } from '../config.js';
+import { LOOKUP_KEYS, resolveConfig } from '../config.js';
 import { HeadlessLbError, InvalidOptionError } from '../errors.js';
 import type { AddressDiscoveryOptions, SubsetOptions } from '../options.js';
 import { checkKnownKeys, checkObject } from '../option-checks.js';
@@ -28,17 +28,7 @@ export interface HeadlessResolverOptions {
   readonly subset?: SubsetOptions;
 }
 
-const DISCOVERY_KEYS = [
-  'dnsServers',
-  'dnsTimeoutMs',
-  'dnsAttempts',
-  'search',
-  'ndots',
-  'family',
-  'refresh',
-  'emptyGraceMs',
-  'allowedAddresses',
-] as const;
+const DISCOVERY_KEYS = [...LOOKUP_KEYS, 'allowedAddresses'] as const;
 const SCHEME = /^[a-z][a-z0-9+.-]*$/;
 /** Re-resolutions asked by grpc-js's balancing policy (a connection left READY) start a lookup at most this often. */
 const MIN_REQUESTED_REFRESH_MS = 1000;
