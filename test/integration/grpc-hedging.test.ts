@@ -1,10 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Balancer, BalancerOptions, Picker } from '../../src/index.js';
-import { createGrpcChannel, type GrpcChannelOptions, type HeadlessChannel } from '../../src/grpc/index.js';
-import { loadEcho, type EchoClient, type EchoReply, type GrpcService } from '../support/grpc-pods.js';
+import type { GrpcChannelOptions, HeadlessChannel } from '../../src/grpc/index.js';
+import type { EchoClient, EchoReply, GrpcService } from '../support/grpc-pods.js';
 import { readAll, unary, waitFor } from '../support/grpc-unary.js';
 import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
+import { echoOverPods } from '../support/grpc-echo-client.js';
 
 /**
  * Hedged gRPC calls (gRFC A6's hedging) against a real Knot DNS and real grpc-js pods on 127.x:
@@ -16,7 +17,6 @@ import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.
 const TTL = 5;
 const STALL_MS = 50;
 const HEDGE_DELAY_MS = 10;
-const Echo = loadEcho();
 let env: GrpcKnotCluster;
 let serviceNumber = 0;
 
@@ -44,14 +44,8 @@ async function connect(
 ): Promise<Client> {
   const svc = await env.cluster.createService({ name: `hedge-${serviceNumber++}`, replicas });
   const picker = pinFirst ? { picker: firstOn(svc.pods[0]!.address) } : {};
-  const lb = env.balancer({ service: svc.fqdn, portName: 'grpc', outlierDetection: false, ...picker, ...lbOptions });
+  const { lb, channel, client } = echoOverPods(env, svc.fqdn, options, { outlierDetection: false, ...picker, ...lbOptions });
   await lb.ready();
-  const channel = createGrpcChannel(lb, { credentials: grpc.credentials.createInsecure(), ...options });
-  const client = channel.client(Echo);
-  env.onClose(async () => {
-    client.close();
-    await channel.close();
-  });
   return { svc, lb, channel, client };
 }
 

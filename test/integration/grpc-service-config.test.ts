@@ -1,11 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { InvalidOptionError, type Balancer, type BalancerOptions } from '../../src/index.js';
+import { InvalidOptionError, type BalancerOptions } from '../../src/index.js';
 import { createGrpcChannel, type GrpcChannelOptions, type GrpcServiceConfig, type HeadlessChannel } from '../../src/grpc/index.js';
 import { loadEcho, type EchoClient, type GrpcService } from '../support/grpc-pods.js';
 import { unary } from '../support/grpc-unary.js';
 import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
 import { sleep } from '../support/wait.js';
+import { echoOverPods, type EchoOverPods } from '../support/grpc-echo-client.js';
 
 /**
  * `createGrpcChannel({ serviceConfig })` against a real Knot DNS and real grpc-js pods on 127.x:
@@ -33,21 +34,8 @@ afterAll(async () => {
   await env?.close();
 });
 
-interface Client {
-  readonly lb: Balancer;
-  readonly channel: HeadlessChannel;
-  readonly client: EchoClient;
-}
-
-function connect(service: string, options: Partial<GrpcChannelOptions> = {}, lbOptions: Partial<BalancerOptions> = {}): Client {
-  const lb = env.balancer({ service, portName: 'grpc', ...lbOptions });
-  const channel = createGrpcChannel(lb, { credentials: insecure, ...options });
-  const client = channel.client(Echo);
-  env.onClose(async () => {
-    client.close();
-    await channel.close();
-  });
-  return { lb, channel, client };
+function connect(service: string, options: Partial<GrpcChannelOptions> = {}, lbOptions: Partial<BalancerOptions> = {}): EchoOverPods {
+  return echoOverPods(env, service, options, lbOptions);
 }
 
 function requests(svc: GrpcService): number {

@@ -1,11 +1,12 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AttemptStartMessage, Balancer, BalancerOptions } from '../../src/index.js';
-import { createGrpcChannel, type GrpcChannelOptions, type HeadlessChannel } from '../../src/grpc/index.js';
-import { loadEcho, type EchoClient, type EchoReply } from '../support/grpc-pods.js';
+import type { AttemptStartMessage, BalancerOptions } from '../../src/index.js';
+import type { GrpcChannelOptions } from '../../src/grpc/index.js';
+import type { EchoClient, EchoReply } from '../support/grpc-pods.js';
 import { startKnotCluster, type GrpcKnotCluster } from '../support/knot-cluster.js';
 import { sleep, waitFor } from '../support/wait.js';
+import { echoOverPods, type EchoOverPods } from '../support/grpc-echo-client.js';
 
 /**
  * headless-lb/grpc against a real Knot DNS and real grpc-js pods on 127.x: spread, shard-key
@@ -13,7 +14,6 @@ import { sleep, waitFor } from '../support/wait.js';
  * Loads are closed loops of a few calls in flight, bounded in count and time.
  */
 const TTL = 2;
-const Echo = loadEcho();
 let env: GrpcKnotCluster;
 
 beforeAll(async () => {
@@ -24,21 +24,8 @@ afterAll(async () => {
   await env?.close();
 });
 
-interface Client {
-  readonly lb: Balancer;
-  readonly channel: HeadlessChannel;
-  readonly client: EchoClient;
-}
-
-function connect(service: string, options: Partial<GrpcChannelOptions> = {}, lbOptions: Partial<BalancerOptions> = {}): Client {
-  const lb = env.balancer({ service, portName: 'grpc', ...lbOptions });
-  const channel = createGrpcChannel(lb, { credentials: grpc.credentials.createInsecure(), keyMetadata: 'x-shard-key', ...options });
-  const client = channel.client(Echo);
-  env.onClose(async () => {
-    client.close();
-    await channel.close();
-  });
-  return { lb, channel, client };
+function connect(service: string, options: Partial<GrpcChannelOptions> = {}, lbOptions: Partial<BalancerOptions> = {}): EchoOverPods {
+  return echoOverPods(env, service, { keyMetadata: 'x-shard-key', ...options }, lbOptions);
 }
 
 function call(client: EchoClient, request: { text?: string; delayMs?: number }, key?: string, deadlineMs = 5000): Promise<EchoReply> {
