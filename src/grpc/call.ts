@@ -29,8 +29,6 @@ export interface CallHost {
   readonly pods: PodChannels;
   /** What is known of each method's messages (from the clients' service definitions): `MethodShape` bits. */
   readonly methodShapes: ReadonlyMap<string, number>;
-  /** What the calls of a method may do (retries, retryable codes, ...). */
-  policyFor(method: string): GrpcMethodPolicy;
   /** The service config's retry throttling (gRFC A6), if any. */
   readonly throttle: RetryThrottle | undefined;
 }
@@ -90,7 +88,6 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   private deadlineTimer: NodeJS.Timeout | undefined;
   /** `MethodShape` bits of the method, from the service definitions the channel was told. */
   private readonly shape: number;
-  private readonly policy: GrpcMethodPolicy;
   /** Attempts listen to the balancer's signal: it aborts them on an attempt timeout or a lost hedge. */
   private readonly watchSignals: boolean;
   /** A `waitForReady` call that found no pod reachable, waiting for one. */
@@ -101,6 +98,7 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
   constructor(
     private readonly host: CallHost,
     readonly method: string,
+    private readonly policy: GrpcMethodPolicy,
     readonly deadline: Deadline,
     readonly authorityOverride: string | null | undefined,
     readonly parent: ParentCall,
@@ -108,7 +106,6 @@ export class BalancedCall implements GrpcCall, DispatchedCall<void>, AttemptOwne
     private readonly explicitKey: string | undefined,
   ) {
     this.shape = host.methodShapes.get(method) ?? 0;
-    this.policy = host.policyFor(method);
     const run = this.policy.runOptions;
     this.watchSignals = host.options.attemptTimeoutMs !== undefined || run.attemptTimeoutMs !== undefined || run.hedge !== undefined;
   }

@@ -184,15 +184,16 @@ export class HeadlessChannel implements ChannelInterface {
     if (!(typeof deadline === 'number' || deadline instanceof Date))
       throw new TypeError('Channel#createCall: deadline must be a number or Date');
     if (this.closing !== undefined) throw new Error('Channel has been shut down');
+    const policy = this.policyFor(method);
     if (this.methodPolicies?.hasTimeouts === true) {
       // The service config's timeout shortens the caller's deadline, never lengthens it (as grpc-js does).
-      const timeoutMs = this.policyFor(method).timeoutMs;
+      const timeoutMs = policy.timeoutMs;
       if (timeoutMs !== undefined) {
         const configDeadline = Date.now() + timeoutMs;
         if (configDeadline < (deadline instanceof Date ? deadline.getTime() : deadline)) deadline = configDeadline;
       }
     }
-    return new BalancedCall(this, method, deadline, host, parentCall, propagateFlags, this.keys.getStore());
+    return new BalancedCall(this, method, policy, deadline, host, parentCall, propagateFlags, this.keys.getStore());
   }
 
   /**
